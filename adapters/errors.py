@@ -1,0 +1,166 @@
+"""Errors of the federation, one tree with one root.
+
+::
+
+    YikatongError                     reason, message, metadata; retryable, may_have_reached
+    ├── InvalidArgument               a request field is wrong (field named)
+    ├── Refusal                       a definite "no" from a domain rule, at the hub or at a region
+    │   ├── RegionNotFederated        no region serves the province
+    │   ├── CardNotUsable             the card is not NORMAL (reason CARD_<STATUS>)
+    │   ├── CardStateConflict         the requested status change is not allowed from the card's status
+    │   ├── CardNotFound              the issuing region has no such card
+    │   ├── HolderMismatch            the credential's fields do not belong together
+    │   ├── HolderNotFound            no region knows the person
+    │   ├── ApplicationNotFound       the person has no application
+    │   ├── CardAlreadyHeld           the person already holds a usable card
+    │   ├── IdempotencyKeyReused      same request_id, different request
+    │   └── RequestInProgress         same request_id while the first is still running
+    └── AdapterError                  trouble talking to a region
+        ├── RegionUnavailable         did not reach the region; safe to retry
+        ├── RegionTimeout             no answer in time; the request may have reached the region
+        └── RegionProtocolError       the region answered something unreadable
+
+Retry logic reads ``retryable`` and ``may_have_reached``; it never lists classes. The hub maps every
+class to a gRPC status code and ``ErrorInfo.reason`` in one table (``gateway.status``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from adapters.domain import CardStatus
+
+
+class YikatongError(Exception):
+    """Root of every error the federation raises on purpose.
+
+    Attributes:
+        reason: UPPER_SNAKE_CASE reason for ``google.rpc.ErrorInfo``.
+        metadata: every dynamic value the message mentions, as strings.
+        retryable: a retry of the same call could succeed.
+        may_have_reached: the request may have reached the region (its outcome is unknown).
+    """
+
+    reason = "INTERNAL_ERROR"
+    retryable = False
+    may_have_reached = False
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+class InvalidArgument(YikatongError):
+    """A request field is missing or malformed."""
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}", metadata={"field": field, "problem": problem})
+        self.field = field
+
+
+class Refusal(YikatongError):
+    """A definite answer that the request cannot be done; retrying will not change it."""
+
+    reason = "REFUSED"
+    may_have_reached = True
+
+
+class RegionNotFederated(Refusal):
+    reason = "REGION_NOT_FEDERATED"
+
+    def __init__(self, province: str) -> None:
+        super().__init__(f"no federated region serves province {province}", metadata={"province": province})
+
+
+class CardNotUsable(Refusal):
+    """The card exists but its status forbids use; the reason names the status."""
+
+    def __init__(self, status: CardStatus, card_number: str) -> None:
+        super().__init__(
+            f"card is {status.name}", metadata={"status": status.name, "card_number": card_number}
+        )
+        self.status = status
+        self.reason = f"CARD_{status.name}"
+
+
+class CardStateConflict(Refusal):
+    reason = "CARD_STATE_CONFLICT"
+
+    def __init__(self, action: str, status: CardStatus) -> None:
+        super().__init__(
+            f"{action} is not allowed for a card that is {status.name}",
+            metadata={"action": action, "status": status.name},
+        )
+
+
+class CardNotFound(Refusal):
+    reason = "CARD_NOT_FOUND"
+
+
+class HolderMismatch(Refusal):
+    reason = "HOLDER_MISMATCH"
+
+
+class HolderNotFound(Refusal):
+    reason = "HOLDER_NOT_FOUND"
+
+
+class ApplicationNotFound(Refusal):
+    reason = "APPLICATION_NOT_FOUND"
+
+
+class CardAlreadyHeld(Refusal):
+    reason = "CARD_ALREADY_HELD"
+
+
+class IdempotencyKeyReused(Refusal):
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request_id {request_id} was used for a different request", metadata={"request_id": request_id}
+        )
+
+
+class RequestInProgress(Refusal):
+    reason = "REQUEST_IN_PROGRESS"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request_id {request_id} is still being processed", metadata={"request_id": request_id}
+        )
+
+
+class AdapterError(YikatongError):
+    """Trouble talking to a region. ``region`` is the region id."""
+
+    reason = "REGION_ERROR"
+
+    def __init__(self, region: str, message: str) -> None:
+        super().__init__(f"region {region}: {message}", metadata={"region": region})
+        self.region = region
+
+
+class RegionUnavailable(AdapterError):
+    """The request did not reach the region (connection refused, region down): safe to retry."""
+
+    reason = "REGION_UNAVAILABLE"
+    retryable = True
+
+
+class RegionTimeout(AdapterError):
+    """No answer within the deadline; the region may have acted on the request."""
+
+    reason = "REGION_TIMEOUT"
+    retryable = True
+    may_have_reached = True
+
+
+class RegionProtocolError(AdapterError):
+    """The region answered, but not in its protocol (or reported an internal failure)."""
+
+    reason = "REGION_PROTOCOL_ERROR"
+    may_have_reached = True

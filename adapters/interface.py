@@ -1,0 +1,112 @@
+"""The adapter interface every region implements, built-in or partner's.
+
+An adapter translates the canonical domain (``adapters.domain``) to one region's own protocol and back.
+It takes and returns frozen dataclasses, never protobuf or HTTP objects, and raises only errors from
+``adapters.errors``:
+
+* a definite answer from the region that the request cannot be done → a :class:`~adapters.errors.Refusal`
+  subclass (``CardNotFound``, ``HolderMismatch``, ``CardStateConflict``, ...);
+* the region could not be reached → :class:`~adapters.errors.RegionUnavailable` (retryable);
+* no answer within ``timeout`` → :class:`~adapters.errors.RegionTimeout` (may have reached the region);
+* an unreadable answer → :class:`~adapters.errors.RegionProtocolError`.
+
+Every write carries the caller's ``request_id``; the adapter sends it as the region's message id so the
+region deduplicates a retried write.
+
+Adapters are registered under the entry-point group ``yikatong.adapters``; the hub builds one instance per
+configured region with :class:`AdapterSettings` and calls :meth:`RegionAdapter.start` before use.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adapters.domain import Application, ApplyCard, Card, CardCredential, CardRecord, ChangeCard, ReplaceCard
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """What the hub gives an adapter when it builds it.
+
+    Attributes:
+        region_id: the region's id, e.g. ``"yangtze-delta"``; used in every error the adapter raises.
+        endpoint: where the region's back-end listens (``http://host:port`` or ``host:port`` for gRPC).
+        options: adapter-specific settings from the region's configuration file (credentials, ids).
+    """
+
+    region_id: str
+    endpoint: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+class RegionAdapter(abc.ABC):
+    """One region's back-end, spoken to in the region's own protocol.
+
+    Every method takes ``timeout``: seconds the call may take in total, after which it raises
+    :class:`~adapters.errors.RegionTimeout`.
+    """
+
+    def __init__(self, settings: AdapterSettings) -> None:
+        self.settings = settings
+
+    @property
+    def region_id(self) -> str:
+        """The id of the region this adapter speaks to."""
+        return self.settings.region_id
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections. Called once before the first call."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Called once at shutdown."""
+
+    @abc.abstractmethod
+    async def get_card(self, credential: CardCredential, *, timeout: float) -> CardRecord:
+        """Look a card up with its holder and insurances, whatever its status.
+
+        Raises:
+            CardNotFound: the region issued no card with that number.
+            HolderMismatch: the SSN, name or identification code does not belong to that card.
+        """
+
+    @abc.abstractmethod
+    async def knows_holder(self, social_security_number: str, *, timeout: float) -> bool:
+        """Whether the region holds a record (card or application) of this person."""
+
+    @abc.abstractmethod
+    async def apply_card(self, request: ApplyCard, *, timeout: float) -> Application:
+        """申领: submit an application for a new card.
+
+        Raises:
+            HolderNotFound: the region has no record of the person.
+            HolderMismatch: the name does not match the record.
+            CardAlreadyHeld: the person already holds a card that is not cancelled.
+        """
+
+    @abc.abstractmethod
+    async def change_card(self, request: ChangeCard, *, timeout: float) -> Card:
+        """Enable the social-security function, report a temporary loss, or cancel that report.
+
+        Raises:
+            CardStateConflict: the action is not allowed from the card's current status.
+        """
+
+    @abc.abstractmethod
+    async def replace_card(self, request: ReplaceCard, *, timeout: float) -> Application:
+        """补换: cancel the card and start production of its replacement."""
+
+    @abc.abstractmethod
+    async def get_application(
+        self, social_security_number: str, holder_name: str, *, timeout: float
+    ) -> Application:
+        """The person's latest application.
+
+        Raises:
+            ApplicationNotFound: the person has no application.
+        """
+
+    @abc.abstractmethod
+    async def check_health(self, *, timeout: float) -> None:
+        """Return when the back-end answers; raise an ``AdapterError`` when it does not."""

@@ -1,0 +1,155 @@
+"""Region configuration files (``regions/config/<region-id>.toml``), validated once at start-up.
+
+Every error names the file, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+_REGION_ID = re.compile(r"[a-z][a-z0-9-]{1,40}")
+_PROVINCE = re.compile(r"[1-8][0-9]")
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, unreadable or has a bad value."""
+
+    def __init__(self, path: Path | str, key: str, value: object, problem: str) -> None:
+        super().__init__(f"{path}: {key} = {value!r}: {problem}")
+        self.path, self.key, self.value = str(path), key, value
+
+
+class Table:
+    """Typed reads from one TOML table, raising ``ConfigError`` that names file and key."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any], prefix: str = "") -> None:
+        self.path, self.data, self.prefix = path, data, prefix
+
+    @classmethod
+    def load(cls, path: Path) -> Table:
+        try:
+            return cls(path, tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ConfigError(path, "(file)", str(path), "file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(path, "(file)", "", f"not valid TOML: {exc}") from None
+
+    def get(self, key: str, kind: type[T], default: T | None = None) -> T:
+        value = self.data.get(key, default)
+        if value is None:
+            raise ConfigError(self.path, self.prefix + key, None, "is required")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(self.path, self.prefix + key, value, f"must be {kind.__name__}")
+        return value
+
+    def positive(self, key: str, kind: type[T], default: T) -> T:
+        value = self.get(key, kind, default)
+        if not value > 0:  # type: ignore[operator]
+            raise ConfigError(self.path, self.prefix + key, value, "must be greater than 0")
+        return value
+
+    def table(self, key: str) -> Table:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(self.path, self.prefix + key, value, "must be a table")
+        return Table(self.path, value, f"{self.prefix}{key}.")
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """How the region's sandbox back-end runs.
+
+    Attributes:
+        port: protocol port of the sandbox (0 = any free port).
+        admin_port: admin HTTP port (fault knobs, clock) of the sandbox (0 = any free port).
+        stage_seconds: seconds each card-production stage takes on the sandbox clock.
+        temporary_loss_days: days after which a temporary loss report lapses.
+    """
+
+    port: int = 0
+    admin_port: int = 0
+    stage_seconds: float = 60.0
+    temporary_loss_days: int = 15
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """One federated region.
+
+    Attributes:
+        region_id: the region id, e.g. ``sichuan-chongqing``.
+        name: display name.
+        provinces: two-digit GB/T 2260 province codes the region serves.
+        adapter: entry-point name of the adapter (``yikatong.adapters`` group).
+        endpoint: where the region's back-end listens.
+        options: adapter-specific strings (credentials, ids).
+        sandbox: settings of the sandbox that stands in for the region's back-end.
+        source: the file it was read from.
+    """
+
+    region_id: str
+    name: str
+    provinces: tuple[str, ...]
+    adapter: str
+    endpoint: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    sandbox: SandboxSettings = SandboxSettings()
+    source: str = ""
+
+
+def load_region(path: Path) -> RegionConfig:
+    t = Table.load(path)
+    region_id = t.get("id", str)
+    if not _REGION_ID.fullmatch(region_id):
+        raise ConfigError(path, "id", region_id, "must be lower-case letters, digits and dashes")
+    provinces = t.get("provinces", list)
+    for i, p in enumerate(provinces):
+        if not isinstance(p, str) or not _PROVINCE.fullmatch(p):
+            raise ConfigError(path, f"provinces[{i}]", p, "must be a two-digit province code string")
+    if not provinces:
+        raise ConfigError(path, "provinces", provinces, "must name at least one province")
+    options = t.table("options")
+    for key, value in options.data.items():
+        if not isinstance(value, str):
+            raise ConfigError(path, f"options.{key}", value, "must be a string")
+    s = t.table("sandbox")
+    sandbox = SandboxSettings(
+        port=s.get("port", int, 0),
+        admin_port=s.get("admin_port", int, 0),
+        stage_seconds=s.positive("stage_seconds", float, 60.0),
+        temporary_loss_days=s.positive("temporary_loss_days", int, 15),
+    )
+    return RegionConfig(
+        region_id=region_id,
+        name=t.get("name", str),
+        provinces=tuple(provinces),
+        adapter=t.get("adapter", str),
+        endpoint=t.get("endpoint", str),
+        options=dict(options.data),
+        sandbox=sandbox,
+        source=str(path),
+    )
+
+
+def load_regions(directory: Path = CONFIG_DIR) -> list[RegionConfig]:
+    """Every ``*.toml`` region file in ``directory``; a province served twice is refused."""
+    regions = [load_region(p) for p in sorted(directory.glob("*.toml"))]
+    owner: dict[str, str] = {}
+    for region in regions:
+        for province in region.provinces:
+            if province in owner:
+                raise ConfigError(
+                    region.source, "provinces", province, f"already served by {owner[province]}"
+                )
+            owner[province] = region.region_id
+    return regions

@@ -1,0 +1,131 @@
+"""Run a region's sandbox: its protocol server plus an admin HTTP server for fault knobs and the clock.
+
+Admin endpoints (JSON): ``GET /healthz``; ``GET``/``POST /admin/faults`` (``down``, ``latency_ms``,
+``error_rate``, ``clear``); ``POST /admin/clock`` (``advance_seconds``); ``POST /admin/cards/{card}/status``
+(``status``: a card status name; changes the card at the region's own counter).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from adapters.domain import CardStatus
+from regions.cardsystem import CardSystem
+from regions.config import RegionConfig
+from regions.faults import Faults
+from regions.seed import generate
+
+# Region id → module that defines ``async def serve(system, faults, config, host, port) -> ProtocolServer``.
+SERVERS = {
+    "yangtze-delta": "regions.yangtze_delta",
+    "sichuan-chongqing": "regions.sichuan_chongqing",
+    "beijing-tianjin-hebei": "regions.jingjinji",
+}
+
+
+class ProtocolServer(Protocol):
+    """A running protocol server of a sandbox."""
+
+    address: str  # what an adapter's endpoint setting should be
+
+    async def stop(self) -> None: ...
+
+
+ServeFn = Callable[[CardSystem, Faults, RegionConfig, str, int], Awaitable[ProtocolServer]]
+
+
+@dataclass
+class RunningSandbox:
+    """A sandbox that is serving: its state, knobs and where it listens."""
+
+    config: RegionConfig
+    system: CardSystem
+    faults: Faults
+    server: ProtocolServer
+    admin_url: str
+    _admin: web.AppRunner
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self._admin.cleanup()
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def admin_app(system: CardSystem, faults: Faults) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"region": system.region_id, "faults": faults.as_dict()})
+
+    async def get_faults(_: web.Request) -> web.Response:
+        return web.json_response(faults.as_dict())
+
+    async def set_faults(request: web.Request) -> web.Response:
+        try:
+            body: Any = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            faults.update(body)
+        except ValueError as exc:
+            return _json_error(400, str(exc))
+        return web.json_response(faults.as_dict())
+
+    async def advance_clock(request: web.Request) -> web.Response:
+        try:
+            body: Any = await request.json()
+            seconds = float(body["advance_seconds"])
+        except (ValueError, KeyError, TypeError):
+            return _json_error(400, "advance_seconds must be a number")
+        system.clock.advance(seconds)
+        return web.json_response({"offset_seconds": system.clock.offset})
+
+    async def set_card_status(request: web.Request) -> web.Response:
+        number = request.match_info["card"]
+        try:
+            body: Any = await request.json()
+            status = CardStatus[str(body["status"])]
+        except (ValueError, KeyError, TypeError):
+            return _json_error(400, "status must be a card status name")
+        if number not in system.cards:
+            return _json_error(404, "no such card")
+        card = system.set_status(number, status)
+        return web.json_response({"card_number": card.card_number, "status": card.status.name})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/admin/faults", get_faults)
+    app.router.add_post("/admin/faults", set_faults)
+    app.router.add_post("/admin/clock", advance_clock)
+    app.router.add_post("/admin/cards/{card}/status", set_card_status)
+    return app
+
+
+async def start_sandbox(
+    config: RegionConfig, *, host: str = "127.0.0.1", port: int | None = None, admin_port: int | None = None
+) -> RunningSandbox:
+    """Start the region's sandbox; ports default to the region file's, 0 picks free ones."""
+    system = CardSystem(
+        config.region_id,
+        generate(config.region_id, config.provinces),
+        stage_seconds=config.sandbox.stage_seconds,
+        temporary_loss_days=config.sandbox.temporary_loss_days,
+    )
+    faults = Faults()
+    serve: ServeFn = importlib.import_module(SERVERS[config.region_id]).serve
+    server = await serve(system, faults, config, host, config.sandbox.port if port is None else port)
+    runner = web.AppRunner(admin_app(system, faults), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, config.sandbox.admin_port if admin_port is None else admin_port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return RunningSandbox(config, system, faults, server, f"http://{host}:{bound}", runner)

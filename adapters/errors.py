@@ -79,9 +79,7 @@ class CardNotUsable(Refusal):
     """The card exists but its status forbids use; the reason names the status."""
 
     def __init__(self, status: CardStatus, card_number: str) -> None:
-        super().__init__(
-            f"card is {status.name}", metadata={"status": status.name, "card_number": card_number}
-        )
+        super().__init__(f"card is {status.name}", metadata={"status": status.name, "card_number": card_number})
         self.status = status
         self.reason = f"CARD_{status.name}"
 
@@ -129,9 +127,7 @@ class RequestInProgress(Refusal):
     reason = "REQUEST_IN_PROGRESS"
 
     def __init__(self, request_id: str) -> None:
-        super().__init__(
-            f"request_id {request_id} is still being processed", metadata={"request_id": request_id}
-        )
+        super().__init__(f"request_id {request_id} is still being processed", metadata={"request_id": request_id})
 
 
 class AdapterError(YikatongError):

@@ -98,9 +98,7 @@ class RegionAdapter(abc.ABC):
         """补换: cancel the card and start production of its replacement."""
 
     @abc.abstractmethod
-    async def get_application(
-        self, social_security_number: str, holder_name: str, *, timeout: float
-    ) -> Application:
+    async def get_application(self, social_security_number: str, holder_name: str, *, timeout: float) -> Application:
         """The person's latest application.
 
         Raises:

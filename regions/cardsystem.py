@@ -151,9 +151,7 @@ class CardSystem:
         """The card row, after checking that every given field belongs to it."""
         row = self.cards.get(card_number)
         if row is None:
-            raise CardNotFound(
-                f"no card {card_number} in {self.region_id}", metadata={"card_number": card_number}
-            )
+            raise CardNotFound(f"no card {card_number} in {self.region_id}", metadata={"card_number": card_number})
         person = self.people[row.ssn]
         if (
             row.ssn != ssn
@@ -183,19 +181,13 @@ class CardSystem:
     # --- writes (idempotent on msgid) --------------------------------------------------------------
 
     def apply(self, msgid: str, ssn: str, name: str, insured_area: str, delivery: Delivery) -> Application:
-        return self._once(
-            msgid, ("apply", ssn, name, insured_area, delivery), lambda: self._apply(ssn, name, delivery)
-        )
+        return self._once(msgid, ("apply", ssn, name, insured_area, delivery), lambda: self._apply(ssn, name, delivery))
 
-    def change(
-        self, msgid: str, ssn: str, card_number: str, code: str, name: str, action: CardAction
-    ) -> Card:
+    def change(self, msgid: str, ssn: str, card_number: str, code: str, name: str, action: CardAction) -> Card:
         key = ("change", ssn, card_number, code, name, action)
         return self._once(msgid, key, lambda: self._change(self.find(ssn, card_number, code, name), action))
 
-    def replace_card(
-        self, msgid: str, ssn: str, card_number: str, code: str, name: str, reason: str
-    ) -> Application:
+    def replace_card(self, msgid: str, ssn: str, card_number: str, code: str, name: str, reason: str) -> Application:
         key = ("replace", ssn, card_number, code, name, reason)
         return self._once(msgid, key, lambda: self._replace(self.find(ssn, card_number, code, name)))
 
@@ -241,19 +233,13 @@ class CardSystem:
                 )
         if any(self._stage(a) not in (Stage.ISSUED, Stage.FAILED) for a in person.applications):
             raise CardAlreadyHeld("an application for this person is already in production", metadata={})
-        area = (
-            self.cards[person.card_numbers[-1]].card.issuing_area
-            if person.card_numbers
-            else self._home_area(person)
-        )
+        area = self.cards[person.card_numbers[-1]].card.issuing_area if person.card_numbers else self._home_area(person)
         return self._view(self._new_application(person, area, delivery, generation=3))
 
     def _home_area(self, person: PersonRow) -> str:
         return person.insurance.insured_area if person.insurance else person.holder.social_security_number[:6]
 
-    def _new_application(
-        self, person: PersonRow, area: str, delivery: Delivery, generation: int
-    ) -> ApplicationRow:
+    def _new_application(self, person: PersonRow, area: str, delivery: Delivery, generation: int) -> ApplicationRow:
         self._serial += 1
         now = self.clock.now()
         seed = _fingerprint(self.region_id, person.holder.social_security_number, self._serial)
@@ -287,8 +273,7 @@ class CardSystem:
         final = Stage.MAILED if app.delivery is Delivery.MAIL else Stage.READY_AT_OUTLET
         path = [*PIPELINE[:3], Stage.FAILED] if app.fails else [*PIPELINE, final, Stage.ISSUED]
         return [
-            StageEvent(s, _stamp(app.submitted_at + i * self.stage_seconds))
-            for i, s in enumerate(path[: steps + 1])
+            StageEvent(s, _stamp(app.submitted_at + i * self.stage_seconds)) for i, s in enumerate(path[: steps + 1])
         ]
 
     def _view(self, app: ApplicationRow) -> Application:

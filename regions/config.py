@@ -148,8 +148,6 @@ def load_regions(directory: Path = CONFIG_DIR) -> list[RegionConfig]:
     for region in regions:
         for province in region.provinces:
             if province in owner:
-                raise ConfigError(
-                    region.source, "provinces", province, f"already served by {owner[province]}"
-                )
+                raise ConfigError(region.source, "provinces", province, f"already served by {owner[province]}")
             owner[province] = region.region_id
     return regions

@@ -31,9 +31,7 @@ CITIES: dict[str, tuple[str, ...]] = {
 }
 ORIGINS_ELSEWHERE = ("410100", "420100", "430100", "360100", "370100", "440100", "610100", "230100")
 
-SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
-)
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超霞平刚桂兰玉华建国红梅文斌宇浩然子涵欣怡思远嘉慧俊"
 
 # Status mix of seeded cards; None means the person has no card yet.
@@ -96,9 +94,7 @@ def _person(rng: random.Random, province: str, index: int) -> SeededPerson:
     ssn, born = make_ssn(rng, origin)
     gender = Gender.MALE if int(ssn[16]) % 2 else Gender.FEMALE
     roll = rng.random()
-    insurance_type = (
-        InsuranceType.EMPLOYEE if roll < 0.55 else InsuranceType.RESIDENT if roll < 0.95 else None
-    )
+    insurance_type = InsuranceType.EMPLOYEE if roll < 0.55 else InsuranceType.RESIDENT if roll < 0.95 else None
     insurance = Insurance(issuing_area, insurance_type) if insurance_type else None
     employee = insurance_type is InsuranceType.EMPLOYEE
     return SeededPerson(

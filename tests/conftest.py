@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import grpc
 import pytest
 
+from gateway.config import load_hub_config
+from gateway.hub import Hub
 from regions.config import RegionConfig, load_regions
 from regions.sandbox import RunningSandbox, start_sandbox
+from regions.seed import SeededPerson, generate
+from yikatong.v1 import card_affairs_pb2_grpc, card_pb2_grpc, common_pb2, federation_pb2_grpc
 
 REGION_IDS = ("yangtze-delta", "sichuan-chongqing", "beijing-tianjin-hebei")
 
@@ -32,3 +39,55 @@ async def start_region(region_configs: dict[str, RegionConfig]) -> AsyncIterator
     yield start
     for sandbox in started:
         await sandbox.stop()
+
+
+@dataclass
+class Federation:
+    """A running hub with the three sandboxes, and stubs to call it."""
+
+    hub: Hub
+    sandboxes: dict[str, RunningSandbox]
+    channel: grpc.aio.Channel
+    cards: card_pb2_grpc.CardServiceStub
+    affairs: card_affairs_pb2_grpc.CardAffairsServiceStub
+    federation: federation_pb2_grpc.FederationServiceStub
+
+    def people(self, region_id: str) -> list[SeededPerson]:
+        config = self.sandboxes[region_id].config
+        return generate(config.region_id, config.provinces)
+
+    def pick(self, region_id: str, predicate: Callable[[SeededPerson], bool]) -> SeededPerson:
+        return next(p for p in self.people(region_id) if predicate(p))
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return self.hub.metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def credential(p: SeededPerson, *, with_name: bool = True) -> common_pb2.CardCredential:
+    return common_pb2.CardCredential(
+        social_security_number=p.social_security_number,
+        card_number=p.card_number,
+        card_identification_code=p.card_identification_code,
+        holder_name=p.name if with_name else "",
+    )
+
+
+@pytest.fixture
+async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[Federation]:
+    """The hub on port 0 with all three sandboxes as real servers on port 0."""
+    sandboxes = {r: await start_region(r) for r in REGION_IDS}
+    config = load_hub_config(data_dir=tmp_path)
+    config = replace(config.with_endpoints({r: s.address for r, s in sandboxes.items()}), port=0, admin_port=0)
+    hub = Hub(config)
+    await hub.start()
+    channel = grpc.aio.insecure_channel(hub.address)
+    yield Federation(
+        hub,
+        sandboxes,
+        channel,
+        card_pb2_grpc.CardServiceStub(channel),
+        card_affairs_pb2_grpc.CardAffairsServiceStub(channel),
+        federation_pb2_grpc.FederationServiceStub(channel),
+    )
+    await channel.close()
+    await hub.stop(grace=1)

@@ -1,0 +1,226 @@
+"""The 川渝 Sichuan–Chongqing adapter: signed resource-style REST over one aiohttp session.
+
+Only this module and :mod:`adapters.sichuan_chongqing.codec` see the region's protocol. Every failure of
+aiohttp, asyncio and the region's error codes becomes an ``adapters.errors`` class in one place,
+:func:`translated_errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+
+from adapters.domain import Application, ApplyCard, Card, CardCredential, CardRecord, ChangeCard, ReplaceCard
+from adapters.errors import (
+    ApplicationNotFound,
+    CardAlreadyHeld,
+    CardNotFound,
+    CardStateConflict,
+    HolderMismatch,
+    HolderNotFound,
+    IdempotencyKeyReused,
+    RegionProtocolError,
+    RegionTimeout,
+    RegionUnavailable,
+    YikatongError,
+)
+from adapters.interface import AdapterSettings, RegionAdapter
+from adapters.sichuan_chongqing import codec
+from adapters.sichuan_chongqing.signing import signed_headers
+
+T = TypeVar("T")
+
+# The region's refusal codes → the domain's refusals; each gets the reply and the write's request id.
+_REFUSALS: dict[str, Callable[[codec.ErrorReply, str], YikatongError]] = {
+    "4030": lambda r, _: HolderMismatch(r.message),
+    "4040": lambda r, _: CardNotFound(r.message),
+    "4041": lambda r, _: HolderNotFound(r.message),
+    "4042": lambda r, _: ApplicationNotFound(r.message),
+    "4090": lambda r, _: CardStateConflict(
+        codec.field(r.data, "action", str), codec.coded(r.data, "status", codec.STATUSES)
+    ),
+    "4091": lambda r, _: CardAlreadyHeld(r.message),
+    "4092": lambda _, request_id: IdempotencyKeyReused(request_id),
+}
+
+
+def _from_reply(region: str, reply: codec.ErrorReply, request_id: str) -> YikatongError:
+    if reply.status == 503:
+        return RegionUnavailable(region, f"the region is down or busy ({reply.code} {reply.message})")
+    refusal = _REFUSALS.get(reply.code) if 400 <= reply.status < 500 else None
+    if refusal is None:  # includes 401: our signature was refused, a configuration fault
+        return RegionProtocolError(region, f"unexpected reply: {reply}")
+    try:
+        return refusal(reply, request_id)
+    except codec.MalformedReply as exc:
+        return RegionProtocolError(region, f"malformed refusal {reply.code}: {exc}")
+
+
+@contextlib.contextmanager
+def translated_errors(region: str, request_id: str = "") -> Iterator[None]:
+    """The one place where aiohttp, asyncio and the region's error replies become ``adapters.errors``.
+
+    Args:
+        region: the region id, named in every error raised.
+        request_id: the write's request id, named in ``IdempotencyKeyReused``.
+
+    Raises:
+        Refusal: a subclass matching the region's refusal code.
+        RegionUnavailable: the connection failed, or the region answered 503 (down or busy).
+        RegionTimeout: no answer in time.
+        RegionProtocolError: a dropped connection, a reply that is not the protocol, or an unexpected code.
+    """
+    try:
+        yield
+    except codec.ErrorReply as exc:
+        raise _from_reply(region, exc, request_id) from None
+    except aiohttp.ConnectionTimeoutError as exc:  # the connection was never made: nothing reached the region
+        raise RegionUnavailable(region, f"could not connect in time: {exc}") from None
+    except TimeoutError:
+        raise RegionTimeout(region, "no answer within the deadline") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise RegionUnavailable(region, f"could not connect: {exc}") from None
+    except (aiohttp.ClientError, ValueError) as exc:
+        raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from None
+
+
+def _option(settings: AdapterSettings, key: str) -> str:
+    value = settings.options.get(key, "")
+    if not value:
+        raise ValueError(f"region {settings.region_id}: adapter option {key!r} is required")
+    return value
+
+
+class SichuanChongqingAdapter(RegionAdapter):
+    """Speaks the 川渝 region's signed REST protocol.
+
+    Settings: ``endpoint`` is the region's base URL (``http://host:port``); ``options`` must hold
+    ``paas_id`` (the hub's platform id at the region) and ``secret`` (the shared signing secret).
+
+    Args:
+        settings: what the hub gives every adapter.
+        clock: unix time in seconds, used to timestamp signatures; injectable for tests.
+
+    Raises:
+        ValueError: ``paas_id`` or ``secret`` is missing from the options.
+    """
+
+    def __init__(self, settings: AdapterSettings, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(settings)
+        self._paas_id = _option(settings, "paas_id")
+        self._secret = _option(settings, "secret")
+        self._base = settings.endpoint.rstrip("/")
+        self._clock = clock
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP session every call shares."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        """Close the HTTP session and its connections."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def get_card(self, credential: CardCredential, *, timeout: float) -> CardRecord:
+        """Look a card up with its holder and insurances; see :meth:`RegionAdapter.get_card`."""
+        params = {
+            "idNo": credential.social_security_number,
+            "name": credential.holder_name,
+            "cardSn": credential.card_identification_code,
+        }
+        path = f"/v2/cards/{quote(credential.card_number, safe='')}"
+        return await self._call("GET", path, codec.card_record, timeout=timeout, params=params)
+
+    async def knows_holder(self, social_security_number: str, *, timeout: float) -> bool:
+        """Whether the region knows the person; see :meth:`RegionAdapter.knows_holder`."""
+        path = f"/v2/persons/{quote(social_security_number, safe='')}"
+        try:
+            await self._call("GET", path, codec.nothing, timeout=timeout)
+        except HolderNotFound:
+            return False
+        return True
+
+    async def apply_card(self, request: ApplyCard, *, timeout: float) -> Application:
+        """申领: submit an application; see :meth:`RegionAdapter.apply_card`."""
+        body = {
+            "requestId": request.request_id,
+            "idNo": request.social_security_number,
+            "name": request.holder_name,
+            "insuredArea": request.insured_area,
+            "delivery": request.delivery.value,
+        }
+        return await self._call("POST", "/v2/applications", codec.application, timeout=timeout, body=body)
+
+    async def change_card(self, request: ChangeCard, *, timeout: float) -> Card:
+        """Enable, report a temporary loss or cancel it; see :meth:`RegionAdapter.change_card`."""
+        body = {**self._credential_body(request.request_id, request.credential), "action": request.action.value}
+        path = f"/v2/cards/{quote(request.credential.card_number, safe='')}/status-changes"
+        return await self._call("POST", path, codec.card, timeout=timeout, body=body)
+
+    async def replace_card(self, request: ReplaceCard, *, timeout: float) -> Application:
+        """补换: cancel the card and start its replacement; see :meth:`RegionAdapter.replace_card`."""
+        body = {**self._credential_body(request.request_id, request.credential), "reason": request.reason.value}
+        path = f"/v2/cards/{quote(request.credential.card_number, safe='')}/replacements"
+        return await self._call("POST", path, codec.application, timeout=timeout, body=body)
+
+    async def get_application(self, social_security_number: str, holder_name: str, *, timeout: float) -> Application:
+        """The person's latest application; see :meth:`RegionAdapter.get_application`."""
+        params = {"idNo": social_security_number, "name": holder_name}
+        return await self._call("GET", "/v2/applications/latest", codec.application, timeout=timeout, params=params)
+
+    async def check_health(self, *, timeout: float) -> None:
+        """Return when ``GET /v2/ping`` answers; raise an ``AdapterError`` when it does not."""
+        await self._call("GET", "/v2/ping", codec.nothing, timeout=timeout)
+
+    @staticmethod
+    def _credential_body(request_id: str, credential: CardCredential) -> dict[str, str]:
+        return {
+            "requestId": request_id,
+            "idNo": credential.social_security_number,
+            "name": credential.holder_name,
+            "cardSn": credential.card_identification_code,
+        }
+
+    @property
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError(f"adapter for {self.region_id} used before start()")
+        return self._http
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        decode: Callable[[Any], T],
+        *,
+        timeout: float,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> T:
+        """Send one signed request and decode the ``data`` of its reply."""
+        if timeout <= 0:  # aiohttp reads a zero or negative total as "no timeout"
+            raise RegionTimeout(self.region_id, "no time left to call the region")
+        raw = b"" if body is None else codec.dumps(body)
+        headers = signed_headers(self._paas_id, self._secret, raw, self._clock())
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request_id = str(body.get("requestId", "")) if body else ""
+        with translated_errors(self.region_id, request_id):
+            async with self._session.request(
+                method,
+                self._base + path,
+                params=params,
+                data=raw if body is not None else None,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                payload = await response.read()
+            return decode(codec.envelope(response.status, payload))

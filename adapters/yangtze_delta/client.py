@@ -1,0 +1,173 @@
+"""The 长三角 envelope client: sends one envelope, returns its decoded output.
+
+This is the only module of the adapter that sees aiohttp, and :meth:`EnvelopeClient._translated` is the one
+place where foreign errors become adapter errors:
+
+=========================================================  ==========================================
+what happened                                              raised
+=========================================================  ==========================================
+connection refused, connect timed out, HTTP 503            :class:`~adapters.errors.RegionUnavailable`
+no complete answer within ``timeout``                      :class:`~adapters.errors.RegionTimeout`
+disconnect mid-call, other HTTP status, unreadable reply   :class:`~adapters.errors.RegionProtocolError`
+``infcode`` -1 with a business ``err_code``                the matching :class:`~adapters.errors.Refusal`
+=========================================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
+
+import aiohttp
+
+from adapters.domain import CardStatus
+from adapters.errors import (
+    ApplicationNotFound,
+    CardAlreadyHeld,
+    CardNotFound,
+    CardStateConflict,
+    HolderMismatch,
+    HolderNotFound,
+    IdempotencyKeyReused,
+    Refusal,
+    RegionProtocolError,
+    RegionTimeout,
+    RegionUnavailable,
+    YikatongError,
+)
+
+T = TypeVar("T")
+
+PATH = "/fsi/api/rsfComIfsService/callService"
+INFVER = "V1.0"
+
+REFUSALS: dict[str, type[Refusal]] = {
+    "CARD_NOT_FOUND": CardNotFound,
+    "HOLDER_MISMATCH": HolderMismatch,
+    "HOLDER_NOT_FOUND": HolderNotFound,
+    "APPLICATION_NOT_FOUND": ApplicationNotFound,
+    "CARD_ALREADY_HELD": CardAlreadyHeld,
+}
+
+
+class EnvelopeClient:
+    """Calls the region's one envelope endpoint over a single pooled aiohttp session.
+
+    Args:
+        region_id: the region's id, named in every error raised.
+        endpoint: the region's base URL, e.g. ``http://127.0.0.1:7111``.
+        hub_area: the area code sent as ``mdtrtarea_admvs`` (where the request comes from).
+    """
+
+    def __init__(self, region_id: str, endpoint: str, hub_area: str) -> None:
+        self.region_id = region_id
+        self.url = endpoint.rstrip("/") + PATH
+        self.hub_area = hub_area
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP session."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        """Close the HTTP session and its pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(
+        self,
+        infno: str,
+        data: Mapping[str, Any],
+        decode: Callable[[Mapping[str, Any]], T],
+        *,
+        msgid: str,
+        timeout: float,
+        insured_area: str = "",
+    ) -> T:
+        """Send one envelope and decode its ``output``.
+
+        Args:
+            infno: the service code, e.g. ``"1101"``.
+            data: the service's ``input.data``.
+            decode: turns the reply's ``output`` into the caller's value; a ``KeyError``, ``TypeError`` or
+                ``ValueError`` it raises means the reply was unreadable.
+            msgid: the message id; the region deduplicates writes on it.
+            timeout: seconds the whole call may take.
+            insured_area: the insured area (``insuplc_admdvs``) when the request names one.
+
+        Returns:
+            What ``decode`` made of the output.
+
+        Raises:
+            Refusal: the region refused the request (a subclass naming why).
+            RegionUnavailable: the region could not be reached or would not process the request.
+            RegionTimeout: no answer within ``timeout``.
+            RegionProtocolError: the answer was not in the region's protocol.
+        """
+        if self._session is None:
+            raise RuntimeError("EnvelopeClient.start() was not called")
+        body = {
+            "infno": infno,
+            "msgid": msgid,
+            "mdtrtarea_admvs": self.hub_area,
+            "insuplc_admdvs": insured_area,
+            "infver": INFVER,
+            "input": {"data": dict(data)},
+        }
+        async with self._translated():
+            request_timeout = aiohttp.ClientTimeout(total=timeout)
+            async with self._session.post(self.url, json=body, timeout=request_timeout) as response:
+                reply = await self._reply(response)
+            return decode(self._output(reply, msgid))
+
+    @contextlib.asynccontextmanager
+    async def _translated(self) -> AsyncIterator[None]:
+        """Turn every aiohttp, timeout and decoding error into an adapter error."""
+        region = self.region_id
+        try:
+            yield
+        except aiohttp.ConnectionTimeoutError as exc:  # never connected, so nothing was sent
+            raise RegionUnavailable(region, "connection timed out") from exc
+        except TimeoutError as exc:
+            raise RegionTimeout(region, "no answer in time") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise RegionUnavailable(region, f"cannot connect: {exc.os_error}") from exc
+        except aiohttp.ClientError as exc:
+            raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RegionProtocolError(region, f"unreadable reply ({type(exc).__name__}: {exc})") from exc
+
+    async def _reply(self, response: aiohttp.ClientResponse) -> Mapping[str, Any]:
+        if response.status == 503:
+            raise RegionUnavailable(self.region_id, "the region's system is down or busy (HTTP 503)")
+        if response.status != 200:
+            raise RegionProtocolError(self.region_id, f"unexpected HTTP status {response.status}")
+        reply = json.loads(await response.read())
+        if not isinstance(reply, dict):
+            raise ValueError("the reply is not a JSON object")
+        return reply
+
+    def _output(self, reply: Mapping[str, Any], msgid: str) -> Mapping[str, Any]:
+        infcode = reply["infcode"]
+        if infcode == -1 and type(infcode) is int:
+            raise self._refusal(reply, msgid)
+        output = reply["output"]
+        if infcode != 0 or type(infcode) is not int or not isinstance(output, dict):
+            raise ValueError(f"infcode {infcode!r} with output of type {type(output).__name__}")
+        return output
+
+    def _refusal(self, reply: Mapping[str, Any], msgid: str) -> YikatongError:
+        code, message = reply.get("err_code"), str(reply.get("err_msg", ""))
+        if code == "CARD_STATE_CONFLICT":
+            output = reply["output"]
+            return CardStateConflict(str(output["action"]), CardStatus(int(output["card_stas"])))
+        if code == "MSGID_REUSED":
+            return IdempotencyKeyReused(msgid)
+        refusal = REFUSALS.get(str(code))
+        if refusal is None:
+            return RegionProtocolError(self.region_id, f"error {code}: {message}")
+        return refusal(f"region {self.region_id}: {message}", metadata={"region": self.region_id, "detail": message})

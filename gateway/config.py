@@ -1,0 +1,85 @@
+"""Hub configuration (``config/hub.toml``), validated once at start-up into frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from regions.config import ConfigError, RegionConfig, Table, load_regions
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
+
+__all__ = ["ConfigError", "HubConfig", "load_hub_config"]
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Everything the hub needs to start.
+
+    Attributes:
+        host: address the gRPC and admin servers bind.
+        port: gRPC port (0 = any free port).
+        admin_port: admin HTTP port for /healthz, /readyz, /metrics (0 = any free port).
+        default_deadline_seconds: deadline applied when a caller sends none.
+        data_dir: folder for the ledger and the directory key.
+        ledger_path: the SQLite ledger file.
+        idempotency_lease_seconds: age after which an unfinished idempotency record may be taken over.
+        directory_key_file: key of the holder directory's keyed hash.
+        directory_ttl_seconds: how long a learned SSN → region entry is trusted.
+        directory_max_entries: size bound of the directory cache.
+        call_timeout_seconds: cap of one call to a region.
+        deadline_margin_seconds: kept back from the caller's remaining time.
+        probe_interval_seconds: how often the regions' back-ends are probed.
+        regions: the federated regions.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 7100
+    admin_port: int = 7180
+    default_deadline_seconds: float = 5.0
+    data_dir: Path = Path("var")
+    ledger_path: Path = Path("var/ledger.sqlite3")
+    idempotency_lease_seconds: float = 60.0
+    directory_key_file: Path = Path("var/directory.key")
+    directory_ttl_seconds: float = 86400.0
+    directory_max_entries: int = 200_000
+    call_timeout_seconds: float = 3.0
+    deadline_margin_seconds: float = 0.05
+    probe_interval_seconds: float = 5.0
+    regions: tuple[RegionConfig, ...] = field(default_factory=tuple)
+
+    def with_endpoints(self, endpoints: dict[str, str]) -> HubConfig:
+        """A copy whose regions point at other back-end endpoints (e.g. sandboxes on free ports)."""
+        regions = tuple(replace(r, endpoint=endpoints.get(r.region_id, r.endpoint)) for r in self.regions)
+        return replace(self, regions=regions)
+
+
+def _port(t: Table, key: str, default: int) -> int:
+    value = t.get(key, int, default)
+    if not 0 <= value <= 65535:
+        raise ConfigError(t.path, t.prefix + key, value, "must be a port from 0 to 65535")
+    return value
+
+
+def load_hub_config(
+    path: Path = DEFAULT_FILE, *, data_dir: Path = Path("var"), regions_dir: Path | None = None
+) -> HubConfig:
+    """Read and validate the hub file and every region file."""
+    root = Table.load(path)
+    server, ledger, directory, regions = (root.table(k) for k in ("server", "ledger", "directory", "regions"))
+    return HubConfig(
+        host=server.get("host", str, "127.0.0.1"),
+        port=_port(server, "port", 7100),
+        admin_port=_port(server, "admin_port", 7180),
+        default_deadline_seconds=server.positive("default_deadline_seconds", float, 5.0),
+        data_dir=data_dir,
+        ledger_path=data_dir / ledger.get("path", str, "ledger.sqlite3"),
+        idempotency_lease_seconds=ledger.positive("idempotency_lease_seconds", float, 60.0),
+        directory_key_file=data_dir / directory.get("key_file", str, "directory.key"),
+        directory_ttl_seconds=directory.positive("ttl_seconds", float, 86400.0),
+        directory_max_entries=directory.positive("max_entries", int, 200_000),
+        call_timeout_seconds=regions.positive("call_timeout_seconds", float, 3.0),
+        deadline_margin_seconds=regions.get("deadline_margin_seconds", float, 0.05),
+        probe_interval_seconds=regions.positive("probe_interval_seconds", float, 5.0),
+        regions=tuple(load_regions(regions_dir) if regions_dir else load_regions()),
+    )

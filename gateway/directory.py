@@ -1,0 +1,102 @@
+"""The holder directory (DESIGN §4.2): which region issued a person's card, by a keyed hash of the SSN.
+
+Learned from verified cards; filled on a miss by asking every region in parallel (first positive answer wins,
+all negative → ``HolderNotFound``). The SSN itself is never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from adapters.errors import AdapterError, HolderNotFound, RegionUnavailable
+from gateway.metrics import Metrics
+
+Ask = Callable[[str], Awaitable[bool]]
+
+
+def load_key(path: Path) -> bytes:
+    """The directory key, created (32 random bytes, owner-only) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+    return path.read_bytes()
+
+
+class HolderDirectory:
+    """SSN (keyed hash) → region id, bounded and expiring."""
+
+    def __init__(
+        self,
+        key: bytes,
+        metrics: Metrics,
+        *,
+        ttl_seconds: float = 86400.0,
+        max_entries: int = 200_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._key, self._metrics = key, metrics
+        self._ttl, self._max, self._clock = ttl_seconds, max_entries, clock
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def _hash(self, ssn: str) -> str:
+        return hmac.new(self._key, ssn.encode(), hashlib.sha256).hexdigest()
+
+    def learn(self, ssn: str, region_id: str) -> None:
+        key = self._hash(ssn)
+        self._entries[key] = (region_id, self._clock() + self._ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def forget(self, ssn: str) -> None:
+        self._entries.pop(self._hash(ssn), None)
+
+    def cached(self, ssn: str) -> str | None:
+        found = self._entries.get(self._hash(ssn))
+        if found is None or found[1] < self._clock():
+            return None
+        return found[0]
+
+    async def resolve(self, ssn: str, regions: Iterable[str], ask: Callable[[str, str], Awaitable[bool]]) -> str:
+        """The person's region: from the cache, or by asking every region at once."""
+        region = self.cached(ssn)
+        if region is not None:
+            self._metrics.directory_lookups.labels("hit").inc()
+            return region
+        self._metrics.directory_lookups.labels("miss").inc()
+        region = await self._fan_out(ssn, list(regions), ask)
+        self.learn(ssn, region)
+        return region
+
+    async def _fan_out(self, ssn: str, regions: list[str], ask: Callable[[str, str], Awaitable[bool]]) -> str:
+        async def one(region_id: str) -> str | None:
+            self._metrics.directory_fanout_calls.labels(region_id).inc()
+            return region_id if await ask(region_id, ssn) else None
+
+        tasks = [asyncio.create_task(one(r)) for r in regions]
+        failed: list[str] = []
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                try:
+                    found = await next_done
+                except AdapterError as exc:
+                    failed.append(exc.region)
+                    continue
+                if found is not None:
+                    return found
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if failed:
+            raise RegionUnavailable(",".join(sorted(failed)), "could not be asked whether it knows the person")
+        raise HolderNotFound("no federated region knows this person")

@@ -1,0 +1,163 @@
+"""The interceptor chain: request id → deadline → access log → errors → servicer.
+
+Each interceptor is an async callable ``(request, context, state, proceed)`` that calls ``proceed()`` for the
+rest of the chain. :class:`ChainInterceptor` runs the chain around every unary gRPC method. It also decodes
+requests itself so that undecodable bytes become ``INVALID_ARGUMENT`` instead of grpc's ``INTERNAL``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, cast
+
+import grpc
+from grpc_status import rpc_status
+
+from adapters.errors import InvalidArgument, YikatongError
+from gateway import callstate
+from gateway.callstate import CallState
+from gateway.masking import mask_text
+from gateway.status import code_of, to_status
+
+log = logging.getLogger("yikatong.access")
+errlog = logging.getLogger("yikatong.errors")
+
+Proceed = Callable[[], Awaitable[Any]]
+
+
+class Interceptor(Protocol):
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any: ...
+
+
+class _Undecodable:
+    """Stands for request bytes that did not parse."""
+
+
+UNDECODABLE = _Undecodable()
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value
+    return ""
+
+
+class RequestIdInterceptor:
+    """Takes the caller's ``x-request-id`` (or the request's ``request_id``), else makes one; echoes it back."""
+
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any:
+        given = _metadata(context, "x-request-id") or str(getattr(request, "request_id", ""))
+        valid = 0 < len(given) <= 64 and all(" " < c <= "~" for c in given)
+        state.request_id = given if valid else uuid.uuid4().hex
+        state.caller = _metadata(context, "x-caller-id")[:64] or (context.peer() or "")
+        context.set_trailing_metadata((("x-request-id", state.request_id),))
+        return await proceed()
+
+
+class DeadlineInterceptor:
+    """Fixes the call's deadline: the caller's, or the hub's default when it sent none."""
+
+    def __init__(self, default_seconds: float) -> None:
+        self.default_seconds = default_seconds
+
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any:
+        remaining = context.time_remaining()
+        budget = self.default_seconds if remaining is None or remaining > 1e6 else remaining
+        state.deadline = time.monotonic() + budget
+        return await proceed()
+
+
+class AccessLogInterceptor:
+    """One structured line per RPC; personal numbers masked."""
+
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any:
+        started = time.perf_counter()
+        try:
+            return await proceed()
+        finally:
+            line = {
+                "method": state.method,
+                "caller": state.caller,
+                "region": state.region,
+                "code": state.code,
+                "attempts": state.attempts,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "request_id": state.request_id,
+            }
+            if state.error:
+                line["error"] = mask_text(state.error)
+            log.info(json.dumps(line, ensure_ascii=False))
+
+
+class ErrorInterceptor:
+    """Turns domain errors into ``google.rpc.Status`` via the one table; anything else is a bug → INTERNAL."""
+
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any:
+        try:
+            if request is UNDECODABLE:
+                raise InvalidArgument("request", "is not a valid protobuf message for this method")
+            response = await proceed()
+        except YikatongError as exc:
+            state.code, state.error = code_of(exc).name, f"{exc.reason}: {exc.message}"
+            await cast(Any, context).abort_with_status(rpc_status.to_status(to_status(exc)))
+        except Exception as exc:  # a defect of ours: log it, never leak it
+            state.code, state.error = "INTERNAL", type(exc).__name__
+            errlog.exception("unexpected error in %s", state.method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        state.code = "OK"
+        return response
+
+
+class ChainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Runs a chain of :class:`Interceptor` around every unary-unary method."""
+
+    def __init__(self, chain: Sequence[Interceptor]) -> None:
+        self.chain = tuple(chain)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method, inner, decode = handler_call_details.method, handler.unary_unary, handler.request_deserializer
+
+        def safe_decode(data: bytes) -> Any:
+            try:
+                return decode(data) if decode else data
+            except Exception:
+                return UNDECODABLE
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            state = CallState(method=method)
+            token = callstate.begin(state)
+            try:
+                return await self._run(0, request, context, state, inner)
+            finally:
+                callstate.end(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour, request_deserializer=safe_decode, response_serializer=handler.response_serializer
+        )
+
+    async def _run(self, i: int, request: Any, context: Any, state: CallState, inner: Any) -> Any:
+        if i == len(self.chain):
+            return await inner(request, context)
+        return await self.chain[i](request, context, state, lambda: self._run(i + 1, request, context, state, inner))

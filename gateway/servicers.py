@@ -1,0 +1,176 @@
+"""The gRPC servicers: decode → validate → route → call the adapter → encode.
+
+Cross-cutting concerns (request id, deadline, logging, error mapping) live in the interceptors; the servicers
+raise domain errors and return protobuf answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters import domain
+from adapters.errors import CardNotUsable
+from gateway import codec
+from gateway.directory import HolderDirectory
+from gateway.federation import Federation
+from gateway.idempotency import Idempotency
+from yikatong.v1 import card_affairs_pb2 as affairs_pb
+from yikatong.v1 import card_affairs_pb2_grpc as affairs_grpc
+from yikatong.v1 import card_pb2 as card_pb
+from yikatong.v1 import card_pb2_grpc as card_grpc
+from yikatong.v1 import common_pb2 as common_pb
+from yikatong.v1 import federation_pb2 as federation_pb
+from yikatong.v1 import federation_pb2_grpc as federation_grpc
+
+Context = Any  # grpc.aio.ServicerContext; the servicers never touch it
+
+
+class CardLookup:
+    """Looks a credential's card up at its issuing region and teaches the directory who holds it."""
+
+    def __init__(self, federation: Federation, directory: HolderDirectory) -> None:
+        self.federation, self.directory = federation, directory
+
+    async def record(self, credential: domain.CardCredential) -> tuple[str, domain.CardRecord]:
+        region = self.federation.region_for_area(credential.issuing_area)
+        record = await self.federation.call(region, lambda a, t: a.get_card(credential, timeout=t))
+        self.directory.learn(credential.social_security_number, region)
+        return region, record
+
+    async def holder_region(self, ssn: str) -> str:
+        """The region that knows the person, through the holder directory."""
+
+        async def ask(region: str, person: str) -> bool:
+            return await self.federation.call(region, lambda a, t: a.knows_holder(person, timeout=t))
+
+        return await self.directory.resolve(ssn, list(self.federation.regions), ask)
+
+
+class CardServicer(card_grpc.CardServiceServicer):
+    def __init__(self, lookup: CardLookup) -> None:
+        self.lookup = lookup
+
+    async def VerifyCard(self, request: card_pb.VerifyCardRequest, context: Context) -> card_pb.VerifyCardResponse:
+        credential = codec.decode_credential(request.card)
+        codec.decode_venue(request.venue)
+        region, record = await self.lookup.record(credential)
+        if record.card.status is not domain.CardStatus.NORMAL:
+            raise CardNotUsable(record.card.status, record.card.card_number)
+        return card_pb.VerifyCardResponse(
+            holder=codec.encode_holder(record.holder),
+            card=codec.encode_card(record.card),
+            issuing_region=region,
+            insurances=[codec.encode_insurance(i) for i in record.insurances],
+        )
+
+    async def GetCardStatus(
+        self, request: card_pb.GetCardStatusRequest, context: Context
+    ) -> card_pb.GetCardStatusResponse:
+        region, record = await self.lookup.record(codec.decode_credential(request.card))
+        return card_pb.GetCardStatusResponse(card=codec.encode_card(record.card), issuing_region=region)
+
+
+class CardAffairsServicer(affairs_grpc.CardAffairsServiceServicer):
+    def __init__(self, lookup: CardLookup, idempotency: Idempotency) -> None:
+        self.lookup, self.federation, self.idempotency = lookup, lookup.federation, idempotency
+
+    async def ApplyCard(self, request: affairs_pb.ApplyCardRequest, context: Context) -> affairs_pb.ApplyCardResponse:
+        apply = domain.ApplyCard(
+            request_id=codec.decode_request_id(request.request_id),
+            social_security_number=codec.decode_ssn(request.social_security_number, "social_security_number"),
+            holder_name=codec.decode_name(request.holder_name, "holder_name"),
+            insured_area=codec.decode_area(request.insured_area, "insured_area"),
+            delivery=codec.decode_delivery(request.delivery),
+            delivery_area=codec.decode_area(request.delivery_area, "delivery_area") if request.delivery_area else "",
+        )
+
+        async def produce() -> affairs_pb.ApplyCardResponse:
+            region = await self.lookup.holder_region(apply.social_security_number)
+            app = await self.federation.call(region, lambda a, t: a.apply_card(apply, timeout=t))
+            return affairs_pb.ApplyCardResponse(application=codec.encode_application(app, region))
+
+        return await self.idempotency.run("ApplyCard", apply.request_id, request, produce, affairs_pb.ApplyCardResponse)
+
+    async def _change(self, method: str, request: Any, action: domain.CardAction) -> common_pb.Card:
+        change = domain.ChangeCard(
+            codec.decode_request_id(request.request_id),
+            codec.decode_credential(request.card, name_required=True),
+            action,
+        )
+        region = self.federation.region_for_area(change.credential.issuing_area)
+
+        async def produce() -> Any:
+            card = await self.federation.call(region, lambda a, t: a.change_card(change, timeout=t))
+            return affairs_pb.EnableSocialSecurityResponse(card=codec.encode_card(card))
+
+        answer = await self.idempotency.run(
+            method, change.request_id, request, produce, affairs_pb.EnableSocialSecurityResponse
+        )
+        return answer.card
+
+    async def EnableSocialSecurity(
+        self, request: affairs_pb.EnableSocialSecurityRequest, context: Context
+    ) -> affairs_pb.EnableSocialSecurityResponse:
+        card = await self._change("EnableSocialSecurity", request, domain.CardAction.ENABLE)
+        return affairs_pb.EnableSocialSecurityResponse(card=card)
+
+    async def ReportLoss(
+        self, request: affairs_pb.ReportLossRequest, context: Context
+    ) -> affairs_pb.ReportLossResponse:
+        return affairs_pb.ReportLossResponse(
+            card=await self._change("ReportLoss", request, domain.CardAction.REPORT_LOSS)
+        )
+
+    async def CancelLossReport(
+        self, request: affairs_pb.CancelLossReportRequest, context: Context
+    ) -> affairs_pb.CancelLossReportResponse:
+        card = await self._change("CancelLossReport", request, domain.CardAction.CANCEL_LOSS)
+        return affairs_pb.CancelLossReportResponse(card=card)
+
+    async def ReplaceCard(
+        self, request: affairs_pb.ReplaceCardRequest, context: Context
+    ) -> affairs_pb.ReplaceCardResponse:
+        replace = domain.ReplaceCard(
+            codec.decode_request_id(request.request_id),
+            codec.decode_credential(request.card, name_required=True),
+            codec.decode_replace_reason(request.reason),
+        )
+        region = self.federation.region_for_area(replace.credential.issuing_area)
+
+        async def produce() -> affairs_pb.ReplaceCardResponse:
+            app = await self.federation.call(region, lambda a, t: a.replace_card(replace, timeout=t))
+            return affairs_pb.ReplaceCardResponse(application=codec.encode_application(app, region))
+
+        return await self.idempotency.run(
+            "ReplaceCard", replace.request_id, request, produce, affairs_pb.ReplaceCardResponse
+        )
+
+    async def GetApplicationProgress(
+        self, request: affairs_pb.GetApplicationProgressRequest, context: Context
+    ) -> affairs_pb.GetApplicationProgressResponse:
+        ssn = codec.decode_ssn(request.social_security_number, "social_security_number")
+        name = codec.decode_name(request.holder_name, "holder_name")
+        region = await self.lookup.holder_region(ssn)
+        app = await self.federation.call(region, lambda a, t: a.get_application(ssn, name, timeout=t))
+        return affairs_pb.GetApplicationProgressResponse(application=codec.encode_application(app, region))
+
+
+class FederationServicer(federation_grpc.FederationServiceServicer):
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
+
+    async def ListRegions(
+        self, request: federation_pb.ListRegionsRequest, context: Context
+    ) -> federation_pb.ListRegionsResponse:
+        return federation_pb.ListRegionsResponse(
+            regions=[
+                federation_pb.Region(
+                    id=r.config.region_id,
+                    name=r.config.name,
+                    provinces=r.config.provinces,
+                    adapter=r.config.adapter,
+                    healthy=r.healthy,
+                )
+                for r in self.federation.regions.values()
+            ]
+        )

@@ -1,0 +1,80 @@
+"""The one table from domain errors to gRPC status codes, and their ``google.rpc.Status`` form.
+
+Every error carries exactly one ``google.rpc.ErrorInfo`` with domain ``yikatong.gateway``, the error's
+reason and its metadata.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from adapters import errors
+
+DOMAIN = "yikatong.gateway"
+
+CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.RegionNotFederated: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.CardNotUsable: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.CardStateConflict: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.CardAlreadyHeld: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.CardNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.HolderMismatch: grpc.StatusCode.NOT_FOUND,
+    errors.HolderNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.ApplicationNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.IdempotencyKeyReused: grpc.StatusCode.ALREADY_EXISTS,
+    errors.RequestInProgress: grpc.StatusCode.ABORTED,
+    errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RegionUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.RegionTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.RegionProtocolError: grpc.StatusCode.UNAVAILABLE,
+    errors.AdapterError: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class Unsupported(errors.YikatongError):
+    """A request uses a feature this hub does not offer yet."""
+
+    reason = "NOT_SUPPORTED"
+
+
+class StoredOutcome(errors.YikatongError):
+    """A refusal replayed from an idempotency record, with the status code it was first given."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(message, metadata=metadata)
+        self.code, self.reason = code, reason
+
+
+CODES[Unsupported] = grpc.StatusCode.UNIMPLEMENTED
+
+
+def code_of(error: errors.YikatongError) -> grpc.StatusCode:
+    """The status code of an error: its own (replayed) or that of its nearest class in the table."""
+    if isinstance(error, StoredOutcome):
+        return error.code
+    for cls in type(error).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def to_status(error: errors.YikatongError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` of an error, with one ``ErrorInfo``."""
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    return status_pb2.Status(code=code_of(error).value[0], message=error.message, details=[detail])
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ``ErrorInfo.reason`` of a failed call, as a client reads it ("" when there is none)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    return ""

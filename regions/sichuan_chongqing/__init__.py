@@ -1,0 +1,5 @@
+"""The 川渝 Sichuan–Chongqing sandbox: signed resource-style REST over the shared card system."""
+
+from regions.sichuan_chongqing.server import SichuanChongqingServer, create_app, serve
+
+__all__ = ["SichuanChongqingServer", "create_app", "serve"]

@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 import aiohttp
 import pytest
 
+from adapters import errors
 from adapters.domain import (
     ApplyCard,
     Card,
@@ -24,27 +25,16 @@ from adapters.domain import (
     ReplaceReason,
     Stage,
 )
-from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
-    CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
-    IdempotencyKeyReused,
-    RegionProtocolError,
-    RegionTimeout,
-    RegionUnavailable,
-)
 from adapters.identifiers import ssn_check
 from adapters.interface import AdapterSettings
-from adapters.sichuan_chongqing import SichuanChongqingAdapter
+from adapters.sichuan_chongqing import SichuanChongqingAdapter, codec, translated_errors
 from adapters.sichuan_chongqing.signing import signed_headers
 from regions.cardsystem import PersonRow
 from regions.config import RegionConfig
 from regions.sandbox import RunningSandbox
 
 StartSandbox = Callable[[str], Awaitable[RunningSandbox]]
+MakeAdapter = Callable[..., Awaitable[SichuanChongqingAdapter]]
 
 REGION = "sichuan-chongqing"
 T = 5.0  # seconds each call may take
@@ -56,23 +46,26 @@ async def sandbox(start_region: StartSandbox) -> RunningSandbox:
 
 
 @pytest.fixture
-def make_adapter(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
-) -> Callable[..., SichuanChongqingAdapter]:
-    def make(endpoint: str = "", secret: str = "", clock: Callable[[], float] = time.time) -> SichuanChongqingAdapter:
-        options = dict(region_configs[REGION].options)
-        options["secret"] = secret or options["secret"]
-        return SichuanChongqingAdapter(AdapterSettings(REGION, endpoint or sandbox.address, options), clock=clock)
+async def make_adapter(sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]) -> AsyncIterator[MakeAdapter]:
+    """Build and start adapters (by default with the region's settings); all are closed after the test."""
+    made: list[SichuanChongqingAdapter] = []
 
-    return make
+    async def make(
+        endpoint: str = "", secret: str = "", clock: Callable[[], float] = time.time
+    ) -> SichuanChongqingAdapter:
+        options = {**region_configs[REGION].options, **({"secret": secret} if secret else {})}
+        made.append(SichuanChongqingAdapter(AdapterSettings(REGION, endpoint or sandbox.address, options), clock=clock))
+        await made[-1].start()
+        return made[-1]
+
+    yield make
+    for adapter in made:
+        await adapter.close()
 
 
 @pytest.fixture
-async def adapter(make_adapter: Callable[..., SichuanChongqingAdapter]) -> AsyncIterator[SichuanChongqingAdapter]:
-    adapter = make_adapter()
-    await adapter.start()
-    yield adapter
-    await adapter.close()
+async def adapter(make_adapter: MakeAdapter) -> SichuanChongqingAdapter:
+    return await make_adapter()
 
 
 def credential(sandbox: RunningSandbox, status: CardStatus) -> CardCredential:
@@ -126,23 +119,14 @@ async def test_get_card_returns_each_non_normal_status(
     assert record.card.status is status
 
 
-async def test_get_card_with_another_persons_ssn_is_a_holder_mismatch(
-    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter
+@pytest.mark.parametrize("field", ["social_security_number", "card_identification_code"])
+async def test_get_card_with_a_field_of_another_card_is_a_holder_mismatch(
+    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter, field: str
 ) -> None:
-    cred = credential(sandbox, CardStatus.NORMAL)
-    other = next(ssn for ssn in sandbox.system.people if ssn != cred.social_security_number)
+    cred, other = credential(sandbox, CardStatus.NORMAL), credential(sandbox, CardStatus.SEALED)
 
-    with pytest.raises(HolderMismatch):
-        await adapter.get_card(replace(cred, social_security_number=other), timeout=T)
-
-
-async def test_get_card_with_a_wrong_identification_code_is_a_holder_mismatch(
-    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter
-) -> None:
-    cred = credential(sandbox, CardStatus.NORMAL)
-
-    with pytest.raises(HolderMismatch):
-        await adapter.get_card(replace(cred, card_identification_code="F" * 32), timeout=T)
+    with pytest.raises(errors.HolderMismatch):
+        await adapter.get_card(replace(cred, **{field: getattr(other, field)}), timeout=T)
 
 
 async def test_get_card_of_an_unknown_card_is_card_not_found(
@@ -151,7 +135,7 @@ async def test_get_card_of_an_unknown_card_is_card_not_found(
     cred = credential(sandbox, CardStatus.NORMAL)
     assert "X00000019" not in sandbox.system.cards
 
-    with pytest.raises(CardNotFound):
+    with pytest.raises(errors.CardNotFound):
         await adapter.get_card(replace(cred, card_number="X00000019"), timeout=T)
 
 
@@ -219,13 +203,13 @@ async def test_apply_refusals(sandbox: RunningSandbox, adapter: SichuanChongqing
     person = person_without_card(sandbox)
     stranger = "11010119900101123" + ssn_check("11010119900101123")
 
-    with pytest.raises(CardAlreadyHeld):
+    with pytest.raises(errors.CardAlreadyHeld):
         await adapter.apply_card(apply_request(holder, "a1"), timeout=T)
-    with pytest.raises(HolderMismatch):
+    with pytest.raises(errors.HolderMismatch):
         await adapter.apply_card(replace(apply_request(person, "a2"), holder_name="无名"), timeout=T)
-    with pytest.raises(HolderNotFound):
+    with pytest.raises(errors.HolderNotFound):
         await adapter.apply_card(replace(apply_request(person, "a3"), social_security_number=stranger), timeout=T)
-    with pytest.raises(ApplicationNotFound):
+    with pytest.raises(errors.ApplicationNotFound):
         await adapter.get_application(person.holder.social_security_number, person.holder.name, timeout=T)
 
 
@@ -254,7 +238,7 @@ async def test_enable_report_loss_and_cancel_loss(sandbox: RunningSandbox, adapt
 async def test_a_change_not_allowed_from_the_status_is_a_conflict(
     sandbox: RunningSandbox, adapter: SichuanChongqingAdapter, status: CardStatus, action: CardAction
 ) -> None:
-    with pytest.raises(CardStateConflict) as caught:
+    with pytest.raises(errors.CardStateConflict) as caught:
         await adapter.change_card(ChangeCard("c1", credential(sandbox, status), action), timeout=T)
 
     assert caught.value.metadata == {"action": action.name, "status": status.name}
@@ -308,7 +292,7 @@ async def test_a_request_id_reused_for_another_request_is_refused(
     cred = credential(sandbox, CardStatus.NORMAL)
     await adapter.change_card(ChangeCard("reused", cred, CardAction.REPORT_LOSS), timeout=T)
 
-    with pytest.raises(IdempotencyKeyReused) as caught:
+    with pytest.raises(errors.IdempotencyKeyReused) as caught:
         await adapter.change_card(ChangeCard("reused", cred, CardAction.CANCEL_LOSS), timeout=T)
 
     assert caught.value.metadata == {"request_id": "reused"}
@@ -322,17 +306,14 @@ async def test_a_request_id_reused_for_another_request_is_refused(
     ("secret", "skew"), [("not-the-shared-secret", 0.0), ("", -1000.0)], ids=["wrong-secret", "stale"]
 )
 async def test_a_badly_signed_write_is_refused_and_changes_nothing(
-    sandbox: RunningSandbox, make_adapter: Callable[..., SichuanChongqingAdapter], secret: str, skew: float
+    sandbox: RunningSandbox, make_adapter: MakeAdapter, secret: str, skew: float
 ) -> None:
     cred = credential(sandbox, CardStatus.NORMAL)
     changes = status_changes(sandbox)
-    adapter = make_adapter(secret=secret, clock=lambda: time.time() + skew)
-    await adapter.start()
-    try:
-        with pytest.raises(RegionProtocolError):
-            await adapter.change_card(ChangeCard("c1", cred, CardAction.REPORT_LOSS), timeout=T)
-    finally:
-        await adapter.close()
+    adapter = await make_adapter(secret=secret, clock=lambda: time.time() + skew)
+
+    with pytest.raises(errors.RegionProtocolError):
+        await adapter.change_card(ChangeCard("c1", cred, CardAction.REPORT_LOSS), timeout=T)
 
     assert changes == []
     assert sandbox.system.cards[cred.card_number].card.status is CardStatus.NORMAL
@@ -352,12 +333,9 @@ async def test_the_server_names_missing_and_stale_signatures(
     body = b'{"requestId": "x"}'
     stale = signed_headers(options["paas_id"], options["secret"], body, time.time() - 301)
 
-    assert await raw_post(sandbox, "/v2/applications", body, {}) == (401, _envelope("4010"))
+    unsigned = {"code": "4010", "message": "request signature refused", "data": None}
+    assert await raw_post(sandbox, "/v2/applications", body, {}) == (401, unsigned)
     assert (await raw_post(sandbox, "/v2/applications", body, stale))[1]["code"] == "4011"
-
-
-def _envelope(code: str) -> dict[str, object]:
-    return {"code": code, "message": "request signature refused", "data": None}
 
 
 @pytest.mark.parametrize(
@@ -381,7 +359,7 @@ async def test_malformed_input_is_a_400_not_a_500(
 async def test_a_region_that_is_down_is_unavailable(sandbox: RunningSandbox, adapter: SichuanChongqingAdapter) -> None:
     sandbox.faults.down = True
 
-    with pytest.raises(RegionUnavailable):
+    with pytest.raises(errors.RegionUnavailable):
         await adapter.check_health(timeout=T)
 
 
@@ -392,32 +370,47 @@ async def test_a_busy_region_is_unavailable_and_processes_nothing(
     changes = status_changes(sandbox)
     sandbox.faults.error_rate = 1.0
 
-    with pytest.raises(RegionUnavailable):
+    with pytest.raises(errors.RegionUnavailable):
         await adapter.change_card(ChangeCard("c1", cred, CardAction.REPORT_LOSS), timeout=T)
     assert changes == []
+    assert sandbox.system.cards[cred.card_number].card.status is CardStatus.NORMAL
 
 
 async def test_a_slow_region_times_out(sandbox: RunningSandbox, adapter: SichuanChongqingAdapter) -> None:
     sandbox.faults.latency_ms = 500
 
-    with pytest.raises(RegionTimeout):
+    with pytest.raises(errors.RegionTimeout):
         await adapter.get_card(credential(sandbox, CardStatus.NORMAL), timeout=0.1)
 
 
-async def test_a_closed_port_is_unavailable(make_adapter: Callable[..., SichuanChongqingAdapter]) -> None:
+async def test_a_closed_port_is_unavailable(make_adapter: MakeAdapter) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    adapter = make_adapter(endpoint=f"http://127.0.0.1:{port}")
-    await adapter.start()
-    try:
-        with pytest.raises(RegionUnavailable):
-            await adapter.check_health(timeout=T)
-    finally:
-        await adapter.close()
+    adapter = await make_adapter(endpoint=f"http://127.0.0.1:{port}")
+
+    with pytest.raises(errors.RegionUnavailable):
+        await adapter.check_health(timeout=T)
 
 
 def test_the_adapter_is_registered_under_its_entry_point() -> None:
     (entry,) = [ep for ep in entry_points(group="yikatong.adapters") if ep.name == REGION]
 
     assert entry.load() is SichuanChongqingAdapter
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (aiohttp.ServerDisconnectedError(), errors.RegionProtocolError),
+        (ValueError("not JSON"), errors.RegionProtocolError),
+        (TimeoutError(), errors.RegionTimeout),
+        (codec.ErrorReply(503, "5030", "busy", None), errors.RegionUnavailable),
+        (codec.ErrorReply(401, "4010", "refused", None), errors.RegionProtocolError),
+        (codec.ErrorReply(409, "4090", "conflict", {"action": "ENABLE"}), errors.RegionProtocolError),
+        (codec.ErrorReply(200, "4040", "a refusal must be a 4xx", None), errors.RegionProtocolError),
+    ],
+)
+def test_foreign_errors_are_translated_at_one_choke_point(raised: Exception, expected: type[Exception]) -> None:
+    with pytest.raises(expected), translated_errors(REGION):
+        raise raised

@@ -1,0 +1,125 @@
+"""The command line as a user runs it: `yikatong up` serves and self-checks; config errors name the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_hub_config
+from regions.config import ConfigError, load_region
+
+YIKATONG = str(Path(sys.executable).parent / "yikatong")
+
+
+def wait_for_line(process: subprocess.Popen[str], text: str, seconds: float = 30) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + seconds
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} not printed; got: {lines}")
+
+
+@pytest.mark.slow
+def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(tmp_path: Path) -> None:
+    command = [YIKATONG, "up", "--hub-port", "0", "--admin-port", "0", "--data-dir", str(tmp_path)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) as process:
+        try:
+            lines = wait_for_line(process, "serving")
+            assert "self-check passed" in lines
+            assert sum(line.strip().startswith("[ok]") for line in lines) == 4
+            check_running_federation(tmp_path)
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+
+
+def check_running_federation(data_dir: Path) -> None:
+    endpoints = json.loads((data_dir / "endpoints.json").read_text())
+    assert set(endpoints["regions"]) == {"yangtze-delta", "sichuan-chongqing", "beijing-tianjin-hebei"}
+    with urllib.request.urlopen(endpoints["admin"] + "/healthz", timeout=5) as reply:
+        assert json.loads(reply.read()) == {"status": "alive"}
+    with urllib.request.urlopen(endpoints["admin"] + "/readyz", timeout=5) as reply:
+        assert json.loads(reply.read())["ready"] is True
+    fault = subprocess.run(
+        [YIKATONG, "sandbox", "fault", "--data-dir", str(data_dir), "--region", "yangtze-delta", "--down"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert fault.returncode == 0 and json.loads(fault.stdout)["down"] is True
+
+
+def test_sandbox_cards_lists_real_cards_with_the_fields_of_the_design() -> None:
+    out = subprocess.run(
+        [YIKATONG, "sandbox", "cards", "--region", "beijing-tianjin-hebei", "--status", "LOCKED", "--limit", "3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.splitlines()
+    rows = [json.loads(line) for line in out]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["status"] == "LOCKED" and row["region"] == "beijing-tianjin-hebei"
+        assert row["issuing_area"][:2] in {"11", "12", "13"}
+        assert row["card_identification_code"][:6] == row["issuing_area"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ('id = "x"\n', "id", "lower-case"),
+        ('id = "r1"\nname = "R"\nprovinces = ["9"]\nadapter = "a"\nendpoint = "e"\n', "provinces[0]", "two-digit"),
+        ('id = "r1"\nname = "R"\nprovinces = ["51"]\nadapter = "a"\n', "endpoint", "required"),
+        (
+            'id = "r1"\nname = "R"\nprovinces = ["51"]\nadapter = "a"\nendpoint = "e"\n[sandbox]\nstage_seconds = -1\n',
+            "sandbox.stage_seconds",
+            "greater than 0",
+        ),
+    ],
+)
+def test_a_bad_region_file_is_refused_naming_file_key_and_value(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_region(path)
+    assert error.value.key == key
+    assert str(path) in str(error.value) and problem in str(error.value)
+
+
+def test_a_bad_hub_file_is_refused_naming_the_key_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text("[server]\nport = 70000\n")
+    with pytest.raises(ConfigError) as error:
+        load_hub_config(path, data_dir=tmp_path)
+    assert error.value.key == "server.port" and error.value.value == 70000
+
+
+def test_the_command_reports_a_configuration_error_instead_of_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text("[server]\nadmin_port = 'x'\n")
+    result = subprocess.run(
+        [YIKATONG, "serve", "--config", str(path), "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "server.admin_port" in result.stderr and "Traceback" not in result.stderr

@@ -34,9 +34,10 @@ async def assert_others_answer(federation: Federation, down: str) -> None:
 
 
 async def refused_within(federation: Federation, region: str, deadline: float) -> tuple[grpc.aio.AioRpcError, float]:
+    request = verify(federation, region)
     started = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await federation.cards.VerifyCard(verify(federation, region), timeout=deadline)
+        await federation.cards.VerifyCard(request, timeout=deadline)
     return refused.value, time.monotonic() - started
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from adapters.errors import AdapterError, HolderNotFound, RegionUnavailable
 from gateway.metrics import Metrics
 
-Ask = Callable[[str], Awaitable[bool]]
 
 
 def load_key(path: Path) -> bytes:

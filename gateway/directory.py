@@ -19,7 +19,6 @@ from adapters.errors import AdapterError, HolderNotFound, RegionUnavailable
 from gateway.metrics import Metrics
 
 
-
 def load_key(path: Path) -> bytes:
     """The directory key, created (32 random bytes, owner-only) on first use."""
     if not path.exists():

@@ -24,9 +24,8 @@ async def test_each_rpc_logs_one_line_without_personal_numbers(
 ) -> None:
     person = federation.pick("sichuan-chongqing", lambda p: p.status is CardStatus.LOST)
     request = card_pb2.VerifyCardRequest(card=credential(person), venue=common_pb2.Venue(area_code="310104"))
-    with caplog.at_level(logging.INFO, logger="yikatong.access"):
-        with pytest.raises(grpc.aio.AioRpcError):
-            await federation.cards.VerifyCard(request, metadata=(("x-request-id", "trace-42"),), timeout=5)
+    with caplog.at_level(logging.INFO, logger="yikatong.access"), pytest.raises(grpc.aio.AioRpcError):
+        await federation.cards.VerifyCard(request, metadata=(("x-request-id", "trace-42"),), timeout=5)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "yikatong.access"]
     assert len(lines) == 1
     line = lines[0]

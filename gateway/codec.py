@@ -6,6 +6,7 @@ Every ``decode_*`` raises :class:`~adapters.errors.InvalidArgument` naming the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from adapters import domain
@@ -24,11 +25,11 @@ from yikatong.v1 import common_pb2 as pb
 MAX_NAME = 64
 
 
-def _checked(field: str, parse: object, value: str) -> str:
+def _checked(field: str, parse: Callable[[str], str], value: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
     try:
-        return parse(value)  # type: ignore[operator,no-any-return]
+        return parse(value)
     except InvalidIdentifier as exc:
         raise InvalidArgument(field, exc.problem) from None
 

@@ -99,14 +99,10 @@ class CardAffairsServicer(affairs_grpc.CardAffairsServiceServicer):
         )
         region = self.federation.region_for_area(change.credential.issuing_area)
 
-        async def produce() -> Any:
-            card = await self.federation.call(region, lambda a, t: a.change_card(change, timeout=t))
-            return affairs_pb.EnableSocialSecurityResponse(card=codec.encode_card(card))
+        async def produce() -> common_pb.Card:
+            return codec.encode_card(await self.federation.call(region, lambda a, t: a.change_card(change, timeout=t)))
 
-        answer = await self.idempotency.run(
-            method, change.request_id, request, produce, affairs_pb.EnableSocialSecurityResponse
-        )
-        return answer.card
+        return await self.idempotency.run(method, change.request_id, request, produce, common_pb.Card)
 
     async def EnableSocialSecurity(
         self, request: affairs_pb.EnableSocialSecurityRequest, context: Context

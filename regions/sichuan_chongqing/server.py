@@ -80,7 +80,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = wire.NO_SUCH_RESOURCE if exc.status == 404 else f"{exc.status}0"
         return wire.reply(code, exc.reason, status=exc.status)
     except Exception:
-        log.exception("sichuan-chongqing sandbox failed on %s %s", request.method, request.path)
+        # The route's pattern, not the path: paths carry card numbers, which logs must not.
+        route = request.match_info.route.resource
+        log.exception("sichuan-chongqing sandbox failed on %s %s", request.method, route.canonical if route else "?")
         return wire.reply(wire.INTERNAL, "internal error", status=500)
 
 

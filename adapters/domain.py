@@ -151,3 +151,150 @@ class ReplaceCard:
     request_id: str
     credential: CardCredential
     reason: ReplaceReason
+
+
+# --- medical settlement (DESIGN §4.5) ---------------------------------------------------------------------
+
+
+class VisitType(enum.Enum):
+    OUTPATIENT = "OUTPATIENT"
+    INPATIENT = "INPATIENT"
+
+
+class CatalogueClass(enum.Enum):
+    """How the treatment place's catalogue classes a bill line."""
+
+    A = "A"  # 甲类: fully in scope
+    B = "B"  # 乙类: a share is paid by the patient first
+    C = "C"  # 丙类: paid by the patient
+    OUT_OF_CATALOGUE = "OUT_OF_CATALOGUE"
+
+
+class FilingType(enum.Enum):
+    """备案 types; the first three are long-term, the rest temporary."""
+
+    RETIREE_RESETTLED = "RETIREE_RESETTLED"
+    LONG_TERM_RESIDENT = "LONG_TERM_RESIDENT"
+    WORKING_AWAY = "WORKING_AWAY"
+    REFERRAL = "REFERRAL"
+    EMERGENCY = "EMERGENCY"
+    TEMPORARY_OTHER = "TEMPORARY_OTHER"
+
+    @property
+    def long_term(self) -> bool:
+        return self in (FilingType.RETIREE_RESETTLED, FilingType.LONG_TERM_RESIDENT, FilingType.WORKING_AWAY)
+
+
+@dataclass(frozen=True)
+class FileRemoteCare:
+    """备案: the insured person will be treated in ``treatment_area`` (a province when it ends in ``0000``)."""
+
+    request_id: str
+    credential: CardCredential
+    treatment_area: str
+    filing_type: FilingType
+    valid_from: str  # YYYY-MM-DD
+    valid_until: str  # YYYY-MM-DD
+
+
+@dataclass(frozen=True)
+class Filing:
+    filing_id: str
+    treatment_area: str
+    filing_type: FilingType
+    valid_from: str
+    valid_until: str
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """One line of a hospital bill, classed against the treatment place's catalogue; ``price_cap_fen`` 0 = none."""
+
+    item_code: str
+    item_name: str
+    catalogue_class: CatalogueClass
+    quantity: int
+    unit_price_fen: int
+    amount_fen: int
+    price_cap_fen: int = 0
+
+
+@dataclass(frozen=True)
+class Bill:
+    """A bill to settle (or pre-settle) at the insured place.
+
+    ``request_id`` is the hub's settlement request id; the region keys the settlement, its outcome query and
+    its correction on it.
+    """
+
+    request_id: str
+    credential: CardCredential
+    insured_area: str
+    treatment_area: str
+    institution_id: str
+    hospital_level: int  # 1, 2 or 3
+    visit_type: VisitType
+    later_admission: bool
+    lines: tuple[BillLine, ...]
+    use_personal_account: bool
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a bill is paid (DESIGN §4.5), every part in fen."""
+
+    total_fen: int
+    full_self_pay_fen: int
+    over_cap_fen: int
+    b_class_self_pay_fen: int
+    in_scope_fen: int
+    deductible_fen: int
+    fund_pay_fen: int
+    account_pay_fen: int
+    cash_pay_fen: int
+
+    def violations(self) -> list[str]:
+        """The §4.5 invariants this split breaks; empty when it balances."""
+        broken = [f"{name} < 0" for name, value in vars(self).items() if value < 0]
+        classes = self.full_self_pay_fen + self.over_cap_fen + self.b_class_self_pay_fen + self.in_scope_fen
+        if self.total_fen != classes:
+            broken.append("total != full_self_pay + over_cap + b_class_self_pay + in_scope")
+        if self.total_fen != self.fund_pay_fen + self.account_pay_fen + self.cash_pay_fen:
+            broken.append("total != fund_pay + account_pay + cash_pay")
+        if self.deductible_fen > self.in_scope_fen:
+            broken.append("deductible > in_scope")
+        return broken
+
+
+@dataclass(frozen=True)
+class RegionSettlement:
+    """A settlement as the insured place's system booked it."""
+
+    request_id: str
+    region_settlement_id: str
+    split: Split
+
+
+class OutcomeState(enum.Enum):
+    """What the insured place's system knows of a settlement request id."""
+
+    SETTLED = "SETTLED"
+    REVERSED = "REVERSED"
+    CORRECTED = "CORRECTED"  # 冲正: voided, never took effect (or undone)
+    NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class SettlementOutcome:
+    state: OutcomeState
+    settlement: RegionSettlement | None = None
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """撤销 of a settled bill, once; ``request_id`` is the reversal's own id."""
+
+    request_id: str
+    settlement_request_id: str
+    social_security_number: str
+    reason: str

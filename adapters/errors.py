@@ -14,11 +14,18 @@
     │   ├── ApplicationNotFound       the person has no application
     │   ├── CardAlreadyHeld           the person already holds a usable card
     │   ├── IdempotencyKeyReused      same request_id, different request
-    │   └── RequestInProgress         same request_id while the first is still running
+    │   ├── RequestInProgress         same request_id while the first is still running
+    │   ├── NotInsured                the person has no medical insurance
+    │   ├── SettlementNotFound        no settlement with that id (or request id)
+    │   ├── SettlementNotSettled      reversal of a settlement that is reversed, corrected or unknown
+    │   ├── SettlementCorrected       the settlement's request id was corrected (冲正) and is void
+    │   ├── SettlementOutcomeUnknown  the region did not say whether it settled; a correction is on its way
+    │   └── PeriodNotClosable         the clearing period has not ended yet
     └── AdapterError                  trouble talking to a region
         ├── RegionUnavailable         did not reach the region; safe to retry
         ├── RegionTimeout             no answer in time; the request may have reached the region
         └── RegionProtocolError       the region answered something unreadable
+            └── RegionSplitInvalid    the region's split breaks the §4.5 invariants
 
 Retry logic reads ``retryable`` and ``may_have_reached``; it never lists classes. The hub maps every
 class to a gRPC status code and ``ErrorInfo.reason`` in one table (``gateway.status``).
@@ -160,3 +167,61 @@ class RegionProtocolError(AdapterError):
 
     reason = "REGION_PROTOCOL_ERROR"
     may_have_reached = True
+
+
+class NotInsured(Refusal):
+    reason = "NOT_INSURED"
+
+
+class SettlementNotFound(Refusal):
+    reason = "SETTLEMENT_NOT_FOUND"
+
+
+class SettlementNotSettled(Refusal):
+    """A reversal of a settlement that is not (or no longer) settled: reversal happens once."""
+
+    reason = "SETTLEMENT_NOT_SETTLED"
+
+    def __init__(self, settlement_id: str, state: str) -> None:
+        super().__init__(
+            f"settlement {settlement_id} is {state}, not SETTLED",
+            metadata={"settlement_id": settlement_id, "state": state},
+        )
+
+
+class SettlementCorrected(Refusal):
+    """The request id was corrected (冲正) at the region; that settlement is void for good."""
+
+    reason = "SETTLEMENT_CORRECTED"
+
+
+class SettlementOutcomeUnknown(Refusal):
+    """The region did not confirm the settlement in time; the hub voids it through a correction.
+
+    The bill is not settled: settle it again under a new request id.
+    """
+
+    reason = "SETTLEMENT_OUTCOME_UNKNOWN"
+
+    def __init__(self, settlement_id: str, region: str) -> None:
+        super().__init__(
+            f"region {region} did not confirm settlement {settlement_id}; it is being corrected (voided)",
+            metadata={"settlement_id": settlement_id, "region": region},
+        )
+
+
+class PeriodNotClosable(Refusal):
+    reason = "PERIOD_NOT_CLOSABLE"
+
+    def __init__(self, period: str, problem: str) -> None:
+        super().__init__(f"clearing period {period} {problem}", metadata={"period": period})
+
+
+class RegionSplitInvalid(RegionProtocolError):
+    """The region returned a split that does not balance; it is refused and corrected, never booked."""
+
+    reason = "REGION_SPLIT_INVALID"
+
+    def __init__(self, region: str, violations: list[str]) -> None:
+        super().__init__(region, "split breaks " + "; ".join(violations))
+        self.metadata["violations"] = "; ".join(violations)

@@ -23,7 +23,22 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from adapters.domain import Application, ApplyCard, Card, CardCredential, CardRecord, ChangeCard, ReplaceCard
+from adapters.domain import (
+    Application,
+    ApplyCard,
+    Bill,
+    Card,
+    CardCredential,
+    CardRecord,
+    ChangeCard,
+    FileRemoteCare,
+    Filing,
+    RegionSettlement,
+    ReplaceCard,
+    Reversal,
+    SettlementOutcome,
+    Split,
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,60 @@ class RegionAdapter(abc.ABC):
 
         Raises:
             ApplicationNotFound: the person has no application.
+        """
+
+    # --- medical settlement at the insured place (DESIGN §4.5) -----------------------------------------
+
+    @abc.abstractmethod
+    async def file_remote_care(self, request: FileRemoteCare, *, timeout: float) -> Filing:
+        """备案: record that the insured person will be treated in another area.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            CardNotFound, HolderMismatch: as for :meth:`get_card`.
+        """
+
+    @abc.abstractmethod
+    async def pre_settle(self, bill: Bill, *, timeout: float) -> Split:
+        """预结算: the split the insured place's policy gives the bill now, with no side effects.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+        """
+
+    @abc.abstractmethod
+    async def settle(self, bill: Bill, *, timeout: float) -> RegionSettlement:
+        """结算: compute the split, add it to the person's accumulators and debit the personal account.
+
+        Idempotent on ``bill.request_id``: the same id with the same bill replays the first settlement.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            SettlementCorrected: the request id was corrected before; it can never settle.
+            IdempotencyKeyReused: the request id was used for another bill.
+        """
+
+    @abc.abstractmethod
+    async def settlement_outcome(self, request_id: str, *, timeout: float) -> SettlementOutcome:
+        """What the region knows of a settlement request id; ``NOT_FOUND`` when it never saw it."""
+
+    @abc.abstractmethod
+    async def correct_settlement(self, request_id: str, *, timeout: float) -> None:
+        """冲正: void the settlement of ``request_id`` whether or not it was applied.
+
+        Applied → its accumulators and account debit are restored; not seen → the id is marked so that a
+        late arrival is refused with ``SettlementCorrected``. Repeating a correction is harmless.
+        """
+
+    @abc.abstractmethod
+    async def reverse_settlement(self, request: Reversal, *, timeout: float) -> None:
+        """撤销: undo a settled bill once, restoring accumulators and account exactly.
+
+        Idempotent on ``request.request_id``.
+
+        Raises:
+            SettlementNotFound: the region has no settlement of that request id.
+            SettlementNotSettled: it was reversed or corrected already.
         """
 
     @abc.abstractmethod

@@ -27,6 +27,8 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     errors.ApplicationNotFound: grpc.StatusCode.NOT_FOUND,
     errors.IdempotencyKeyReused: grpc.StatusCode.ALREADY_EXISTS,
     errors.RequestInProgress: grpc.StatusCode.ABORTED,
+    errors.SettlementNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
     errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
     errors.RegionUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.RegionTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -16,26 +16,36 @@ class Faults:
         down: every protocol call is refused as if the system were down.
         latency_ms: added before each protocol call is processed.
         error_rate: fraction (0–1) of protocol calls answered "system busy" without being processed.
+        answer_delay_ms: added after a call is processed, before it is answered: the region acts on the
+            request but the caller may give up first.
+        answer_delay_calls: how many of the next calls get ``answer_delay_ms`` (0 = every call).
+        unbalanced_splits: settlements are answered with a split one fen off (applied correctly).
     """
 
     down: bool = False
     latency_ms: int = 0
     error_rate: float = 0.0
+    answer_delay_ms: int = 0
+    answer_delay_calls: int = 0
+    unbalanced_splits: bool = False
     _rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False, compare=False)
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a JSON change set; ``{"clear": true}`` resets every knob. Bad values raise ValueError."""
         if changes.get("clear"):
             self.down, self.latency_ms, self.error_rate = False, 0, 0.0
-        if "down" in changes:
-            if not isinstance(changes["down"], bool):
-                raise ValueError("down must be true or false")
-            self.down = changes["down"]
-        if "latency_ms" in changes:
-            latency = changes["latency_ms"]
-            if not isinstance(latency, int) or isinstance(latency, bool) or latency < 0:
-                raise ValueError("latency_ms must be a whole number ≥ 0")
-            self.latency_ms = latency
+            self.answer_delay_ms, self.answer_delay_calls, self.unbalanced_splits = 0, 0, False
+        for flag in ("down", "unbalanced_splits"):
+            if flag in changes:
+                if not isinstance(changes[flag], bool):
+                    raise ValueError(f"{flag} must be true or false")
+                setattr(self, flag, changes[flag])
+        for count in ("latency_ms", "answer_delay_ms", "answer_delay_calls"):
+            if count in changes:
+                value = changes[count]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"{count} must be a whole number ≥ 0")
+                setattr(self, count, value)
         if "error_rate" in changes:
             rate = changes["error_rate"]
             if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
@@ -54,3 +64,15 @@ class Faults:
         if self.error_rate and self._rng.random() < self.error_rate:
             return "busy"
         return None
+
+    async def after_call(self) -> None:
+        """Wait out the answer delay of a processed call."""
+        if not self.answer_delay_ms:
+            return
+        if self.answer_delay_calls:
+            self.answer_delay_calls -= 1
+            if not self.answer_delay_calls:
+                delay, self.answer_delay_ms = self.answer_delay_ms, 0
+                await asyncio.sleep(delay / 1000)
+                return
+        await asyncio.sleep(self.answer_delay_ms / 1000)

@@ -10,17 +10,21 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import product
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from adapters.domain import CardStatus
-from regions.cardsystem import CardSystem
-from regions.config import RegionConfig
+from adapters.domain import CardStatus, InsuranceType, VisitType
+from regions.backend import Backend
+from regions.cardsystem import CardSystem, SandboxClock
+from regions.config import ConfigError, RegionConfig
 from regions.faults import Faults
+from regions.medical import MedicalSystem
+from regions.policy import POLICY_FILE, load_policies
 from regions.seed import generate
 
-# Region id → module that defines ``async def serve(system, faults, config, host, port) -> ProtocolServer``.
+# Region id → module that defines ``async def serve(backend, config, host, port) -> ProtocolServer``.
 SERVERS = {
     "yangtze-delta": "regions.yangtze_delta",
     "sichuan-chongqing": "regions.sichuan_chongqing",
@@ -36,7 +40,7 @@ class ProtocolServer(Protocol):
     async def stop(self) -> None: ...
 
 
-ServeFn = Callable[[CardSystem, Faults, RegionConfig, str, int], Awaitable[ProtocolServer]]
+ServeFn = Callable[[Backend, RegionConfig, str, int], Awaitable[ProtocolServer]]
 
 
 @dataclass
@@ -44,11 +48,22 @@ class RunningSandbox:
     """A sandbox that is serving: its state, knobs and where it listens."""
 
     config: RegionConfig
-    system: CardSystem
-    faults: Faults
+    backend: Backend
     server: ProtocolServer
     admin_url: str
     _admin: web.AppRunner
+
+    @property
+    def system(self) -> CardSystem:
+        return self.backend.cards
+
+    @property
+    def medical(self) -> MedicalSystem:
+        return self.backend.medical
+
+    @property
+    def faults(self) -> Faults:
+        return self.backend.faults
 
     @property
     def address(self) -> str:
@@ -59,11 +74,35 @@ class RunningSandbox:
         await self._admin.cleanup()
 
 
+def build_backend(config: RegionConfig) -> Backend:
+    """The region's systems with its seeded people and the shipped policy tables."""
+    people = generate(config.region_id, config.provinces)
+    policies = load_policies()
+    for province in config.provinces:
+        missing = [k for k in product(InsuranceType, VisitType) if (province, *k) not in policies]
+        if missing:
+            raise ConfigError(
+                POLICY_FILE, "policy", province, f"no policy row for {missing[0][0].value} {missing[0][1].value}"
+            )
+    faults = Faults()
+    clock = SandboxClock()
+    cards = CardSystem(
+        config.region_id,
+        people,
+        clock,
+        stage_seconds=config.sandbox.stage_seconds,
+        temporary_loss_days=config.sandbox.temporary_loss_days,
+    )
+    return Backend(cards, MedicalSystem(config.region_id, people, policies, clock, faults), faults)
+
+
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def admin_app(system: CardSystem, faults: Faults) -> web.Application:
+def admin_app(backend: Backend) -> web.Application:
+    system, faults = backend.cards, backend.faults
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"region": system.region_id, "faults": faults.as_dict()})
 
@@ -114,18 +153,12 @@ async def start_sandbox(
     config: RegionConfig, *, host: str = "127.0.0.1", port: int | None = None, admin_port: int | None = None
 ) -> RunningSandbox:
     """Start the region's sandbox; ports default to the region file's, 0 picks free ones."""
-    system = CardSystem(
-        config.region_id,
-        generate(config.region_id, config.provinces),
-        stage_seconds=config.sandbox.stage_seconds,
-        temporary_loss_days=config.sandbox.temporary_loss_days,
-    )
-    faults = Faults()
+    backend = build_backend(config)
     serve: ServeFn = importlib.import_module(SERVERS[config.region_id]).serve
-    server = await serve(system, faults, config, host, config.sandbox.port if port is None else port)
-    runner = web.AppRunner(admin_app(system, faults), access_log=None)
+    server = await serve(backend, config, host, config.sandbox.port if port is None else port)
+    runner = web.AppRunner(admin_app(backend), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, config.sandbox.admin_port if admin_port is None else admin_port)
     await site.start()
     bound = runner.addresses[0][1]
-    return RunningSandbox(config, system, faults, server, f"http://{host}:{bound}", runner)
+    return RunningSandbox(config, backend, server, f"http://{host}:{bound}", runner)

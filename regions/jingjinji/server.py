@@ -41,6 +41,7 @@ from jingjinji.v1.card_center_pb2_grpc import (
     add_CardCenterServiceServicer_to_server,
 )
 from regions.cardsystem import CardSystem
+from regions.backend import Backend
 from regions.config import RegionConfig
 from regions.faults import Faults
 
@@ -169,8 +170,7 @@ class CardCenter(CardCenterServiceServicer):
     """``jingjinji.v1.CardCenterService`` on a card system, with the sandbox's fault knobs in front.
 
     Args:
-        system: the card-management system the calls act on.
-        faults: consulted before every call; ``down`` and ``busy`` end the call with ``UNAVAILABLE``.
+        backend: the region's card and medical systems and its fault knobs.
     """
 
     def __init__(self, system: CardSystem, faults: Faults) -> None:
@@ -267,12 +267,11 @@ class JingjinjiServer:
         await self._server.stop(grace=STOP_GRACE_SECONDS)
 
 
-async def serve(system: CardSystem, faults: Faults, config: RegionConfig, host: str, port: int) -> JingjinjiServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> JingjinjiServer:
     """Start the card centre on ``host:port`` (0 picks a free port).
 
     Args:
-        system: the region's card-management system.
-        faults: the sandbox's fault knobs.
+        backend: the region's card and medical systems and its fault knobs.
         config: the region's configuration (unused: the card centre needs nothing from it).
         host: interface to listen on.
         port: port to listen on; 0 picks a free one.
@@ -281,6 +280,7 @@ async def serve(system: CardSystem, faults: Faults, config: RegionConfig, host: 
         The running server; ``address`` names the port actually bound.
     """
     server = grpc.aio.server()
+    system, faults = backend.cards, backend.faults
     add_CardCenterServiceServicer_to_server(CardCenter(system, faults), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()

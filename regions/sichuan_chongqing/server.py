@@ -38,6 +38,7 @@ from adapters.errors import (
     Refusal,
 )
 from adapters.sichuan_chongqing import signing
+from regions.backend import Backend
 from regions.cardsystem import CardSystem
 from regions.config import ConfigError, RegionConfig
 from regions.faults import Faults
@@ -206,14 +207,11 @@ def _option(config: RegionConfig, key: str) -> str:
     return value
 
 
-async def serve(
-    system: CardSystem, faults: Faults, config: RegionConfig, host: str, port: int
-) -> SichuanChongqingServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> SichuanChongqingServer:
     """Start the region's protocol server on ``host:port`` (port 0 picks a free one).
 
     Args:
-        system: the card system the server fronts.
-        faults: the fault knobs, consulted before each request.
+        backend: the region's card and medical systems and its fault knobs.
         config: the region's configuration; ``options.paas_id`` and ``options.secret`` sign requests.
         host: interface to listen on.
         port: port to listen on.
@@ -221,6 +219,7 @@ async def serve(
     Returns:
         The running server, with its address.
     """
+    system, faults = backend.cards, backend.faults
     app = create_app(system, faults, paas_id=_option(config, "paas_id"), secret=_option(config, "secret"))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -63,6 +63,7 @@ from adapters.errors import (
     IdempotencyKeyReused,
     Refusal,
 )
+from regions.backend import Backend
 from regions.cardsystem import CardSystem
 from regions.config import RegionConfig
 from regions.faults import Faults
@@ -327,12 +328,11 @@ class YangtzeDeltaServer:
         return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-async def serve(system: CardSystem, faults: Faults, config: RegionConfig, host: str, port: int) -> YangtzeDeltaServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> YangtzeDeltaServer:
     """Start the 长三角 protocol server for ``system`` on ``host:port`` (0 picks a free port).
 
     Args:
-        system: the card-management system the server translates the protocol to.
-        faults: the sandbox's fault knobs, applied before each request.
+        backend: the region's card and medical systems and its fault knobs.
         config: the region's configuration (unused: the protocol has no per-deployment settings).
         host: address to listen on.
         port: port to listen on; 0 picks a free one.
@@ -340,6 +340,7 @@ async def serve(system: CardSystem, faults: Faults, config: RegionConfig, host: 
     Returns:
         The running server; ``address`` says where it listens, ``stop()`` shuts it down.
     """
+    system, faults = backend.cards, backend.faults
     server = YangtzeDeltaServer(system, faults)
     await server.start(host, port)
     return server

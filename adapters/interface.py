@@ -126,9 +126,12 @@ class RegionAdapter(abc.ABC):
     async def file_remote_care(self, request: FileRemoteCare, *, timeout: float) -> Filing:
         """备案: record that the insured person will be treated in another area.
 
+        Idempotent on ``request.request_id``.
+
         Raises:
             NotInsured: the person has no medical insurance in this region.
-            CardNotFound, HolderMismatch: as for :meth:`get_card`.
+            HolderMismatch: the name does not match the insured person's record.
+            IdempotencyKeyReused: the request id was used for another filing.
         """
 
     @abc.abstractmethod

@@ -97,7 +97,7 @@ class MedicalSystem:
         self.settlements: dict[str, SettlementRow] = {}
         self.corrections: list[str] = []  # every correction received, in order (a repeat is listed again)
         self._reversals: dict[str, tuple[str, Refusal | None]] = {}
-        self._filings: dict[str, Filing] = {}
+        self._filings: dict[str, tuple[str, Filing]] = {}
         self._serial = 0
         year = self.today().year
         for p in people:
@@ -146,10 +146,14 @@ class MedicalSystem:
     # --- writes ------------------------------------------------------------------------------------
 
     def file(self, msgid: str, request: FileRemoteCare) -> Filing:
-        """备案; a repeat of the same message id returns the same filing."""
-        person = self.person(request.credential.social_security_number, request.credential.holder_name)
+        """备案; a repeat of the message id returns the same filing, or is refused when the request differs."""
+        fingerprint = _fingerprint(*(value for key, value in vars(request).items() if key != "request_id"))
         if msgid in self._filings:
-            return self._filings[msgid]
+            stored, filing = self._filings[msgid]
+            if stored != fingerprint:
+                raise IdempotencyKeyReused(msgid)
+            return filing
+        person = self.person(request.credential.social_security_number, request.credential.holder_name)
         self._serial += 1
         filing = Filing(
             f"{self.region_id}-F{self._serial:07d}",
@@ -159,7 +163,7 @@ class MedicalSystem:
             request.valid_until,
         )
         person.filings.append(filing)
-        self._filings[msgid] = filing
+        self._filings[msgid] = (fingerprint, filing)
         return filing
 
     def settle(self, bill: Bill) -> RegionSettlement:
@@ -219,7 +223,7 @@ class MedicalSystem:
 
     def _reverse(self, reversal: Reversal) -> None:
         row = self.settlements.get(reversal.settlement_request_id)
-        if row is None or row.social_security_number != reversal.social_security_number:
+        if row is None or row.social_security_number not in ("", reversal.social_security_number):
             raise SettlementNotFound(
                 f"no settlement {reversal.settlement_request_id} for this person",
                 metadata={"request_id": reversal.settlement_request_id},

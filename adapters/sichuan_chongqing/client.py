@@ -15,7 +15,23 @@ from urllib.parse import quote
 
 import aiohttp
 
-from adapters.domain import Application, ApplyCard, Card, CardCredential, CardRecord, ChangeCard, ReplaceCard
+from adapters.domain import (
+    Application,
+    ApplyCard,
+    Bill,
+    Card,
+    CardCredential,
+    CardRecord,
+    ChangeCard,
+    FileRemoteCare,
+    Filing,
+    OutcomeState,
+    RegionSettlement,
+    ReplaceCard,
+    Reversal,
+    SettlementOutcome,
+    Split,
+)
 from adapters.errors import (
     ApplicationNotFound,
     CardAlreadyHeld,
@@ -24,9 +40,13 @@ from adapters.errors import (
     HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
+    NotInsured,
     RegionProtocolError,
     RegionTimeout,
     RegionUnavailable,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
     YikatongError,
 )
 from adapters.interface import AdapterSettings, RegionAdapter
@@ -35,17 +55,30 @@ from adapters.sichuan_chongqing.signing import signed_headers
 
 T = TypeVar("T")
 
+
+def _settlement_id(reply: codec.ErrorReply, request_id: str) -> dict[str, str]:
+    """The settlement message id a refusal names: the reply's ``requestId``, else the write's own."""
+    named = reply.data.get("requestId") if isinstance(reply.data, dict) else None
+    return {"request_id": named if isinstance(named, str) else request_id}
+
+
 # The region's refusal codes → the domain's refusals; each gets the reply and the write's request id.
 _REFUSALS: dict[str, Callable[[codec.ErrorReply, str], YikatongError]] = {
     "4030": lambda r, _: HolderMismatch(r.message),
     "4040": lambda r, _: CardNotFound(r.message),
     "4041": lambda r, _: HolderNotFound(r.message),
     "4042": lambda r, _: ApplicationNotFound(r.message),
+    "4043": lambda r, _: NotInsured(r.message),
+    "4044": lambda r, request_id: SettlementNotFound(r.message, metadata=_settlement_id(r, request_id)),
     "4090": lambda r, _: CardStateConflict(
         codec.field(r.data, "action", str), codec.coded(r.data, "status", codec.STATUSES)
     ),
     "4091": lambda r, _: CardAlreadyHeld(r.message),
     "4092": lambda _, request_id: IdempotencyKeyReused(request_id),
+    "4093": lambda r, _: SettlementNotSettled(
+        codec.field(r.data, "requestId", str), codec.coded(r.data, "state", codec.SETTLEMENT_STATES).value
+    ),
+    "4094": lambda r, request_id: SettlementCorrected(r.message, metadata=_settlement_id(r, request_id)),
 }
 
 
@@ -176,6 +209,126 @@ class SichuanChongqingAdapter(RegionAdapter):
         params = {"idNo": social_security_number, "name": holder_name}
         return await self._call("GET", "/v2/applications/latest", codec.application, timeout=timeout, params=params)
 
+    async def file_remote_care(self, request: FileRemoteCare, *, timeout: float) -> Filing:
+        """备案: record that the insured person will be treated in another area (``POST /v2/filings``).
+
+        ``request.request_id`` travels as the region's ``requestId``; a repeat returns the same filing.
+
+        Args:
+            request: the filing, with the person's credential, the treatment area, type and validity.
+            timeout: seconds the call may take in total.
+
+        Returns:
+            The filing as the region recorded it, with the region's filing id.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            HolderMismatch: the name does not match the insured person's record.
+            RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
+        """
+        body = codec.filing_body(request)
+        return await self._call("POST", "/v2/filings", codec.filing, timeout=timeout, body=body)
+
+    async def pre_settle(self, bill: Bill, *, timeout: float) -> Split:
+        """预结算: the split the insured place's policy gives the bill now (``POST /v2/settlement-previews``).
+
+        The region changes nothing: no accumulator, account or settlement record.
+
+        Args:
+            bill: the bill, each line classed against the treatment place's catalogue.
+            timeout: seconds the call may take in total.
+
+        Returns:
+            The split, every part in fen.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            HolderMismatch: the name does not match the insured person's record.
+            RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
+        """
+        body = codec.bill_body(bill)
+        return await self._call("POST", "/v2/settlement-previews", codec.preview, timeout=timeout, body=body)
+
+    async def settle(self, bill: Bill, *, timeout: float) -> RegionSettlement:
+        """结算: settle the bill at the insured place (``POST /v2/settlements``).
+
+        ``bill.request_id`` travels as the region's ``requestId`` (its message id): the same id with the same
+        bill replays the first settlement, so a retry after a timeout never settles twice.
+
+        Args:
+            bill: the bill, each line classed against the treatment place's catalogue.
+            timeout: seconds the call may take in total.
+
+        Returns:
+            The settlement as the region booked it: its settlement id and split (the hub checks the split).
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            HolderMismatch: the name does not match the insured person's record.
+            SettlementCorrected: the request id was corrected before; it can never settle.
+            IdempotencyKeyReused: the request id was used for another bill.
+            RegionTimeout: no answer in time; the settlement may have been applied.
+            RegionUnavailable, RegionProtocolError: see :func:`translated_errors`.
+        """
+        body = codec.bill_body(bill)
+        return await self._call("POST", "/v2/settlements", codec.settlement, timeout=timeout, body=body)
+
+    async def settlement_outcome(self, request_id: str, *, timeout: float) -> SettlementOutcome:
+        """What the region knows of a settlement request id (``GET /v2/settlements/{msgId}``).
+
+        Args:
+            request_id: the settlement's request id, as sent to :meth:`settle`.
+            timeout: seconds the call may take in total.
+
+        Returns:
+            ``SETTLED``, ``REVERSED`` or ``CORRECTED`` with the settlement when it was booked (none for an id
+            corrected before it arrived); ``NOT_FOUND`` when the region never saw the id (its 404 ``4044``).
+
+        Raises:
+            RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
+        """
+        try:
+            return await self._call("GET", self._settlement_path(request_id), codec.outcome, timeout=timeout)
+        except SettlementNotFound:
+            return SettlementOutcome(OutcomeState.NOT_FOUND)
+
+    async def correct_settlement(self, request_id: str, *, timeout: float) -> None:
+        """冲正: void the settlement of ``request_id`` (``POST /v2/settlements/{msgId}/correction``).
+
+        Applied → the region restores its accumulators and account debit; not seen → the region marks the id
+        so that a late arrival is refused with ``SettlementCorrected``. Repeating a correction is harmless,
+        and so is correcting a settlement that was reversed (it stays reversed).
+
+        Args:
+            request_id: the settlement's request id, as sent to :meth:`settle`.
+            timeout: seconds the call may take in total.
+
+        Raises:
+            RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`; the
+            correction must be sent again until the region acknowledges it.
+        """
+        path = self._settlement_path(request_id) + "/correction"
+        await self._call("POST", path, codec.nothing, timeout=timeout, body={})
+
+    async def reverse_settlement(self, request: Reversal, *, timeout: float) -> None:
+        """撤销: undo a settled bill once (``POST /v2/settlements/{msgId}/reversal``).
+
+        The region restores the person's accumulators and account exactly. ``request.request_id`` is the
+        reversal's own message id: a repeat answers as the first time did.
+
+        Args:
+            request: the reversal, naming the settlement by its request id and the insured person.
+            timeout: seconds the call may take in total.
+
+        Raises:
+            SettlementNotFound: the region has no settlement of that request id for this person.
+            SettlementNotSettled: it was reversed or corrected already.
+            IdempotencyKeyReused: the reversal's request id was used for another reversal.
+            RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
+        """
+        path = self._settlement_path(request.settlement_request_id) + "/reversal"
+        await self._call("POST", path, codec.nothing, timeout=timeout, body=codec.reversal_body(request))
+
     async def check_health(self, *, timeout: float) -> None:
         """Return when ``GET /v2/ping`` answers; raise an ``AdapterError`` when it does not."""
         await self._call("GET", "/v2/ping", codec.nothing, timeout=timeout)
@@ -188,6 +341,10 @@ class SichuanChongqingAdapter(RegionAdapter):
             "name": credential.holder_name,
             "cardSn": credential.card_identification_code,
         }
+
+    @staticmethod
+    def _settlement_path(request_id: str) -> str:
+        return f"/v2/settlements/{quote(request_id, safe='')}"
 
     @property
     def _session(self) -> aiohttp.ClientSession:

@@ -1,7 +1,8 @@
-"""The 川渝 wire format as the adapter reads it: camelCase JSON in, domain dataclasses out.
+"""The 川渝 wire format as the adapter writes and reads it: domain dataclasses to camelCase JSON and back.
 
-Every reader raises :class:`MalformedReply` (a ``ValueError``) when the region's JSON is not shaped as the
-protocol says; the client turns that into ``RegionProtocolError`` at its one choke point.
+Money is integer fen in fields ending ``Fen``. Every reader raises :class:`MalformedReply` (a ``ValueError``)
+when the region's JSON is not shaped as the protocol says; the client turns that into ``RegionProtocolError``
+at its one choke point.
 """
 
 from __future__ import annotations
@@ -12,13 +13,24 @@ from typing import Any, TypeVar
 
 from adapters.domain import (
     Application,
+    Bill,
+    BillLine,
     Card,
+    CardCredential,
     CardRecord,
     CardStatus,
+    FileRemoteCare,
+    Filing,
+    FilingType,
     Gender,
     Holder,
     Insurance,
     InsuranceType,
+    OutcomeState,
+    RegionSettlement,
+    Reversal,
+    SettlementOutcome,
+    Split,
     Stage,
     StageEvent,
 )
@@ -38,6 +50,12 @@ STATUSES: dict[str, CardStatus] = {
 GENDERS: dict[str, Gender] = {"M": Gender.MALE, "F": Gender.FEMALE}
 INSURANCE_TYPES: dict[str, InsuranceType] = {t.value: t for t in InsuranceType}
 STAGES: dict[str, Stage] = {s.value: s for s in Stage}
+FILING_TYPES: dict[str, FilingType] = {t.value: t for t in FilingType}
+SETTLEMENT_STATES: dict[str, OutcomeState] = {
+    "01": OutcomeState.SETTLED,
+    "02": OutcomeState.REVERSED,
+    "03": OutcomeState.CORRECTED,
+}
 
 
 class MalformedReply(ValueError):
@@ -62,6 +80,67 @@ class ErrorReply(Exception):
 def dumps(body: Mapping[str, Any]) -> bytes:
     """A request body as sent and signed."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def person_body(credential: CardCredential) -> dict[str, str]:
+    """The insured person of a medical request, with the card they presented."""
+    return {
+        "idNo": credential.social_security_number,
+        "name": credential.holder_name,
+        "cardNo": credential.card_number,
+        "cardSn": credential.card_identification_code,
+        "issuingArea": credential.issuing_area,
+    }
+
+
+def filing_body(request: FileRemoteCare) -> dict[str, Any]:
+    """The body of ``POST /v2/filings``."""
+    return {
+        "requestId": request.request_id,
+        **person_body(request.credential),
+        "treatmentArea": request.treatment_area,
+        "filingType": request.filing_type.value,
+        "validFrom": request.valid_from,
+        "validUntil": request.valid_until,
+    }
+
+
+def line_body(line: BillLine) -> dict[str, Any]:
+    """One bill line as the region reads it."""
+    return {
+        "itemCode": line.item_code,
+        "itemName": line.item_name,
+        "catalogueClass": line.catalogue_class.value,
+        "quantity": line.quantity,
+        "unitPriceFen": line.unit_price_fen,
+        "amountFen": line.amount_fen,
+        "priceCapFen": line.price_cap_fen,
+    }
+
+
+def bill_body(bill: Bill) -> dict[str, Any]:
+    """The body of ``POST /v2/settlement-previews`` and ``POST /v2/settlements``."""
+    return {
+        "requestId": bill.request_id,
+        **person_body(bill.credential),
+        "insuredArea": bill.insured_area,
+        "treatmentArea": bill.treatment_area,
+        "institutionId": bill.institution_id,
+        "hospitalLevel": bill.hospital_level,
+        "visitType": bill.visit_type.value,
+        "laterAdmission": bill.later_admission,
+        "usePersonalAccount": bill.use_personal_account,
+        "lines": [line_body(line) for line in bill.lines],
+    }
+
+
+def reversal_body(reversal: Reversal) -> dict[str, str]:
+    """The body of ``POST /v2/settlements/{msgId}/reversal``; the path names the settlement."""
+    return {
+        "requestId": reversal.request_id,
+        "idNo": reversal.social_security_number,
+        "reason": reversal.reason,
+    }
 
 
 def envelope(status: int, payload: bytes) -> Any:
@@ -148,6 +227,55 @@ def application(data: Any) -> Application:
         history=tuple(StageEvent(coded(e, "stage", STAGES), field(e, "at", str)) for e in field(data, "history", list)),
         failure_reason=field(data, "failureReason", str),
         card=card(issued) if issued is not None else None,
+    )
+
+
+def filing(data: Any) -> Filing:
+    """The reply of ``POST /v2/filings``."""
+    return Filing(
+        filing_id=field(data, "filingId", str),
+        treatment_area=field(data, "treatmentArea", str),
+        filing_type=coded(data, "filingType", FILING_TYPES),
+        valid_from=field(data, "validFrom", str),
+        valid_until=field(data, "validUntil", str),
+    )
+
+
+def split(obj: Any) -> Split:
+    """A split from its wire form, every part in integer fen (the hub checks that it balances)."""
+    return Split(
+        total_fen=field(obj, "totalFen", int),
+        full_self_pay_fen=field(obj, "fullSelfPayFen", int),
+        over_cap_fen=field(obj, "overCapFen", int),
+        b_class_self_pay_fen=field(obj, "bClassSelfPayFen", int),
+        in_scope_fen=field(obj, "inScopeFen", int),
+        deductible_fen=field(obj, "deductibleFen", int),
+        fund_pay_fen=field(obj, "fundPayFen", int),
+        account_pay_fen=field(obj, "accountPayFen", int),
+        cash_pay_fen=field(obj, "cashPayFen", int),
+    )
+
+
+def preview(data: Any) -> Split:
+    """The reply of ``POST /v2/settlement-previews``."""
+    return split(field(data, "split", dict))
+
+
+def settlement(data: Any) -> RegionSettlement:
+    """A settlement as the region booked it: the reply of ``POST /v2/settlements``."""
+    return RegionSettlement(
+        request_id=field(data, "requestId", str),
+        region_settlement_id=field(data, "settlementId", str),
+        split=split(field(data, "split", dict)),
+    )
+
+
+def outcome(data: Any) -> SettlementOutcome:
+    """The reply of ``GET /v2/settlements/{msgId}``; ``settlement`` is null for an id voided unseen."""
+    booked = data.get("settlement") if isinstance(data, dict) else None
+    return SettlementOutcome(
+        state=coded(data, "state", SETTLEMENT_STATES),
+        settlement=settlement(booked) if booked is not None else None,
     )
 
 

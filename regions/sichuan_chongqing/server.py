@@ -1,4 +1,4 @@
-"""The 川渝 sandbox's protocol server: resource-style REST in front of the region's card system.
+"""The 川渝 sandbox's protocol server: resource-style REST in front of the region's card and medical systems.
 
 Routes (every request signed, see ``adapters.sichuan_chongqing.signing``)::
 
@@ -10,10 +10,36 @@ Routes (every request signed, see ``adapters.sichuan_chongqing.signing``)::
     POST /v2/cards/{cardNo}/status-changes      {requestId, idNo, name, cardSn, action}
     POST /v2/cards/{cardNo}/replacements        {requestId, idNo, name, cardSn, reason}
 
+Medical settlement at the insured place (DESIGN §4.5); money is integer fen::
+
+    POST /v2/filings                            备案 {requestId, <person>, treatmentArea, filingType,
+                                                validFrom, validUntil} → 201 {filingId, treatmentArea,
+                                                filingType, validFrom, validUntil}
+    POST /v2/settlement-previews                预结算 {<bill>} (requestId optional) → {split}; changes nothing
+    POST /v2/settlements                        结算 {requestId, <bill>} → 201 {requestId, settlementId, split}
+    GET  /v2/settlements/{msgId}                {requestId, state, settlement}; never seen → 404 / 4044
+    POST /v2/settlements/{msgId}/correction     冲正 {} → the outcome after the correction
+    POST /v2/settlements/{msgId}/reversal       撤销 {requestId, idNo, reason} → the outcome (state "02")
+
+``<person>`` is ``idNo`` with the optional ``name`` (checked when given), ``cardNo``, ``cardSn`` and
+``issuingArea``. ``<bill>`` is ``<person>``, ``insuredArea``, ``treatmentArea``, ``institutionId``,
+``hospitalLevel`` (1–3), ``visitType`` (``OUTPATIENT``/``INPATIENT``), ``laterAdmission``,
+``usePersonalAccount`` and a non-empty ``lines`` list of ``{itemCode, itemName, catalogueClass (A, B, C,
+OUT_OF_CATALOGUE), quantity, unitPriceFen, amountFen, priceCapFen (0 = none)}``. ``split`` holds
+``totalFen``, ``fullSelfPayFen``, ``overCapFen``, ``bClassSelfPayFen``, ``inScopeFen``, ``deductibleFen``,
+``fundPayFen``, ``accountPayFen``, ``cashPayFen``. ``state`` is ``"01"`` settled, ``"02"`` reversed or
+``"03"`` corrected; ``settlement`` is null for a message id corrected before it was seen. A settlement's
+``requestId`` is its message id: a repeat with the same bill replays the first answer. The reversal's
+``requestId`` is the reversal's own message id.
+
 Error codes (HTTP status, code): bad input 400 ``4000``; bad signature 401 ``4010``; stale timestamp 401
 ``4011``; holder mismatch 403 ``4030``; card, person, application not found 404 ``4040``/``4041``/``4042``;
-state conflict 409 ``4090`` (data: action and status); already holds a card 409 ``4091``; requestId reused
-with another body 409 ``4092``; down or busy 503 ``5030``. ``requestId`` is the card system's message id.
+no medical insurance 404 ``4043``; settlement not found 404 ``4044`` (data: requestId); state conflict 409
+``4090`` (data: action and status); already holds a card 409 ``4091``; requestId reused with another body 409
+``4092`` (data: requestId); settlement not settled (reversed or corrected) 409 ``4093`` (data: requestId and
+state); settlement corrected, never to settle 409 ``4094`` (data: requestId); down or busy 503 ``5030``.
+``requestId`` is the card or medical system's message id. Every request that passes the signature check is
+processed, then answered after the fault knobs' answer delay.
 """
 
 from __future__ import annotations
@@ -26,7 +52,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from adapters.domain import CardAction, CardStatus, Delivery, ReplaceReason
+from adapters.domain import CardAction, CardStatus, Delivery, OutcomeState, ReplaceReason, Reversal
 from adapters.errors import (
     ApplicationNotFound,
     CardAlreadyHeld,
@@ -35,42 +61,54 @@ from adapters.errors import (
     HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
+    NotInsured,
     Refusal,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
 )
 from adapters.sichuan_chongqing import signing
 from regions.backend import Backend
-from regions.cardsystem import CardSystem
 from regions.config import ConfigError, RegionConfig
 from regions.faults import Faults
 from regions.sichuan_chongqing import wire
 
 log = logging.getLogger(__name__)
 
-# The card system's refusals on the wire: HTTP status and code.
+# The card and medical systems' refusals on the wire: HTTP status and code.
 REFUSALS: dict[type[Refusal], tuple[int, str]] = {
     HolderMismatch: (403, "4030"),
     CardNotFound: (404, "4040"),
     HolderNotFound: (404, "4041"),
     ApplicationNotFound: (404, "4042"),
+    NotInsured: (404, "4043"),
+    SettlementNotFound: (404, "4044"),
     CardStateConflict: (409, "4090"),
     CardAlreadyHeld: (409, "4091"),
     IdempotencyKeyReused: (409, "4092"),
+    SettlementNotSettled: (409, "4093"),
+    SettlementCorrected: (409, "4094"),
 }
+
+
+def _refusal_data(exc: Refusal) -> dict[str, str] | None:
+    if isinstance(exc, CardStateConflict):
+        return {"action": exc.metadata["action"], "status": wire.STATUS_CODES[CardStatus[exc.metadata["status"]]]}
+    if isinstance(exc, SettlementNotSettled):
+        state = wire.SETTLEMENT_STATE_CODES[OutcomeState(exc.metadata["state"])]
+        return {"requestId": exc.metadata["settlement_id"], "state": state}
+    if "request_id" in exc.metadata:  # reused ids, corrected or unknown settlements
+        return {"requestId": exc.metadata["request_id"]}
+    return None
 
 
 def _refusal_reply(exc: Refusal) -> web.Response:
     status, code = REFUSALS.get(type(exc), (500, wire.INTERNAL))
-    data: dict[str, str] | None = None
-    if isinstance(exc, CardStateConflict):
-        data = {"action": exc.metadata["action"], "status": wire.STATUS_CODES[CardStatus[exc.metadata["status"]]]}
-    elif isinstance(exc, IdempotencyKeyReused):
-        data = {"requestId": exc.metadata["request_id"]}
-    return wire.reply(code, exc.message, data, status=status)
+    return wire.reply(code, exc.message, _refusal_data(exc), status=status)
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turns every failure into an envelope; malformed input is a 400, never a 500."""
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's reply, or an envelope for its failure; malformed input is a 400, never a 500."""
     try:
         return await handler(request)
     except wire.BadInput as exc:
@@ -87,8 +125,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return wire.reply(wire.INTERNAL, "internal error", status=500)
 
 
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turns every failure into an envelope, the guard's own (e.g. a body too large) included."""
+    return await _answer(request, handler)
+
+
+SETTLEMENT_PATHS = ("/v2/filings", "/v2/settlement")  # answered late under answer_delay_scope "settlement"
+
+
 def _guard(faults: Faults, paas_id: str, secret: str, now: Callable[[], float]) -> Middleware:
-    """Faults first (a down system reads nothing), then the signature and the timestamp."""
+    """Faults first (a down system reads nothing), then the signature and the timestamp.
+
+    A request that gets through is processed, refusals included, and only then waits out the answer delay:
+    the region has acted even when the caller gives up first.
+    """
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -98,16 +149,19 @@ def _guard(faults: Faults, paas_id: str, secret: str, now: Callable[[], float]) 
         problem = signing.check(request.headers, raw, paas_id=paas_id, secret=secret, now=now())
         if problem is not None:
             return wire.reply(problem, "request signature refused", status=401)
-        return await handler(request)
+        response = await _answer(request, handler)
+        await faults.after_call(settlement=request.path.startswith(SETTLEMENT_PATHS))
+        return response
 
     return guard
 
 
 class Resources:
-    """The route handlers: each reads its input, calls the card system once and encodes the answer."""
+    """The route handlers: each reads its input, calls the card or medical system once and encodes the answer."""
 
-    def __init__(self, system: CardSystem, now: Callable[[], float]) -> None:
-        self.system = system
+    def __init__(self, backend: Backend, now: Callable[[], float]) -> None:
+        self.system = backend.cards
+        self.medical = backend.medical
         self.now = now
 
     async def ping(self, _: web.Request) -> web.Response:
@@ -167,13 +221,56 @@ class Resources:
         )
         return wire.ok(wire.application_json(application), status=201)
 
+    # --- medical settlement -----------------------------------------------------------------------
 
-def create_app(
-    system: CardSystem, faults: Faults, *, paas_id: str, secret: str, now: Callable[[], float] = time.time
-) -> web.Application:
+    async def file(self, request: web.Request) -> web.Response:
+        filing_request = wire.filing_request(await wire.body(request))
+        filing = self.medical.file(filing_request.request_id, filing_request)
+        return wire.ok(wire.filing_json(filing), status=201)
+
+    async def preview(self, request: web.Request) -> web.Response:
+        fields = await wire.body(request)
+        split = self.medical.pre_settle(wire.bill(fields, wire.optional_text(fields, "requestId")))
+        return wire.ok({"split": wire.split_json(split)})
+
+    async def settle(self, request: web.Request) -> web.Response:
+        fields = await wire.body(request)
+        settlement = self.medical.settle(wire.bill(fields, wire.text(fields, "requestId")))
+        return wire.ok(wire.settlement_json(settlement), status=201)
+
+    async def outcome(self, request: web.Request) -> web.Response:
+        msg_id = wire.message_id(request)
+        return self._outcome(msg_id)
+
+    async def correct(self, request: web.Request) -> web.Response:
+        msg_id = wire.message_id(request)
+        await wire.body(request)  # an empty object: the path names all a correction needs
+        self.medical.correct(msg_id)
+        return self._outcome(msg_id)
+
+    async def reverse(self, request: web.Request) -> web.Response:
+        msg_id = wire.message_id(request)
+        fields = await wire.body(request)
+        reversal = Reversal(
+            request_id=wire.text(fields, "requestId"),
+            settlement_request_id=msg_id,
+            social_security_number=wire.text(fields, "idNo"),
+            reason=wire.optional_text(fields, "reason"),
+        )
+        self.medical.reverse(reversal)
+        return self._outcome(msg_id)
+
+    def _outcome(self, msg_id: str) -> web.Response:
+        outcome = self.medical.outcome(msg_id)
+        if outcome.state is OutcomeState.NOT_FOUND:
+            raise SettlementNotFound("the region has no settlement of this msgId", metadata={"request_id": msg_id})
+        return wire.ok(wire.outcome_json(msg_id, outcome))
+
+
+def create_app(backend: Backend, *, paas_id: str, secret: str, now: Callable[[], float] = time.time) -> web.Application:
     """The region's web application; ``now`` is the clock signatures are checked against."""
-    app = web.Application(middlewares=[_errors, _guard(faults, paas_id, secret, now)])
-    resources = Resources(system, now)
+    app = web.Application(middlewares=[_errors, _guard(backend.faults, paas_id, secret, now)])
+    resources = Resources(backend, now)
     app.router.add_get("/v2/ping", resources.ping)
     app.router.add_get("/v2/cards/{cardNo}", resources.card)
     app.router.add_get("/v2/persons/{idNo}", resources.person)
@@ -181,6 +278,12 @@ def create_app(
     app.router.add_get("/v2/applications/latest", resources.latest_application)
     app.router.add_post("/v2/cards/{cardNo}/status-changes", resources.change_status)
     app.router.add_post("/v2/cards/{cardNo}/replacements", resources.replace)
+    app.router.add_post("/v2/filings", resources.file)
+    app.router.add_post("/v2/settlement-previews", resources.preview)
+    app.router.add_post("/v2/settlements", resources.settle)
+    app.router.add_get("/v2/settlements/{msgId}", resources.outcome)
+    app.router.add_post("/v2/settlements/{msgId}/correction", resources.correct)
+    app.router.add_post("/v2/settlements/{msgId}/reversal", resources.reverse)
     return app
 
 
@@ -219,8 +322,7 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
     Returns:
         The running server, with its address.
     """
-    system, faults = backend.cards, backend.faults
-    app = create_app(system, faults, paas_id=_option(config, "paas_id"), secret=_option(config, "secret"))
+    app = create_app(backend, paas_id=_option(config, "paas_id"), secret=_option(config, "secret"))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

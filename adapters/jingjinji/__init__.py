@@ -1,4 +1,5 @@
-"""京津冀 Beijing–Tianjin–Hebei adapter: the region's card centre over its native gRPC API.
+"""京津冀 Beijing–Tianjin–Hebei adapter: the region's card centre and medical-insurance centre over its native
+gRPC API.
 
 Registered under the entry-point group ``yikatong.adapters`` as ``beijing-tianjin-hebei``.
 """

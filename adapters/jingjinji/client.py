@@ -1,14 +1,15 @@
-"""The 京津冀 Beijing–Tianjin–Hebei adapter: the card centre's native gRPC API (``jingjinji.v1``).
+"""The 京津冀 Beijing–Tianjin–Hebei adapter: the region's native gRPC API (``jingjinji.v1``).
 
-One insecure ``grpc.aio`` channel per adapter, opened in ``start`` and closed in ``close``. Every call goes
-through :meth:`JingjinjiAdapter._invoke`, the one place where gRPC errors, refusal codes and unreadable
-answers become errors of ``adapters.errors``:
+The card centre (``CardCenterService``) and the medical-insurance centre (``MedicalInsuranceService``) are
+served at the same address, so one insecure ``grpc.aio`` channel per adapter carries both stubs; it is
+opened in ``start`` and closed in ``close``. Every call goes through :meth:`JingjinjiAdapter._invoke`, the
+one place where gRPC errors, refusal codes and unreadable answers become errors of ``adapters.errors``:
 
 ==========================  ==============================================
 gRPC ``UNAVAILABLE``        ``RegionUnavailable`` (not reached; retryable)
 gRPC ``DEADLINE_EXCEEDED``  ``RegionTimeout`` (may have reached the region)
 any other gRPC status       ``RegionProtocolError``
-``Result`` code 1001–1009   the matching ``Refusal``
+``Result`` code 1001–1013   the matching ``Refusal``
 unreadable answer           ``RegionProtocolError``
 ==========================  ==============================================
 """
@@ -20,15 +21,33 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 
-from adapters.domain import Application, ApplyCard, Card, CardCredential, CardRecord, ChangeCard, ReplaceCard
+from adapters.domain import (
+    Application,
+    ApplyCard,
+    Bill,
+    Card,
+    CardCredential,
+    CardRecord,
+    ChangeCard,
+    FileRemoteCare,
+    Filing,
+    RegionSettlement,
+    ReplaceCard,
+    Reversal,
+    SettlementOutcome,
+    Split,
+)
 from adapters.errors import AdapterError, RegionProtocolError, RegionTimeout, RegionUnavailable
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.jingjinji import codec
 from jingjinji.v1 import card_center_pb2 as pb
+from jingjinji.v1 import medical_insurance_pb2 as mpb
 from jingjinji.v1.card_center_pb2_grpc import CardCenterServiceStub
+from jingjinji.v1.medical_insurance_pb2_grpc import MedicalInsuranceServiceStub
 
 if TYPE_CHECKING:
     from jingjinji.v1.card_center_pb2_grpc import CardCenterServiceAsyncStub
+    from jingjinji.v1.medical_insurance_pb2_grpc import MedicalInsuranceServiceAsyncStub
 
 
 class _Answer(Protocol):
@@ -54,35 +73,37 @@ def rpc_error(region: str, error: grpc.aio.AioRpcError) -> AdapterError:
     """
     code = error.code()
     if code is grpc.StatusCode.UNAVAILABLE:
-        return RegionUnavailable(region, f"card centre unavailable: {error.details()}")
+        return RegionUnavailable(region, f"region unavailable: {error.details()}")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return RegionTimeout(region, "card centre did not answer in time")
-    return RegionProtocolError(region, f"card centre call failed with {code.name}: {error.details()}")
+        return RegionTimeout(region, "region did not answer in time")
+    return RegionProtocolError(region, f"region call failed with {code.name}: {error.details()}")
 
 
 class JingjinjiAdapter(RegionAdapter):
-    """京津冀's card centre, spoken to over its native gRPC API.
+    """京津冀's card centre and medical-insurance centre, spoken to over their native gRPC API.
 
     Args:
-        settings: ``endpoint`` is the card centre's ``host:port``; no options are read.
+        settings: ``endpoint`` is the region's ``host:port``, where both centres answer; no options are read.
     """
 
     def __init__(self, settings: AdapterSettings) -> None:
         super().__init__(settings)
         self._channel: grpc.aio.Channel | None = None
         self._stub: CardCenterServiceAsyncStub | None = None
+        self._medical: MedicalInsuranceServiceAsyncStub | None = None
 
     async def start(self) -> None:
-        """Open the channel to the card centre (connecting lazily, on the first call)."""
+        """Open the channel to the region (connecting lazily, on the first call)."""
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self.settings.endpoint)
             self._stub = CardCenterServiceStub(self._channel)
+            self._medical = MedicalInsuranceServiceStub(self._channel)
 
     async def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         if self._channel is not None:
             await self._channel.close(grace=None)
-            self._channel, self._stub = None, None
+            self._channel, self._stub, self._medical = None, None, None
 
     @property
     def stub(self) -> CardCenterServiceAsyncStub:
@@ -90,6 +111,13 @@ class JingjinjiAdapter(RegionAdapter):
         if self._stub is None:
             raise RuntimeError(f"adapter for {self.region_id} used before start() or after close()")
         return self._stub
+
+    @property
+    def medical(self) -> MedicalInsuranceServiceAsyncStub:
+        """The medical-insurance centre's stub, on the same channel; only between ``start`` and ``close``."""
+        if self._medical is None:
+            raise RuntimeError(f"adapter for {self.region_id} used before start() or after close()")
+        return self._medical
 
     async def get_card(self, credential: CardCredential, *, timeout: float) -> CardRecord:
         """Look a card up with its holder and insurances, whatever its status.
@@ -165,6 +193,131 @@ class JingjinjiAdapter(RegionAdapter):
         request = pb.QueryApplicationRequest(sfzh=social_security_number, xm=holder_name)
         return await self._invoke(self.stub.QueryApplication, request, _application, timeout=timeout)
 
+    # --- medical settlement at the insured place (DESIGN §4.5) -------------------------------------
+
+    async def file_remote_care(self, request: FileRemoteCare, *, timeout: float) -> Filing:
+        """备案: record that the insured person will be treated in another area; ``request_id`` is ``msgid``.
+
+        Args:
+            request: the person's card, the treatment area (a province when it ends in ``0000``), the filing
+                type and its validity period.
+            timeout: seconds the call may take.
+
+        Returns:
+            The filing the region recorded; a repeat of the request id returns the same filing.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            HolderMismatch: the name does not match the insured person's record.
+            AdapterError: the region could not be reached, was too slow, or answered nonsense.
+        """
+        wire = codec.file_remote_care(request)
+        call = self.medical.FileRemoteCare
+        return await self._invoke(call, wire, codec.filing, timeout=timeout, request_id=request.request_id)
+
+    async def pre_settle(self, bill: Bill, *, timeout: float) -> Split:
+        """预结算: the split the insured place's policy gives the bill now, with no side effects.
+
+        Args:
+            bill: the bill; its request id does not travel, as nothing is booked.
+            timeout: seconds the call may take.
+
+        Returns:
+            The split, in fen, as the region computed it (the hub checks that it balances).
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            HolderMismatch: the name does not match the insured person's record.
+            AdapterError: the region could not be reached, was too slow, or answered nonsense.
+        """
+        wire = mpb.PreSettleRequest(bill=codec.bill(bill))
+        return await self._invoke(self.medical.PreSettle, wire, codec.pre_settled, timeout=timeout)
+
+    async def settle(self, bill: Bill, *, timeout: float) -> RegionSettlement:
+        """结算: split the bill and book it at the insured place, once per ``bill.request_id`` (sent as ``msgid``).
+
+        Args:
+            bill: the bill; the same request id with the same bill replays the first settlement.
+            timeout: seconds the call may take; after it the settlement may or may not have been booked.
+
+        Returns:
+            The settlement as the region booked it, with the region's settlement number and the split in fen.
+
+        Raises:
+            NotInsured: the person has no medical insurance in this region.
+            HolderMismatch: the name does not match the insured person's record.
+            SettlementCorrected: the request id was corrected before; it can never settle.
+            IdempotencyKeyReused: the request id was used for another bill.
+            RegionTimeout: no answer in time; ask :meth:`settlement_outcome`.
+            AdapterError: the region could not be reached, or answered nonsense.
+        """
+        wire = mpb.SettleRequest(msgid=bill.request_id, bill=codec.bill(bill))
+
+        def decode(response: mpb.SettleResponse) -> RegionSettlement:
+            return codec.settled(response, bill.request_id)
+
+        return await self._invoke(self.medical.Settle, wire, decode, timeout=timeout, request_id=bill.request_id)
+
+    async def settlement_outcome(self, request_id: str, *, timeout: float) -> SettlementOutcome:
+        """What the region knows of a settlement request id (QuerySettlement by ``omsgid``).
+
+        Args:
+            request_id: the settlement's request id.
+            timeout: seconds the call may take.
+
+        Returns:
+            ``SETTLED``, ``REVERSED`` or ``CORRECTED`` with the settlement when it was booked; ``CORRECTED``
+            without one when a correction arrived first; ``NOT_FOUND`` when the region never saw the id.
+
+        Raises:
+            AdapterError: the region could not be reached, was too slow, or answered nonsense.
+        """
+        wire = mpb.QuerySettlementRequest(omsgid=request_id)
+
+        def decode(response: mpb.QuerySettlementResponse) -> SettlementOutcome:
+            return codec.settlement_outcome(response, request_id)
+
+        return await self._invoke(self.medical.QuerySettlement, wire, decode, timeout=timeout)
+
+    async def correct_settlement(self, request_id: str, *, timeout: float) -> None:
+        """冲正: void the settlement of ``request_id`` (sent as ``omsgid``) whether or not it was booked.
+
+        A booked settlement has its accumulators and account debit restored; an id the region never saw is
+        marked so that a late arrival is refused with ``SettlementCorrected``. Repeating it is harmless.
+
+        Args:
+            request_id: the settlement's request id.
+            timeout: seconds the call may take.
+
+        Raises:
+            AdapterError: the region could not be reached, was too slow, or answered nonsense.
+        """
+        wire = mpb.CorrectSettlementRequest(omsgid=request_id)
+        await self._invoke(self.medical.CorrectSettlement, wire, _nothing, timeout=timeout)
+
+    async def reverse_settlement(self, request: Reversal, *, timeout: float) -> None:
+        """撤销: undo a settled bill once, restoring accumulators and account exactly.
+
+        Args:
+            request: the reversal; its own request id travels as ``msgid`` (a repeat answers as the first
+                did), the settlement's as ``omsgid``.
+            timeout: seconds the call may take.
+
+        Raises:
+            SettlementNotFound: the region has no settlement of that request id for this person.
+            SettlementNotSettled: it was reversed or corrected already.
+            IdempotencyKeyReused: the reversal's request id was used for another reversal.
+            AdapterError: the region could not be reached, was too slow, or answered nonsense.
+        """
+        await self._invoke(
+            self.medical.ReverseSettlement,
+            codec.reverse_settlement(request),
+            _nothing,
+            timeout=timeout,
+            request_id=request.request_id,
+            settlement_request_id=request.settlement_request_id,
+        )
+
     async def check_health(self, *, timeout: float) -> None:
         """Return when the card centre answers a cheap query (QueryPerson for nobody).
 
@@ -181,16 +334,21 @@ class JingjinjiAdapter(RegionAdapter):
         *,
         timeout: float,
         request_id: str = "",
+        settlement_request_id: str = "",
     ) -> T:
         """Make one call and read its answer; the one place foreign errors are translated."""
         try:
             response = await call(request, timeout=timeout)
-            codec.raise_for_result(response.result, self.region_id, request_id)
+            codec.raise_for_result(response.result, self.region_id, request_id, settlement_request_id)
             return decode(response)
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.region_id, exc) from exc
         except codec.WireError as exc:
             raise RegionProtocolError(self.region_id, str(exc)) from exc
+
+
+def _nothing(response: object) -> None:
+    return None
 
 
 def _known(response: pb.QueryPersonResponse) -> bool:

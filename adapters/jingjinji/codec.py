@@ -1,12 +1,15 @@
-"""Between the canonical domain and the Beijing–Tianjin–Hebei card centre's wire (``jingjinji.v1``).
+"""Between the canonical domain and the Beijing–Tianjin–Hebei region's wire (``jingjinji.v1``).
 
 Requests are built from domain objects; answers are read back into them. Anything unreadable in an answer
 raises :class:`WireError`, which the client turns into ``RegionProtocolError``. A non-zero ``Result`` code
-becomes the matching ``Refusal`` (:func:`raise_for_result`).
+becomes the matching ``Refusal`` (:func:`raise_for_result`); the card centre and the medical-insurance
+centre share the codes.
 
 Wire conventions: dates ``YYYYMMDD`` (the domain's are ``YYYY-MM-DD``), card states the numeric ``kzt``
 codes (the values of ``CardStatus``), gender ``xb`` ``"1"``/``"2"``, insurance type ``xzlx`` ``"310"``
-(employee) or ``"390"`` (resident).
+(employee) or ``"390"`` (resident), money integer fen. The medical enums carry the domain's names after
+their prefix: ``CATALOGUE_CLASS_B`` is ``CatalogueClass.B``, ``SETTLEMENT_STATE_CORRECTED`` is
+``OutcomeState.CORRECTED``.
 """
 
 from __future__ import annotations
@@ -19,18 +22,30 @@ from typing import TypeVar
 from adapters.domain import (
     Application,
     ApplyCard,
+    Bill,
+    BillLine,
     Card,
     CardCredential,
     CardRecord,
     CardStatus,
+    CatalogueClass,
     ChangeCard,
+    FileRemoteCare,
+    Filing,
+    FilingType,
     Gender,
     Holder,
     Insurance,
     InsuranceType,
+    OutcomeState,
+    RegionSettlement,
     ReplaceCard,
+    Reversal,
+    SettlementOutcome,
+    Split,
     Stage,
     StageEvent,
+    VisitType,
 )
 from adapters.errors import (
     ApplicationNotFound,
@@ -40,25 +55,40 @@ from adapters.errors import (
     HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
+    NotInsured,
     Refusal,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
 )
 from jingjinji.v1 import card_center_pb2 as pb
+from jingjinji.v1 import medical_insurance_pb2 as mpb
 
 E = TypeVar("E", bound=enum.Enum)
 
 OK = 0
 STATE_CONFLICT = 1003
 DUPLICATE_MSGID = 1009
-# Each code's refusal takes (message, metadata=...); 1003 and 1009 carry more and are built apart.
+SETTLEMENT_NOT_FOUND = 1011
+NOT_SETTLED = 1012
+SETTLEMENT_CORRECTED = 1013
+# Each code's refusal takes (message, metadata=...); 1003, 1009 and 1011–1013 carry more and are built apart.
 REFUSALS: dict[int, type[Refusal]] = {
     1001: CardNotFound,
     1002: HolderMismatch,
     1004: HolderNotFound,
     1005: ApplicationNotFound,
     1006: CardAlreadyHeld,
+    1010: NotInsured,
 }
 INSURANCE_TYPES = {"310": InsuranceType.EMPLOYEE, "390": InsuranceType.RESIDENT}
+WIRE_CLASSES = {c: mpb.CatalogueClass.Value(f"CATALOGUE_CLASS_{c.value}") for c in CatalogueClass}
+WIRE_VISIT_TYPES = {v: mpb.VisitType.Value(f"VISIT_TYPE_{v.value}") for v in VisitType}
+WIRE_FILING_TYPES = {f: mpb.FilingType.Value(f"FILING_TYPE_{f.value}") for f in FilingType}
+FILING_TYPES = {wire: f for f, wire in WIRE_FILING_TYPES.items()}
+STATES = {mpb.SettlementState.Value(f"SETTLEMENT_STATE_{s.value}"): s for s in OutcomeState}
 _CONFLICT = re.compile(r"action=(?P<action>[A-Z_]+) kzt=(?P<kzt>\d+)")
+_NOT_SETTLED = re.compile(r"state=(?P<state>[A-Z_]+)")
 
 
 class WireError(Exception):
@@ -68,16 +98,18 @@ class WireError(Exception):
 # --- results ------------------------------------------------------------------------------------
 
 
-def raise_for_result(result: pb.Result, region: str, request_id: str = "") -> None:
+def raise_for_result(result: pb.Result, region: str, request_id: str = "", settlement_request_id: str = "") -> None:
     """Return for code 0; raise the refusal a non-zero code stands for.
 
     Args:
         result: the answer's result.
         region: the region id, kept in the refusal's metadata.
-        request_id: the write's request id, named by ``IdempotencyKeyReused``.
+        request_id: the write's request id, named by ``IdempotencyKeyReused`` and ``SettlementCorrected``.
+        settlement_request_id: the settlement a reversal names, named by ``SettlementNotFound`` and
+            ``SettlementNotSettled``.
 
     Raises:
-        Refusal: the matching subclass for codes 1001–1009.
+        Refusal: the matching subclass for codes 1001–1013.
         WireError: an unknown code, or one (1000 bad input, 9001 fault) that is no answer to the request.
     """
     if result.code == OK:
@@ -86,6 +118,12 @@ def raise_for_result(result: pb.Result, region: str, request_id: str = "") -> No
         raise state_conflict(result.message)
     if result.code == DUPLICATE_MSGID:
         raise IdempotencyKeyReused(request_id)
+    if result.code == NOT_SETTLED:
+        raise not_settled(result.message, settlement_request_id)
+    if result.code == SETTLEMENT_NOT_FOUND:
+        raise SettlementNotFound(result.message, metadata={"region": region, "request_id": settlement_request_id})
+    if result.code == SETTLEMENT_CORRECTED:
+        raise SettlementCorrected(result.message, metadata={"region": region, "request_id": request_id})
     refusal = REFUSALS.get(result.code)
     if refusal is None:
         raise WireError(f"result code {result.code}: {result.message}")
@@ -98,6 +136,14 @@ def state_conflict(message: str) -> CardStateConflict:
     if match is None:
         raise WireError(f"state conflict without action and kzt: {message!r}")
     return CardStateConflict(match["action"], enum_value(CardStatus, int(match["kzt"]), "kzt"))
+
+
+def not_settled(message: str, settlement_request_id: str) -> SettlementNotSettled:
+    """Rebuild a refused reversal from its message, ``state=REVERSED: ...``."""
+    match = _NOT_SETTLED.search(message)
+    if match is None:
+        raise WireError(f"settlement not settled without its state: {message!r}")
+    return SettlementNotSettled(settlement_request_id, enum_value(OutcomeState, match["state"], "state").value)
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -148,6 +194,72 @@ def replace_card(request: ReplaceCard) -> pb.ReplaceCardRequest:
         xm=c.holder_name,
         reason=request.reason.value,
     )
+
+
+def patient(credential: CardCredential) -> mpb.Patient:
+    """The presented card as the medical-insurance centre reads it."""
+    return mpb.Patient(
+        sfzh=credential.social_security_number,
+        xm=credential.holder_name,
+        kh=credential.card_number,
+        sbm=credential.card_identification_code,
+        fkd=credential.issuing_area,
+    )
+
+
+def file_remote_care(request: FileRemoteCare) -> mpb.FileRemoteCareRequest:
+    """FileRemoteCare for a filing request; the request id travels as ``msgid``."""
+    return mpb.FileRemoteCareRequest(
+        msgid=request.request_id,
+        patient=patient(request.credential),
+        treatment_area=request.treatment_area,
+        filing_type=WIRE_FILING_TYPES[request.filing_type],
+        valid_from=wire_date(request.valid_from),
+        valid_until=wire_date(request.valid_until),
+    )
+
+
+def bill_line(line: BillLine) -> mpb.BillLine:
+    """A bill line, amounts in fen."""
+    return mpb.BillLine(
+        item_code=line.item_code,
+        item_name=line.item_name,
+        catalogue_class=WIRE_CLASSES[line.catalogue_class],
+        quantity=line.quantity,
+        unit_price_fen=line.unit_price_fen,
+        amount_fen=line.amount_fen,
+        price_cap_fen=line.price_cap_fen,
+    )
+
+
+def bill(request: Bill) -> mpb.Bill:
+    """The bill of a PreSettle or Settle; its request id travels beside it, as ``msgid``, in Settle only."""
+    return mpb.Bill(
+        patient=patient(request.credential),
+        cbd=request.insured_area,
+        treatment_area=request.treatment_area,
+        institution_id=request.institution_id,
+        hospital_level=request.hospital_level,
+        visit_type=WIRE_VISIT_TYPES[request.visit_type],
+        later_admission=request.later_admission,
+        lines=[bill_line(line) for line in request.lines],
+        use_personal_account=request.use_personal_account,
+    )
+
+
+def reverse_settlement(request: Reversal) -> mpb.ReverseSettlementRequest:
+    """ReverseSettlement: the reversal's own id as ``msgid``, the settlement's as ``omsgid``."""
+    return mpb.ReverseSettlementRequest(
+        msgid=request.request_id,
+        omsgid=request.settlement_request_id,
+        sfzh=request.social_security_number,
+        reason=request.reason,
+    )
+
+
+def wire_date(iso: str) -> str:
+    """``YYYY-MM-DD`` → ``YYYYMMDD``."""
+    return iso.replace("-", "")
 
 
 # --- answers ------------------------------------------------------------------------------------
@@ -228,3 +340,69 @@ def changed_card(response: pb.ChangeCardStateResponse) -> Card:
     if not response.HasField("card"):
         raise WireError("ChangeCardState answered OK without the card")
     return card(response.card)
+
+
+def filing(response: mpb.FileRemoteCareResponse) -> Filing:
+    """The filing of a FileRemoteCare answer."""
+    if not response.HasField("filing") or not response.filing.filing_id:
+        raise WireError("FileRemoteCare answered OK without the filing")
+    info = response.filing
+    kind = FILING_TYPES.get(info.filing_type)
+    if kind is None:
+        raise WireError(f"filing_type: unknown value {info.filing_type}")
+    return Filing(
+        filing_id=info.filing_id,
+        treatment_area=info.treatment_area,
+        filing_type=kind,
+        valid_from=iso_date(info.valid_from, "valid_from"),
+        valid_until=iso_date(info.valid_until, "valid_until"),
+    )
+
+
+def split(info: mpb.Split) -> Split:
+    """A split, part by part in fen; whether it balances is the hub's to check."""
+    return Split(
+        total_fen=info.total_fen,
+        full_self_pay_fen=info.full_self_pay_fen,
+        over_cap_fen=info.over_cap_fen,
+        b_class_self_pay_fen=info.b_class_self_pay_fen,
+        in_scope_fen=info.in_scope_fen,
+        deductible_fen=info.deductible_fen,
+        fund_pay_fen=info.fund_pay_fen,
+        account_pay_fen=info.account_pay_fen,
+        cash_pay_fen=info.cash_pay_fen,
+    )
+
+
+def pre_settled(response: mpb.PreSettleResponse) -> Split:
+    """The split of a PreSettle answer."""
+    if not response.HasField("split"):
+        raise WireError("PreSettle answered OK without the split")
+    return split(response.split)
+
+
+def settlement(info: mpb.SettlementInfo, request_id: str) -> RegionSettlement:
+    """A booked settlement, which must be the one of ``request_id``."""
+    if info.msgid != request_id:
+        raise WireError(f"answered with the settlement of msgid {info.msgid!r}, not {request_id!r}")
+    if not info.settlement_id or not info.HasField("split"):
+        raise WireError("settlement without settlement_id or split")
+    return RegionSettlement(request_id=request_id, region_settlement_id=info.settlement_id, split=split(info.split))
+
+
+def settled(response: mpb.SettleResponse, request_id: str) -> RegionSettlement:
+    """The settlement of a Settle answer."""
+    if not response.HasField("settlement"):
+        raise WireError("Settle answered OK without the settlement")
+    return settlement(response.settlement, request_id)
+
+
+def settlement_outcome(response: mpb.QuerySettlementResponse, request_id: str) -> SettlementOutcome:
+    """The state of a QuerySettlement answer, with the settlement when it was booked."""
+    state = STATES.get(response.state)
+    if state is None:
+        raise WireError(f"state: unspecified or unknown value {response.state}")
+    booked = settlement(response.settlement, request_id) if response.HasField("settlement") else None
+    if booked is None and state in (OutcomeState.SETTLED, OutcomeState.REVERSED):
+        raise WireError(f"state {state.value} without the settlement")
+    return SettlementOutcome(state, booked if state is not OutcomeState.NOT_FOUND else None)

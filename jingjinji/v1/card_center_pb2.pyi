@@ -20,9 +20,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Result(_message.Message):
-    """Result codes: 0 OK; 1001 card not found; 1002 holder mismatch; 1003 state conflict;
-    1004 person not found; 1005 application not found; 1006 already holds a card;
-    1009 duplicate message id with another body; 9001 injected fault.
+    """Result codes (of this service and of MedicalInsuranceService): 0 OK; 1000 bad input; 1001 card not
+    found; 1002 holder mismatch; 1003 state conflict; 1004 person not found; 1005 application not found;
+    1006 already holds a card; 1009 duplicate message id with another body; 1010 not insured; 1011 settlement
+    not found; 1012 settlement not settled, message "state=<REVERSED|CORRECTED>: ..."; 1013 settlement
+    corrected (its message id is void). Injected faults are no result: they end the call with UNAVAILABLE.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

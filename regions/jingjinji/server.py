@@ -1,16 +1,23 @@
-"""The Beijing–Tianjin–Hebei sandbox: the card centre's native gRPC API (``jingjinji.v1``) on a CardSystem.
+"""The Beijing–Tianjin–Hebei sandbox: the region's native gRPC API (``jingjinji.v1``) on one port.
 
-Business outcomes travel in each response's ``Result``: code 0 OK, 1000 bad input, 1001–1009 refusals (see
-the proto). Only injected faults end a call with a gRPC status, ``UNAVAILABLE``. On this wire dates are
-``YYYYMMDD``, card states the numeric ``kzt`` codes and insurance types the ``xzlx`` codes 310 and 390.
+Two services share the server: the card centre (``CardCenterService``, on a CardSystem, here) and the
+medical-insurance centre (``MedicalInsuranceService``, on a MedicalSystem, in ``regions.jingjinji.medical``).
+
+Business outcomes travel in each response's ``Result``: code 0 OK, 1000 bad input, 1001–1013 refusals (see
+the proto). Only injected faults end a call with a gRPC status, ``UNAVAILABLE``; they are applied to every
+call of both services by :class:`FaultGate`, which also holds back the answer of a processed call when the
+fault knobs ask for it. On this wire dates are ``YYYYMMDD``, card states the numeric ``kzt`` codes and
+insurance types the ``xzlx`` codes 310 and 390.
 
 A state conflict (1003) says what was asked and what was found in a fixed form, ``action=ENABLE kzt=1``,
-so that a client can rebuild it; ``ChangeCardState`` also carries the card as it is.
+so that a client can rebuild it; ``ChangeCardState`` also carries the card as it is. A reversal of a
+settlement that is no longer settled (1012) names the state it is in the same way, ``state=REVERSED``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import grpc
 
@@ -33,15 +40,20 @@ from adapters.errors import (
     HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
+    NotInsured,
     Refusal,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
 )
 from jingjinji.v1 import card_center_pb2 as pb
 from jingjinji.v1.card_center_pb2_grpc import (
     CardCenterServiceServicer,
     add_CardCenterServiceServicer_to_server,
 )
-from regions.cardsystem import CardSystem
+from jingjinji.v1.medical_insurance_pb2_grpc import add_MedicalInsuranceServiceServicer_to_server
 from regions.backend import Backend
+from regions.cardsystem import CardSystem
 from regions.config import RegionConfig
 from regions.faults import Faults
 
@@ -49,6 +61,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 BAD_INPUT = 1000
 STATE_CONFLICT = 1003
+NOT_SETTLED = 1012
 REFUSAL_CODES: dict[type[Refusal], int] = {
     CardNotFound: 1001,
     HolderMismatch: 1002,
@@ -57,9 +70,13 @@ REFUSAL_CODES: dict[type[Refusal], int] = {
     ApplicationNotFound: 1005,
     CardAlreadyHeld: 1006,
     IdempotencyKeyReused: 1009,
+    NotInsured: 1010,
+    SettlementNotFound: 1011,
+    SettlementNotSettled: NOT_SETTLED,
+    SettlementCorrected: 1013,
 }
 XZLX = {InsuranceType.EMPLOYEE: "310", InsuranceType.RESIDENT: "390"}
-FAULT_DETAILS = {"down": "card centre is down", "busy": "card centre is busy, try again"}
+FAULT_DETAILS = {"down": "centre is down", "busy": "centre is busy, try again"}
 STOP_GRACE_SECONDS = 0.5
 MAX_MSGID_LENGTH = 64
 
@@ -126,16 +143,18 @@ def outcome(exc: Refusal | BadInput) -> pb.Result:
     if isinstance(exc, CardStateConflict):
         action, status = exc.metadata["action"], CardStatus[exc.metadata["status"]]
         return pb.Result(code=STATE_CONFLICT, message=f"action={action} kzt={status.value}: {exc.message}")
+    if isinstance(exc, SettlementNotSettled):
+        return pb.Result(code=NOT_SETTLED, message=f"state={exc.metadata['state']}: {exc.message}")
     return pb.Result(code=REFUSAL_CODES.get(type(exc), BAD_INPUT), message=exc.message)
 
 
 # --- wire → domain ------------------------------------------------------------------------------
 
 
-def parse_msgid(msgid: str) -> str:
-    """The message id of a write; the centre deduplicates on it, so it must be present."""
+def parse_msgid(msgid: str, field: str = "msgid") -> str:
+    """A message id: of a write, or of the earlier message ``field`` names. The centre keys on it."""
     if not 1 <= len(msgid) <= MAX_MSGID_LENGTH or not msgid.isprintable() or not msgid.isascii():
-        raise BadInput("msgid must be 1-64 printable ASCII characters")
+        raise BadInput(f"{field} must be 1-64 printable ASCII characters")
     return msgid
 
 
@@ -163,28 +182,62 @@ def parse_reason(reason: str) -> str:
         raise BadInput(f"unknown reason {reason!r}") from None
 
 
-# --- the service --------------------------------------------------------------------------------
+# --- the fault knobs, in front of every call ------------------------------------------------------
+
+
+class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Applies the sandbox's fault knobs around every unary call of every service on the server.
+
+    Before the call: added latency, then "down" or "busy" end it with ``UNAVAILABLE`` unprocessed. After
+    the call is processed: the answer delay, so that a caller may give up on a request the region did act on.
+
+    Args:
+        faults: the region's fault knobs.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        # grpc-stubs types handlers as synchronous; on a grpc.aio server they are coroutines.
+        inner = cast(Callable[[Any, Context], Awaitable[Any]], handler.unary_unary)
+        settlement = "MedicalInsuranceService" in handler_call_details.method
+
+        async def gated(request: Any, context: Context) -> Any:
+            fault = await self._faults.before_call()
+            if fault is not None:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, FAULT_DETAILS.get(fault, fault))
+            response = await inner(request, context)
+            await self._faults.after_call(settlement=settlement)
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            gated, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+
+
+# --- the card centre ------------------------------------------------------------------------------
 
 
 class CardCenter(CardCenterServiceServicer):
-    """``jingjinji.v1.CardCenterService`` on a card system, with the sandbox's fault knobs in front.
+    """``jingjinji.v1.CardCenterService`` on a card system.
 
     Args:
-        backend: the region's card and medical systems and its fault knobs.
+        system: the region's people, cards and card applications.
     """
 
-    def __init__(self, system: CardSystem, faults: Faults) -> None:
+    def __init__(self, system: CardSystem) -> None:
         self._system = system
-        self._faults = faults
-
-    async def _admit(self, context: Context) -> None:
-        fault = await self._faults.before_call()
-        if fault is not None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, FAULT_DETAILS.get(fault, fault))
 
     async def QueryCard(self, request: pb.QueryCardRequest, context: Context) -> pb.QueryCardResponse:
         """A card with its holder and insurances, whatever its status."""
-        await self._admit(context)
         try:
             record = self._system.record(request.sfzh, request.kh, request.sbm, request.xm)
         except Refusal as exc:
@@ -198,14 +251,12 @@ class CardCenter(CardCenterServiceServicer):
 
     async def QueryPerson(self, request: pb.QueryPersonRequest, context: Context) -> pb.QueryPersonResponse:
         """Whether the centre holds a record of the person."""
-        await self._admit(context)
         return pb.QueryPersonResponse(result=ok(), known=self._system.knows(request.sfzh))
 
     async def SubmitApplication(
         self, request: pb.SubmitApplicationRequest, context: Context
     ) -> pb.SubmitApplicationResponse:
         """申领: a new card for a person who holds none."""
-        await self._admit(context)
         try:
             msgid, delivery = parse_msgid(request.msgid), parse_delivery(request.lqfs)
             application = self._system.apply(msgid, request.sfzh, request.xm, request.cbd, delivery)
@@ -217,7 +268,6 @@ class CardCenter(CardCenterServiceServicer):
         self, request: pb.QueryApplicationRequest, context: Context
     ) -> pb.QueryApplicationResponse:
         """制卡进度: the person's latest application."""
-        await self._admit(context)
         try:
             application = self._system.application(request.sfzh, request.xm)
         except Refusal as exc:
@@ -226,7 +276,6 @@ class CardCenter(CardCenterServiceServicer):
 
     async def ChangeCardState(self, request: pb.ChangeCardStateRequest, context: Context) -> pb.ChangeCardStateResponse:
         """Enable the card, report it temporarily lost, or cancel that report."""
-        await self._admit(context)
         try:
             msgid, action = parse_msgid(request.msgid), parse_action(request.action)
             card = self._system.change(msgid, request.sfzh, request.kh, request.sbm, request.xm, action)
@@ -238,7 +287,6 @@ class CardCenter(CardCenterServiceServicer):
 
     async def ReplaceCard(self, request: pb.ReplaceCardRequest, context: Context) -> pb.ReplaceCardResponse:
         """补换: cancel the card and start production of its replacement."""
-        await self._admit(context)
         try:
             msgid, reason = parse_msgid(request.msgid), parse_reason(request.reason)
             application = self._system.replace_card(msgid, request.sfzh, request.kh, request.sbm, request.xm, reason)
@@ -268,20 +316,23 @@ class JingjinjiServer:
 
 
 async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> JingjinjiServer:
-    """Start the card centre on ``host:port`` (0 picks a free port).
+    """Start the card centre and the medical-insurance centre on ``host:port`` (0 picks a free port).
 
     Args:
         backend: the region's card and medical systems and its fault knobs.
-        config: the region's configuration (unused: the card centre needs nothing from it).
+        config: the region's configuration (unused: the centres need nothing from it).
         host: interface to listen on.
         port: port to listen on; 0 picks a free one.
 
     Returns:
         The running server; ``address`` names the port actually bound.
     """
-    server = grpc.aio.server()
-    system, faults = backend.cards, backend.faults
-    add_CardCenterServiceServicer_to_server(CardCenter(system, faults), server)
+    # Imported here, not at the top: the medical servicer builds on this module's wire helpers.
+    from regions.jingjinji.medical import MedicalInsurance
+
+    server = grpc.aio.server(interceptors=[FaultGate(backend.faults)])
+    add_CardCenterServiceServicer_to_server(CardCenter(backend.cards), server)
+    add_MedicalInsuranceServiceServicer_to_server(MedicalInsurance(backend.medical), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return JingjinjiServer(server, f"{host}:{bound}")

@@ -32,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=Path("var"))
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--admin-port", type=int, default=None)
+    serve.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="REGION=ADDRESS",
+        help="override a region's back-end endpoint (repeatable), e.g. sichuan-chongqing=http://127.0.0.1:7112",
+    )
 
     regions = sub.add_parser("regions", help="the federated regions, as a running hub reports them")
     regions.add_argument("--hub", default=None, help="hub address (default: from <data-dir>/endpoints.json)")
@@ -48,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     cards.add_argument("--region", default=None)
     cards.add_argument("--status", default=None, help="card status name, e.g. NORMAL")
     cards.add_argument("--limit", type=int, default=None)
+    policy = sandbox.add_parser("policy", help="the insured places' policy tables, one JSON object per line")
+    policy.add_argument("--province", default=None, help="two-digit province code, e.g. 51")
     fault = sandbox.add_parser("fault", help="change a running sandbox's fault knobs")
     fault.add_argument("--data-dir", type=Path, default=Path("var"))
     fault.add_argument("--region", required=True)
@@ -55,7 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     knob.add_argument("--down", action="store_true")
     knob.add_argument("--latency-ms", type=int)
     knob.add_argument("--error-rate", type=float)
+    knob.add_argument("--answer-delay-ms", type=int, help="answer late after acting on each call")
+    knob.add_argument("--unbalanced-splits", action="store_true", help="answer settlements with a broken split")
     knob.add_argument("--clear", action="store_true")
+
+    clearing = sub.add_parser("clearing", help="clearing between provinces").add_subparsers(
+        dest="clearing_command", required=True
+    )
+    report = clearing.add_parser("report", help="a period's pair matrix and net positions, as a table")
+    report.add_argument("--period", required=True, help="YYYY-MM")
+    report.add_argument("--hub", default=None, help="hub address (default: from <data-dir>/endpoints.json)")
+    report.add_argument("--data-dir", type=Path, default=Path("var"))
     return parser
 
 
@@ -77,13 +96,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             return asyncio.run(commands.up(args.hub_port, args.admin_port, args.data_dir, not args.no_self_check))
         if args.command == "serve":
-            return asyncio.run(commands.serve(args.config, args.data_dir, args.port, args.admin_port))
+            endpoints = dict(e.split("=", 1) for e in args.endpoint if "=" in e)
+            return asyncio.run(commands.serve(args.config, args.data_dir, args.port, args.admin_port, endpoints))
         if args.command == "regions":
             return asyncio.run(commands.list_regions(args.hub or _endpoints(args.data_dir)["hub"]))
+        if args.command == "clearing":
+            hub = args.hub or _endpoints(args.data_dir)["hub"]
+            return asyncio.run(commands.clearing_report(hub, args.period))
         if args.sandbox_command == "serve":
             return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port))
         if args.sandbox_command == "cards":
             return commands.print_cards(args.region, args.status, args.limit)
+        if args.sandbox_command == "policy":
+            return commands.print_policies(args.province)
         return _fault(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -95,15 +120,15 @@ def _fault(args: argparse.Namespace) -> int:
     if args.region not in regions:
         print(f"unknown region {args.region!r}; running: {', '.join(regions)}", file=sys.stderr)
         return 2
-    change: dict[str, Any] = (
-        {"clear": True}
-        if args.clear
-        else {"down": True}
-        if args.down
-        else {"latency_ms": args.latency_ms}
-        if args.latency_ms is not None
-        else {"error_rate": args.error_rate}
-    )
+    knobs: dict[str, Any] = {
+        "clear": args.clear,
+        "down": args.down,
+        "unbalanced_splits": args.unbalanced_splits,
+        "latency_ms": args.latency_ms,
+        "error_rate": args.error_rate,
+        "answer_delay_ms": args.answer_delay_ms,
+    }
+    change = {k: v for k, v in knobs.items() if v not in (None, False)}
     request = urllib.request.Request(
         regions[args.region]["admin"] + "/admin/faults",
         data=json.dumps(change).encode(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import grpc
 
 from gateway.config import DEFAULT_FILE, load_hub_config
 from gateway.hub import Hub
-from gateway.selfcheck import run_self_check
+from gateway.selfcheck import run_self_check, yuan
 from regions.config import load_regions
+from regions.policy import load_policies
 from regions.sandbox import RunningSandbox, start_sandbox
 from regions.seed import generate
-from yikatong.v1 import federation_pb2, federation_pb2_grpc
+from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, federation_pb2, federation_pb2_grpc
 
 
 async def wait_for_signal() -> None:
@@ -69,9 +71,15 @@ def _write_endpoints(data_dir: Path, hub: Hub, sandboxes: list[RunningSandbox]) 
     (data_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")
 
 
-async def serve(config_file: Path | None, data_dir: Path, port: int | None, admin_port: int | None) -> int:
-    """The hub alone, against the regions' configured endpoints, until SIGINT/SIGTERM."""
-    config = load_hub_config(config_file or DEFAULT_FILE, data_dir=data_dir)
+async def serve(
+    config_file: Path | None,
+    data_dir: Path,
+    port: int | None,
+    admin_port: int | None,
+    endpoints: dict[str, str] | None = None,
+) -> int:
+    """The hub alone, against the regions' configured (or given) endpoints, until SIGINT/SIGTERM."""
+    config = load_hub_config(config_file or DEFAULT_FILE, data_dir=data_dir).with_endpoints(endpoints or {})
     config = replace(config, port=config.port if port is None else port)
     config = replace(config, admin_port=config.admin_port if admin_port is None else admin_port)
     hub = Hub(config)
@@ -135,3 +143,41 @@ def print_cards(region_id: str | None, status: str | None, limit: int | None) ->
             print(json.dumps(row, ensure_ascii=False))
             printed += 1
     return 0
+
+
+def print_policies(province: str | None) -> int:
+    """One JSON object per policy row (DESIGN §9), optionally of one province."""
+    for (code, _, _), policy in sorted(
+        load_policies().items(), key=lambda kv: (kv[0][0], kv[0][1].value, kv[0][2].value)
+    ):
+        if province is None or code == province:
+            print(json.dumps(policy.as_json()))
+    return 0
+
+
+async def clearing_report(hub_address: str, period: str) -> int:
+    """The period's pair matrix and net positions, as tables."""
+    async with grpc.aio.insecure_channel(hub_address) as channel:
+        stub = clearing_pb2_grpc.ClearingServiceStub(channel)
+        try:
+            answer = await stub.GetClearingReport(clearing_pb2.GetClearingReportRequest(period=period), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            print(f"clearing report refused: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(format_report(answer.report))
+    return 0
+
+
+def format_report(report: clearing_pb2.ClearingReport) -> str:
+    state = clearing_pb2.PeriodState.Name(report.state).removeprefix("PERIOD_STATE_")
+    closed = f", closed {report.closed_at}" if report.closed_at else ""
+    lines = [f"clearing period {report.period} ({state}{closed})", "", "insured → treatment   count      fund (yuan)"]
+    lines += [
+        f"{p.insured_province:>7} → {p.treatment_province:<9} {p.count:>7} {yuan(p.fund_pay_fen):>16}"
+        for p in report.pairs
+    ]
+    lines += [f"{'total':<19} {report.count:>7} {yuan(report.fund_pay_fen):>16}", "", "province        net (yuan)"]
+    lines += [f"{p.province:<8} {yuan(p.net_fen):>17}" for p in report.provinces]
+    lines += ["", "region                      net (yuan)"]
+    lines += [f"{r.region:<22} {yuan(r.net_fen):>17}" for r in report.regions]
+    return "\n".join(lines)

@@ -74,11 +74,20 @@ class Federation:
         remaining = callstate.current().remaining() - self.config.deadline_margin_seconds
         return min(remaining, self.config.call_timeout_seconds)
 
-    async def call(self, region_id: str, op: Callable[[RegionAdapter, float], Awaitable[T]]) -> T:
-        """Run one adapter operation against a region within the call's time budget."""
+    def region_of_province(self, province: str) -> str:
+        """The region serving a two-digit province code ("" when none does)."""
+        return self._by_province.get(province, "")
+
+    async def call(
+        self, region_id: str, op: Callable[[RegionAdapter, float], Awaitable[T]], *, budget: float | None = None
+    ) -> T:
+        """Run one adapter operation against a region within the call's time budget.
+
+        ``budget`` replaces the caller's remaining time for work the hub does on its own (the outbox).
+        """
         state = callstate.current()
         state.region, state.attempts = region_id, state.attempts + 1
-        timeout = self.timeout()
+        timeout = self.timeout() if budget is None else min(budget, self.config.call_timeout_seconds)
         if timeout <= 0:
             raise RegionTimeout(region_id, "no time left of the caller's deadline")
         try:

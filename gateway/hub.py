@@ -7,6 +7,9 @@ period, then closes the adapters and the ledger.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from adapters.registry import AdapterRegistry
 from gateway.admin import admin_app, start_admin
+from gateway.clearing import Clearing
 from gateway.config import HubConfig
 from gateway.directory import HolderDirectory, load_key
 from gateway.federation import Federation
@@ -27,21 +31,41 @@ from gateway.interceptors import (
     RequestIdInterceptor,
 )
 from gateway.ledger import SqliteLedger
+from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
-from gateway.servicers import CardAffairsServicer, CardLookup, CardServicer, FederationServicer
+from gateway.outbox import Outbox
+from gateway.servicers import (
+    CardAffairsServicer,
+    CardServicer,
+    ClearingServicer,
+    FederationServicer,
+    MedicalSettlementServicer,
+)
+from gateway.settlement import Settlements
 from yikatong.v1 import (
     card_affairs_pb2,
     card_affairs_pb2_grpc,
     card_pb2,
     card_pb2_grpc,
+    clearing_pb2,
+    clearing_pb2_grpc,
     federation_pb2,
     federation_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
 )
 
-SERVICES = (
-    card_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
-    card_affairs_pb2.DESCRIPTOR.services_by_name["CardAffairsService"].full_name,
-    federation_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
+log = logging.getLogger("yikatong.hub")
+
+SERVICES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (card_pb2, "CardService"),
+        (card_affairs_pb2, "CardAffairsService"),
+        (settlement_pb2, "MedicalSettlementService"),
+        (clearing_pb2, "ClearingService"),
+        (federation_pb2, "FederationService"),
+    )
 )
 
 
@@ -54,9 +78,14 @@ async def create_server(hub: Hub, host: str, port: int) -> tuple[grpc.aio.Server
         ErrorInterceptor(),
     ]
     server = grpc.aio.server(interceptors=[ChainInterceptor(chain)])
-    lookup = CardLookup(hub.federation, hub.directory)
-    card_pb2_grpc.add_CardServiceServicer_to_server(CardServicer(lookup), server)
-    card_affairs_pb2_grpc.add_CardAffairsServiceServicer_to_server(CardAffairsServicer(lookup, hub.idempotency), server)
+    card_pb2_grpc.add_CardServiceServicer_to_server(CardServicer(hub.lookup), server)
+    card_affairs_pb2_grpc.add_CardAffairsServiceServicer_to_server(
+        CardAffairsServicer(hub.lookup, hub.idempotency), server
+    )
+    settlement_pb2_grpc.add_MedicalSettlementServiceServicer_to_server(
+        MedicalSettlementServicer(hub.settlements, hub.idempotency), server
+    )
+    clearing_pb2_grpc.add_ClearingServiceServicer_to_server(ClearingServicer(hub.clearing, hub.idempotency), server)
     federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationServicer(hub.federation), server)
     health_pb2_grpc.add_HealthServicer_to_server(hub.health, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -64,6 +93,19 @@ async def create_server(hub: Hub, host: str, port: int) -> tuple[grpc.aio.Server
     if bound == 0:
         raise OSError(f"could not bind the gRPC port {host}:{port}")
     return server, bound
+
+
+class HubClock:
+    """Wall time plus an offset, so tests and game days can move the hub into another clearing period."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 class Hub:
@@ -83,6 +125,11 @@ class Hub:
             ttl_seconds=config.directory_ttl_seconds,
             max_entries=config.directory_max_entries,
         )
+        self.clock = HubClock()
+        self.lookup = CardLookup(self.federation, self.directory)
+        self.outbox = Outbox(self.ledger, self.federation, self.metrics, self.clock.now)
+        self.settlements = Settlements(self.lookup, self.ledger, self.outbox, self.metrics, self.clock.now)
+        self.clearing = Clearing(self.ledger, self.federation, self.clock.now)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lack the aio servicer
         self.port = 0
         self.admin_port = 0
@@ -107,7 +154,11 @@ class Hub:
             admin_app(self.metrics.registry, self.readiness), self.config.host, self.config.admin_port
         )
         await self.ledger.open()
+        voided = await self.ledger.recover_pending(self.clock.now())
+        if voided:
+            log.warning("voided %d settlements left unanswered by the last run; corrections queued", len(voided))
         await self.federation.start()
+        self.outbox.start()
         self._server, self.port = await create_server(self, self.config.host, self.config.port)
         await self._server.start()
         for name in ("", *SERVICES):
@@ -117,6 +168,7 @@ class Hub:
         await self.health.enter_graceful_shutdown()
         if self._server:
             await self._server.stop(grace)
+        await self.outbox.close()
         await self.federation.close()
         await self.ledger.close()
         if self._admin:

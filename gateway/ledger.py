@@ -1,37 +1,38 @@
 """The hub's ledger: a store interface and its SQLite implementation.
 
-SQLite runs in WAL mode with ``synchronous=FULL`` on one dedicated worker thread that owns the connection,
-so no database call blocks the event loop. The schema is versioned: ``MIGRATIONS[i]`` takes the schema from
-version ``i`` to ``i + 1`` and runs once, in order, inside a transaction.
+It holds the idempotency records, the settlements with their clearing bookings, the durable outbox and the
+closed clearing periods. SQLite runs in WAL mode with ``synchronous=FULL`` on one dedicated worker thread that
+owns the connection, so no database call blocks the event loop. The schema is versioned (``gateway.schema``).
+
+Every change that must not be half-done is one transaction: a settlement booked with its clearing entry, a
+settlement voided with its correction queued in the outbox, a delivered correction with the settlement it
+voids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from adapters.domain import Split, VisitType
+from gateway.periods import day_of, next_period, period_of
+from gateway.schema import MIGRATIONS
 
 T = TypeVar("T")
 
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE idempotency (
-        request_id  TEXT NOT NULL,
-        method      TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        state       TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'DONE')),
-        started_at  REAL NOT NULL,
-        outcome     BLOB,
-        PRIMARY KEY (method, request_id)
-    );
-    """,
-)
+__all__ = ["MIGRATIONS", "Claim", "ClaimResult", "LedgerConflict", "LedgerStore", "SettlementRecord", "SqliteLedger"]
+
+
+class LedgerConflict(Exception):
+    """A state change that the row's current state does not allow (a bug or a lost race)."""
 
 
 class Claim(enum.Enum):
@@ -49,6 +50,92 @@ class ClaimResult:
     outcome: bytes | None = None
 
 
+class SettlementState(enum.Enum):
+    """Where a settlement stands in the hub's ledger."""
+
+    PENDING = "PENDING"  # sent to the insured region, no answer yet
+    SETTLED = "SETTLED"  # confirmed and booked for clearing
+    REVERSED = "REVERSED"  # reversed once; the reversal is booked too
+    CORRECTION_PENDING = "CORRECTION_PENDING"  # unconfirmed or invalid: a correction waits in the outbox
+    CORRECTED = "CORRECTED"  # the region acknowledged the correction; never booked
+
+
+@dataclass(frozen=True)
+class SettlementRecord:
+    """One settlement row. ``split`` and ``period`` are set once SETTLED; money in fen."""
+
+    settlement_id: str
+    request_id: str
+    state: SettlementState
+    social_security_number: str
+    insured_area: str
+    treatment_area: str
+    insured_region: str
+    institution_id: str
+    visit_type: VisitType
+    hospital_level: int
+    created_at: float
+    region_settlement_id: str = ""
+    split: Split | None = None
+    settled_at: float | None = None
+    period: str = ""
+    reversed_at: float | None = None
+    reversal_period: str = ""
+    void_reason: str = ""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message the hub owes a region, kept until the region acknowledges it."""
+
+    kind: str  # CORRECTION
+    key: str  # for a correction: the settlement's request id
+    region: str
+    payload: str
+    created_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One clearing entry: +1 and the fund payment for a settlement, −1 and its negation for a reversal."""
+
+    settlement_id: str
+    kind: str
+    period: str
+    booked_on: str
+    insured_province: str
+    treatment_province: str
+    treatment_area: str
+    count: int
+    fund_pay_fen: int
+
+
+CORRECTION = "CORRECTION"
+_SETTLEMENT_COLUMNS = (
+    "settlement_id, request_id, state, social_security_number, insured_area, treatment_area, insured_region, "
+    "institution_id, visit_type, hospital_level, created_at, region_settlement_id, split, settled_at, period, "
+    "reversed_at, reversal_period, void_reason"
+)
+
+
+def _settlement(row: tuple[Any, ...]) -> SettlementRecord:
+    values = list(row)
+    values[2] = SettlementState(values[2])
+    values[8] = VisitType(values[8])
+    values[12] = Split(**json.loads(values[12])) if values[12] else None
+    return SettlementRecord(*values)
+
+
+def _open_period(conn: sqlite3.Connection, now: float) -> str:
+    """The period a booking made now lands in: this month, or the first later month not closed."""
+    period = period_of(now)
+    closed = {row[0] for row in conn.execute("SELECT period FROM clearing_periods WHERE period >= ?", (period,))}
+    while period in closed:
+        period = next_period(period)
+    return period
+
+
 class LedgerStore(Protocol):
     """What the hub needs of its ledger; SQLite now, PostgreSQL for several replicas."""
 
@@ -59,6 +146,40 @@ class LedgerStore(Protocol):
     async def release(self, method: str, request_id: str) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def begin_settlement(self, record: SettlementRecord) -> None: ...
+
+    async def settlement(self, settlement_id: str) -> SettlementRecord | None: ...
+
+    async def settlement_by_request(self, request_id: str) -> SettlementRecord | None: ...
+
+    async def drop_pending(self, settlement_id: str) -> None: ...
+
+    async def book_settlement(
+        self, settlement_id: str, region_settlement_id: str, split: Split, now: float
+    ) -> SettlementRecord: ...
+
+    async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord: ...
+
+    async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord: ...
+
+    async def recover_pending(self, now: float) -> list[str]: ...
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]: ...
+
+    async def outbox_delivered(self, item: OutboxItem, now: float) -> None: ...
+
+    async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None: ...
+
+    async def outbox_backlog(self) -> tuple[int, float | None]: ...
+
+    async def bookings(self, period: str) -> list[Booking]: ...
+
+    async def bookings_on(self, day: str, treatment_area: str) -> list[Booking]: ...
+
+    async def closed_report(self, period: str) -> tuple[float, str] | None: ...
+
+    async def close_period(self, period: str, report: str, now: float) -> tuple[float, str]: ...
 
 
 class SqliteLedger:
@@ -172,6 +293,231 @@ class SqliteLedger:
                 (method, request_id),
             )
         )
+
+    # --- settlements ---------------------------------------------------------------------------------
+
+    async def begin_settlement(self, record: SettlementRecord) -> None:
+        """Record a settlement as PENDING before the region is asked (the durable intent)."""
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO settlements (settlement_id, request_id, state, social_security_number, insured_area, "
+                "treatment_area, insured_region, institution_id, visit_type, hospital_level, created_at) "
+                "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.settlement_id,
+                    record.request_id,
+                    record.social_security_number,
+                    record.insured_area,
+                    record.treatment_area,
+                    record.insured_region,
+                    record.institution_id,
+                    record.visit_type.value,
+                    record.hospital_level,
+                    record.created_at,
+                ),
+            )
+        )
+
+    async def settlement(self, settlement_id: str) -> SettlementRecord | None:
+        return await self._run(lambda c: self._get(c, "settlement_id", settlement_id))
+
+    async def settlement_by_request(self, request_id: str) -> SettlementRecord | None:
+        return await self._run(lambda c: self._get(c, "request_id", request_id))
+
+    @staticmethod
+    def _get(conn: sqlite3.Connection, column: str, value: str) -> SettlementRecord | None:
+        row = conn.execute(f"SELECT {_SETTLEMENT_COLUMNS} FROM settlements WHERE {column} = ?", (value,)).fetchone()
+        return _settlement(row) if row else None
+
+    async def drop_pending(self, settlement_id: str) -> None:
+        """Forget a PENDING settlement the region refused or never received."""
+        await self._run(
+            lambda c: c.execute(
+                "DELETE FROM settlements WHERE settlement_id = ? AND state = 'PENDING'", (settlement_id,)
+            )
+        )
+
+    async def book_settlement(
+        self, settlement_id: str, region_settlement_id: str, split: Split, now: float
+    ) -> SettlementRecord:
+        """PENDING → SETTLED with its clearing entry in the open period, in one transaction."""
+
+        def book(conn: sqlite3.Connection) -> SettlementRecord:
+            period = _open_period(conn, now)
+            changed = conn.execute(
+                "UPDATE settlements SET state = 'SETTLED', region_settlement_id = ?, split = ?, fund_pay_fen = ?, "
+                "settled_at = ?, period = ? WHERE settlement_id = ? AND state = 'PENDING'",
+                (region_settlement_id, json.dumps(vars(split)), split.fund_pay_fen, now, period, settlement_id),
+            ).rowcount
+            record = self._get(conn, "settlement_id", settlement_id)
+            if record is None or not changed:
+                raise LedgerConflict(f"settlement {settlement_id} is not PENDING")
+            self._book(conn, record, "SETTLE", period, now, +1)
+            return record
+
+        return await self._run(lambda c: self._transaction(c, book))
+
+    async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord:
+        """SETTLED → REVERSED with a negative clearing entry in the period open now, in one transaction."""
+
+        def reverse(conn: sqlite3.Connection) -> SettlementRecord:
+            period = _open_period(conn, now)
+            changed = conn.execute(
+                "UPDATE settlements SET state = 'REVERSED', reversed_at = ?, reversal_period = ? "
+                "WHERE settlement_id = ? AND state = 'SETTLED'",
+                (now, period, settlement_id),
+            ).rowcount
+            record = self._get(conn, "settlement_id", settlement_id)
+            if record is None or not changed:
+                raise LedgerConflict(f"settlement {settlement_id} is not SETTLED")
+            self._book(conn, record, "REVERSE", period, now, -1)
+            return record
+
+        return await self._run(lambda c: self._transaction(c, reverse))
+
+    @staticmethod
+    def _book(conn: sqlite3.Connection, r: SettlementRecord, kind: str, period: str, now: float, sign: int) -> None:
+        assert r.split is not None
+        conn.execute(
+            "INSERT INTO bookings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.settlement_id,
+                kind,
+                period,
+                day_of(now),
+                r.insured_area[:2],
+                r.treatment_area[:2],
+                r.treatment_area,
+                sign,
+                sign * r.split.fund_pay_fen,
+            ),
+        )
+
+    async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord:
+        """PENDING → CORRECTION_PENDING with its correction queued in the outbox, in one transaction."""
+
+        def void(conn: sqlite3.Connection) -> SettlementRecord:
+            conn.execute(
+                "UPDATE settlements SET state = 'CORRECTION_PENDING', void_reason = ? "
+                "WHERE settlement_id = ? AND state = 'PENDING'",
+                (reason, settlement_id),
+            )
+            record = self._get(conn, "settlement_id", settlement_id)
+            if record is None or record.state is not SettlementState.CORRECTION_PENDING:
+                raise LedgerConflict(f"settlement {settlement_id} cannot be voided")
+            self._enqueue(conn, CORRECTION, record.request_id, record.insured_region, now)
+            return record
+
+        return await self._run(lambda c: self._transaction(c, void))
+
+    async def recover_pending(self, now: float) -> list[str]:
+        """Void every PENDING settlement left by a crash (its caller never got an answer); their ids."""
+
+        def recover(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT settlement_id, request_id, insured_region FROM settlements WHERE state = 'PENDING'"
+            ).fetchall()
+            for settlement_id, request_id, region in rows:
+                conn.execute(
+                    "UPDATE settlements SET state = 'CORRECTION_PENDING', void_reason = ? WHERE settlement_id = ?",
+                    ("the hub stopped before the region answered", settlement_id),
+                )
+                self._enqueue(conn, CORRECTION, request_id, region, now)
+            return [row[0] for row in rows]
+
+        return await self._run(lambda c: self._transaction(c, recover))
+
+    # --- the durable outbox --------------------------------------------------------------------------
+
+    @staticmethod
+    def _enqueue(conn: sqlite3.Connection, kind: str, key: str, region: str, now: float, payload: str = "") -> None:
+        conn.execute(
+            "INSERT INTO outbox (kind, item_key, region, payload, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, item_key) DO NOTHING",
+            (kind, key, region, payload, now, now),
+        )
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT kind, item_key, region, payload, created_at, attempts FROM outbox "
+                "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        )
+        return [OutboxItem(*row) for row in rows]
+
+    async def outbox_delivered(self, item: OutboxItem, now: float) -> None:
+        """Mark an item acknowledged; a delivered correction makes its settlement CORRECTED."""
+
+        def delivered(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE kind = ? AND item_key = ?",
+                (now, item.kind, item.key),
+            )
+            if item.kind == CORRECTION:
+                conn.execute(
+                    "UPDATE settlements SET state = 'CORRECTED' WHERE request_id = ? AND state = 'CORRECTION_PENDING'",
+                    (item.key,),
+                )
+
+        await self._run(lambda c: self._transaction(c, delivered))
+
+    async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE kind = ? AND item_key = ?",
+                (error[:500], retry_at, item.kind, item.key),
+            )
+        )
+
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        """How many items wait for delivery, and when the oldest was queued."""
+        row = await self._run(
+            lambda c: c.execute("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at IS NULL").fetchone()
+        )
+        return int(row[0]), row[1]
+
+    # --- clearing --------------------------------------------------------------------------------------
+
+    async def bookings(self, period: str) -> list[Booking]:
+        rows = await self._run(
+            lambda c: c.execute("SELECT * FROM bookings WHERE period = ? ORDER BY settlement_id", (period,)).fetchall()
+        )
+        return [Booking(*row) for row in rows]
+
+    async def bookings_on(self, day: str, treatment_area: str) -> list[Booking]:
+        """The bookings of a day for an area, or for a whole province when the area is ``XX0000``."""
+        province, whole = treatment_area[:2], treatment_area.endswith("0000")
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT * FROM bookings WHERE booked_on = ? AND treatment_province = ? "
+                "AND (? OR treatment_area = ?) ORDER BY settlement_id, kind",
+                (day, province, whole, treatment_area),
+            ).fetchall()
+        )
+        return [Booking(*row) for row in rows]
+
+    async def closed_report(self, period: str) -> tuple[float, str] | None:
+        """``(closed_at, frozen report)`` of a closed period, None while it is open."""
+        row = await self._run(
+            lambda c: c.execute("SELECT closed_at, report FROM clearing_periods WHERE period = ?", (period,)).fetchone()
+        )
+        return (float(row[0]), str(row[1])) if row else None
+
+    async def close_period(self, period: str, report: str, now: float) -> tuple[float, str]:
+        """Freeze a period with its report; closing a closed period returns what was frozen."""
+
+        def close(conn: sqlite3.Connection) -> tuple[float, str]:
+            conn.execute(
+                "INSERT INTO clearing_periods VALUES (?, 'CLOSED', ?, ?) ON CONFLICT (period) DO NOTHING",
+                (period, now, report),
+            )
+            row = conn.execute("SELECT closed_at, report FROM clearing_periods WHERE period = ?", (period,)).fetchone()
+            return float(row[0]), str(row[1])
+
+        return await self._run(lambda c: self._transaction(c, close))
 
     async def close(self) -> None:
         def close() -> None:

@@ -1,16 +1,18 @@
-"""The self-check `yikatong up` runs: real sandbox cards recognised across regions through the hub."""
+"""The self-check `yikatong up` runs: real sandbox cards recognised across regions, and two settlements."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 
-from adapters.domain import CardStatus
+from adapters.domain import CardStatus, InsuranceType
 from gateway.status import error_reason
 from regions.seed import SeededPerson, generate
-from yikatong.v1 import card_pb2, card_pb2_grpc, common_pb2
+from yikatong.v1 import card_pb2, card_pb2_grpc, common_pb2, settlement_pb2, settlement_pb2_grpc
+from yikatong.v1.settlement_pb2 import BillLine
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,129 @@ def _credential(p: SeededPerson) -> common_pb2.CardCredential:
     )
 
 
+@dataclass(frozen=True)
+class SettlementCheck:
+    """A bill of a region's insured person settled at a hospital of another province."""
+
+    title: str
+    region: str
+    provinces: tuple[str, ...]
+    province: str
+    insurance_type: InsuranceType
+    venue_area: str
+    hospital_level: int
+    visit_type: settlement_pb2.VisitType.ValueType
+    lines: tuple[BillLine, ...]
+
+
+A, B, C = settlement_pb2.CATALOGUE_CLASS_A, settlement_pb2.CATALOGUE_CLASS_B, settlement_pb2.CATALOGUE_CLASS_C
+
+
+def _line(
+    code: str, name: str, cls: settlement_pb2.CatalogueClass.ValueType, qty: int, price: int, cap: int = 0
+) -> BillLine:
+    return BillLine(
+        item_code=code,
+        item_name=name,
+        catalogue_class=cls,
+        quantity=qty,
+        unit_price_fen=price,
+        amount_fen=qty * price,
+        price_cap_fen=cap,
+    )
+
+
+SETTLEMENT_CHECKS = (
+    SettlementCheck(
+        "Sichuan employee, inpatient, Shanghai level-3 hospital",
+        "sichuan-chongqing",
+        ("50", "51"),
+        "51",
+        InsuranceType.EMPLOYEE,
+        "310104",
+        3,
+        settlement_pb2.VISIT_TYPE_INPATIENT,
+        (
+            _line("110900001", "床位费", A, 6, 9000),
+            _line("XC01AAT0", "头孢曲松", B, 12, 4850),
+            _line("331602003", "腹腔镜胆囊切除术", A, 1, 1_280_000, cap=1_150_000),
+            BillLine(
+                item_code="ZC000123", item_name="进口止血材料", catalogue_class=C, quantity=1, unit_price_fen=86_000
+            ),
+        ),
+    ),
+    SettlementCheck(
+        "Hebei resident, outpatient, Chongqing level-2 hospital",
+        "beijing-tianjin-hebei",
+        ("11", "12", "13"),
+        "13",
+        InsuranceType.RESIDENT,
+        "500103",
+        2,
+        settlement_pb2.VISIT_TYPE_OUTPATIENT,
+        (
+            BillLine(
+                item_code="110200001", item_name="普通门诊诊查费", catalogue_class=A, quantity=1, unit_price_fen=2500
+            ),
+            BillLine(
+                item_code="XA02BCA0", item_name="奥美拉唑肠溶胶囊", catalogue_class=B, quantity=3, unit_price_fen=2780
+            ),
+            _line("250101001", "血常规", A, 1, 2000),
+        ),
+    ),
+)
+
+
+def yuan(fen: int) -> str:
+    """Fen as yuan with two decimals and thousands separators, e.g. ``-1,234.05``."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def _split_line(split: settlement_pb2.Split) -> str:
+    return (
+        f"total {yuan(split.total_fen)} yuan = fund {yuan(split.fund_pay_fen)}"
+        f" + account {yuan(split.account_pay_fen)} + cash {yuan(split.cash_pay_fen)}"
+        f"; self-pay {yuan(split.full_self_pay_fen)}, over cap {yuan(split.over_cap_fen)}"
+        f", B-class share {yuan(split.b_class_self_pay_fen)}, in scope {yuan(split.in_scope_fen)}"
+        f", deductible {yuan(split.deductible_fen)}"
+    )
+
+
+async def _settle(channel: grpc.aio.Channel, check: SettlementCheck) -> tuple[bool, str]:
+    person = next(
+        p
+        for p in generate(check.region, check.provinces)
+        if p.status is CardStatus.NORMAL
+        and p.issuing_area.startswith(check.province)
+        and p.insurance is not None
+        and p.insurance.insurance_type is check.insurance_type
+    )
+    request = settlement_pb2.SettleRequest(
+        request_id=str(uuid.uuid4()),
+        card=_credential(person),
+        venue=common_pb2.Venue(area_code=check.venue_area, institution_id="H" + check.venue_area + "0001"),
+        hospital_level=check.hospital_level,
+        visit_type=check.visit_type,
+        lines=check.lines,
+        use_personal_account=True,
+    )
+    try:
+        answer = await settlement_pb2_grpc.MedicalSettlementServiceStub(channel).Settle(request, timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        return False, f"refused: {exc.code().name} / {error_reason(exc)}"
+    settled = answer.settlement
+    return True, f"{settled.settlement_id} in {settled.period}: {_split_line(settled.split)}"
+
+
 async def run_self_check(hub_address: str, out: Callable[[str], None] = print) -> bool:
     """Run every check against the hub; print one line each; True when all passed."""
     passed = True
     async with grpc.aio.insecure_channel(hub_address) as channel:
+        for settlement in SETTLEMENT_CHECKS:
+            ok, got = await _settle(channel, settlement)
+            passed &= ok
+            out(f"  [{'ok' if ok else 'FAILED'}] {settlement.title}: {got}")
         stub = card_pb2_grpc.CardServiceStub(channel)
         for check in CHECKS:
             person = next(p for p in generate(check.region, check.provinces) if check.pick(p))

@@ -10,40 +10,25 @@ from typing import Any
 
 from adapters import domain
 from adapters.errors import CardNotUsable
-from gateway import codec
-from gateway.directory import HolderDirectory
+from gateway import codec, settlement_codec
+from gateway.clearing import Clearing
 from gateway.federation import Federation
 from gateway.idempotency import Idempotency
+from gateway.lookup import CardLookup
+from gateway.settlement import Settlements
 from yikatong.v1 import card_affairs_pb2 as affairs_pb
 from yikatong.v1 import card_affairs_pb2_grpc as affairs_grpc
 from yikatong.v1 import card_pb2 as card_pb
 from yikatong.v1 import card_pb2_grpc as card_grpc
+from yikatong.v1 import clearing_pb2 as clearing_pb
+from yikatong.v1 import clearing_pb2_grpc as clearing_grpc
 from yikatong.v1 import common_pb2 as common_pb
 from yikatong.v1 import federation_pb2 as federation_pb
 from yikatong.v1 import federation_pb2_grpc as federation_grpc
+from yikatong.v1 import settlement_pb2 as settlement_pb
+from yikatong.v1 import settlement_pb2_grpc as settlement_grpc
 
 Context = Any  # grpc.aio.ServicerContext; the servicers never touch it
-
-
-class CardLookup:
-    """Looks a credential's card up at its issuing region and teaches the directory who holds it."""
-
-    def __init__(self, federation: Federation, directory: HolderDirectory) -> None:
-        self.federation, self.directory = federation, directory
-
-    async def record(self, credential: domain.CardCredential) -> tuple[str, domain.CardRecord]:
-        region = self.federation.region_for_area(credential.issuing_area)
-        record = await self.federation.call(region, lambda a, t: a.get_card(credential, timeout=t))
-        self.directory.learn(credential.social_security_number, region)
-        return region, record
-
-    async def holder_region(self, ssn: str) -> str:
-        """The region that knows the person, through the holder directory."""
-
-        async def ask(region: str, person: str) -> bool:
-            return await self.federation.call(region, lambda a, t: a.knows_holder(person, timeout=t))
-
-        return await self.directory.resolve(ssn, list(self.federation.regions), ask)
 
 
 class CardServicer(card_grpc.CardServiceServicer):
@@ -170,3 +155,88 @@ class FederationServicer(federation_grpc.FederationServiceServicer):
                 for r in self.federation.regions.values()
             ]
         )
+
+
+class MedicalSettlementServicer(settlement_grpc.MedicalSettlementServiceServicer):
+    def __init__(self, settlements: Settlements, idempotency: Idempotency) -> None:
+        self.settlements, self.idempotency = settlements, idempotency
+
+    async def FileRemoteCare(
+        self, request: settlement_pb.FileRemoteCareRequest, context: Context
+    ) -> settlement_pb.FileRemoteCareResponse:
+        filing = settlement_codec.decode_filing(request)
+
+        async def produce() -> settlement_pb.FileRemoteCareResponse:
+            done, insurance, region = await self.settlements.file(filing)
+            return settlement_codec.encode_filing(done, region, insurance.insured_area)
+
+        return await self.idempotency.run(
+            "FileRemoteCare", filing.request_id, request, produce, settlement_pb.FileRemoteCareResponse
+        )
+
+    async def PreSettle(
+        self, request: settlement_pb.PreSettleRequest, context: Context
+    ) -> settlement_pb.PreSettleResponse:
+        request_id = codec.decode_request_id(request.request_id) if request.request_id else ""
+        bill = settlement_codec.decode_bill(request, request_id=request_id)
+        split, insurance, region = await self.settlements.pre_settle(bill)
+        return settlement_pb.PreSettleResponse(
+            split=settlement_codec.encode_split(split), insured_area=insurance.insured_area, insured_region=region
+        )
+
+    async def Settle(self, request: settlement_pb.SettleRequest, context: Context) -> settlement_pb.SettleResponse:
+        bill = settlement_codec.decode_bill(request, request_id=codec.decode_request_id(request.request_id))
+
+        async def produce() -> settlement_pb.SettleResponse:
+            record = await self.settlements.settle(bill)
+            return settlement_pb.SettleResponse(settlement=settlement_codec.encode_settlement(record))
+
+        return await self.idempotency.run("Settle", bill.request_id, request, produce, settlement_pb.SettleResponse)
+
+    async def ReverseSettlement(
+        self, request: settlement_pb.ReverseSettlementRequest, context: Context
+    ) -> settlement_pb.ReverseSettlementResponse:
+        request_id = codec.decode_request_id(request.request_id)
+        settlement_id = settlement_codec.decode_settlement_id(request.settlement_id)
+        reason = settlement_codec.decode_reason(request.reason)
+
+        async def produce() -> settlement_pb.ReverseSettlementResponse:
+            record = await self.settlements.reverse(request_id, settlement_id, reason)
+            return settlement_pb.ReverseSettlementResponse(settlement=settlement_codec.encode_settlement(record))
+
+        return await self.idempotency.run(
+            "ReverseSettlement", request_id, request, produce, settlement_pb.ReverseSettlementResponse
+        )
+
+    async def GetSettlement(
+        self, request: settlement_pb.GetSettlementRequest, context: Context
+    ) -> settlement_pb.GetSettlementResponse:
+        record = await self.settlements.get(settlement_codec.decode_settlement_id(request.settlement_id))
+        return settlement_pb.GetSettlementResponse(settlement=settlement_codec.encode_settlement(record))
+
+
+class ClearingServicer(clearing_grpc.ClearingServiceServicer):
+    def __init__(self, clearing: Clearing, idempotency: Idempotency) -> None:
+        self.clearing, self.idempotency = clearing, idempotency
+
+    async def GetClearingReport(
+        self, request: clearing_pb.GetClearingReportRequest, context: Context
+    ) -> clearing_pb.GetClearingReportResponse:
+        report = await self.clearing.report(settlement_codec.decode_period(request.period))
+        return clearing_pb.GetClearingReportResponse(report=report)
+
+    async def CloseClearingPeriod(
+        self, request: clearing_pb.CloseClearingPeriodRequest, context: Context
+    ) -> clearing_pb.CloseClearingPeriodResponse:
+        request_id = codec.decode_request_id(request.request_id)
+        period = settlement_codec.decode_period(request.period)
+
+        async def produce() -> clearing_pb.CloseClearingPeriodResponse:
+            return clearing_pb.CloseClearingPeriodResponse(report=await self.clearing.close(period))
+
+        return await self.idempotency.run(
+            "CloseClearingPeriod", request_id, request, produce, clearing_pb.CloseClearingPeriodResponse
+        )
+
+    async def Reconcile(self, request: clearing_pb.ReconcileRequest, context: Context) -> clearing_pb.ReconcileResponse:
+        return await self.clearing.reconcile(settlement_codec.decode_reconcile(request))

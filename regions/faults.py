@@ -7,6 +7,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+SCOPES = ("all", "settlement")
+
 
 @dataclass
 class Faults:
@@ -19,6 +21,8 @@ class Faults:
         answer_delay_ms: added after a call is processed, before it is answered: the region acts on the
             request but the caller may give up first.
         answer_delay_calls: how many of the next calls get ``answer_delay_ms`` (0 = every call).
+        answer_delay_scope: ``"all"`` calls, or only ``"settlement"`` calls (filing, settlement, outcome,
+            correction, reversal) — card lookups then answer on time.
         unbalanced_splits: settlements are answered with a split one fen off (applied correctly).
     """
 
@@ -27,6 +31,7 @@ class Faults:
     error_rate: float = 0.0
     answer_delay_ms: int = 0
     answer_delay_calls: int = 0
+    answer_delay_scope: str = "all"
     unbalanced_splits: bool = False
     _rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False, compare=False)
 
@@ -35,6 +40,11 @@ class Faults:
         if changes.get("clear"):
             self.down, self.latency_ms, self.error_rate = False, 0, 0.0
             self.answer_delay_ms, self.answer_delay_calls, self.unbalanced_splits = 0, 0, False
+            self.answer_delay_scope = "all"
+        if "answer_delay_scope" in changes:
+            if changes["answer_delay_scope"] not in SCOPES:
+                raise ValueError(f"answer_delay_scope must be one of {', '.join(SCOPES)}")
+            self.answer_delay_scope = changes["answer_delay_scope"]
         for flag in ("down", "unbalanced_splits"):
             if flag in changes:
                 if not isinstance(changes[flag], bool):
@@ -65,9 +75,9 @@ class Faults:
             return "busy"
         return None
 
-    async def after_call(self) -> None:
-        """Wait out the answer delay of a processed call."""
-        if not self.answer_delay_ms:
+    async def after_call(self, *, settlement: bool = False) -> None:
+        """Wait out the answer delay of a processed call (``settlement``: a medical-insurance call)."""
+        if not self.answer_delay_ms or (self.answer_delay_scope == "settlement" and not settlement):
             return
         if self.answer_delay_calls:
             self.answer_delay_calls -= 1

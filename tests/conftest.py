@@ -14,7 +14,14 @@ from gateway.hub import Hub
 from regions.config import RegionConfig, load_regions
 from regions.sandbox import RunningSandbox, start_sandbox
 from regions.seed import SeededPerson, generate
-from yikatong.v1 import card_affairs_pb2_grpc, card_pb2_grpc, common_pb2, federation_pb2_grpc
+from yikatong.v1 import (
+    card_affairs_pb2_grpc,
+    card_pb2_grpc,
+    clearing_pb2_grpc,
+    common_pb2,
+    federation_pb2_grpc,
+    settlement_pb2_grpc,
+)
 
 REGION_IDS = ("yangtze-delta", "sichuan-chongqing", "beijing-tianjin-hebei")
 
@@ -51,6 +58,8 @@ class Federation:
     cards: card_pb2_grpc.CardServiceStub
     affairs: card_affairs_pb2_grpc.CardAffairsServiceStub
     federation: federation_pb2_grpc.FederationServiceStub
+    settlement: settlement_pb2_grpc.MedicalSettlementServiceStub
+    clearing: clearing_pb2_grpc.ClearingServiceStub
 
     def people(self, region_id: str) -> list[SeededPerson]:
         config = self.sandboxes[region_id].config
@@ -88,6 +97,8 @@ async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterato
         card_pb2_grpc.CardServiceStub(channel),
         card_affairs_pb2_grpc.CardAffairsServiceStub(channel),
         federation_pb2_grpc.FederationServiceStub(channel),
+        settlement_pb2_grpc.MedicalSettlementServiceStub(channel),
+        clearing_pb2_grpc.ClearingServiceStub(channel),
     )
     await channel.close()
     await hub.stop(grace=1)

@@ -34,7 +34,7 @@ from gateway.status import error_reason
 from regions.config import load_regions
 from regions.seed import SeededPerson, generate
 from tests.conftest import Federation, credential
-from yikatong.v1 import card_affairs_pb2, card_pb2, common_pb2, federation_pb2
+from yikatong.v1 import card_affairs_pb2, card_pb2, clearing_pb2, common_pb2, federation_pb2, settlement_pb2
 
 T = TypeVar("T")
 
@@ -239,6 +239,8 @@ async def test_a_corrupted_identifier_is_refused_as_invalid_naming_the_field(
 SERVICES = (
     card_pb2.DESCRIPTOR.services_by_name["CardService"],
     card_affairs_pb2.DESCRIPTOR.services_by_name["CardAffairsService"],
+    settlement_pb2.DESCRIPTOR.services_by_name["MedicalSettlementService"],
+    clearing_pb2.DESCRIPTOR.services_by_name["ClearingService"],
     federation_pb2.DESCRIPTOR.services_by_name["FederationService"],
 )
 METHODS = [m for s in SERVICES for m in s.methods]
@@ -252,6 +254,8 @@ EXPECTED = {
         "CancelLossReport",
         "GetApplicationProgress",
     },
+    "MedicalSettlementService": {"FileRemoteCare", "PreSettle", "Settle", "ReverseSettlement", "GetSettlement"},
+    "ClearingService": {"GetClearingReport", "CloseClearingPeriod", "Reconcile"},
     "FederationService": {"ListRegions"},
 }
 FAULTY = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -268,6 +272,14 @@ PLAUSIBLE: dict[str, list[str]] = {
     "area_code": AREAS,
     "holder_name": [p.name for p in FUZZED],
     "request_id": ["fuzz-1", "fuzz-2", "fuzz-3", "~" * 64],
+    "treatment_area": AREAS,
+    "institution_id": ["H3101040001", "H5001030001"],
+    "item_code": ["110900001", "XC01AAT0"],
+    "item_name": ["床位费", ""],
+    "valid_from": ["2026-01-01", "2026-11-28"],
+    "valid_until": ["2026-12-31", "2027-06-30"],
+    "date": ["2026-11-28", "2026-02-29"],
+    "period": ["2026-11", "2026-10", "2030-01"],
 }
 
 fuzz_text = st.one_of(
@@ -309,7 +321,9 @@ def scalar_values(field: pb_descriptor.FieldDescriptor) -> st.SearchStrategy[Any
     if kind == pb_descriptor.FieldDescriptor.TYPE_BOOL:
         return st.booleans()
     if kind == pb_descriptor.FieldDescriptor.TYPE_INT32:
-        return st.integers(-(2**31), 2**31 - 1)
+        return weighted((1, st.integers(-(2**31), 2**31 - 1)), (2, st.integers(0, 5)))
+    if kind == pb_descriptor.FieldDescriptor.TYPE_INT64:
+        return weighted((1, st.integers(-(2**63), 2**63 - 1)), (2, st.integers(0, 1_000_000)))
     raise NotImplementedError(f"no fuzz strategy for {field.full_name}")
 
 
@@ -326,12 +340,12 @@ def _fields(descriptor: pb_descriptor.Descriptor, *, plausible: bool) -> st.Sear
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for field in descriptor.fields:
         if plausible:
-            fields[field.name] = (
-                plausible_messages(field.message_type) if field.message_type else plausible_scalars(field)
-            )
+            value = plausible_messages(field.message_type) if field.message_type else plausible_scalars(field)
         else:
             value = messages(field.message_type) if field.message_type else scalar_values(field)
-            fields[field.name] = weighted((1, st.none()), (3, value))
+        if field.label == pb_descriptor.FieldDescriptor.LABEL_REPEATED:
+            value = st.lists(value, max_size=3)
+        fields[field.name] = value if plausible else weighted((1, st.none()), (3, value))
     return st.fixed_dictionaries(fields)
 
 

@@ -1,0 +1,81 @@
+"""The ledger's schema, as numbered migrations: ``MIGRATIONS[i]`` takes version ``i`` to ``i + 1``.
+
+A migration runs once, in order, inside a transaction. Never edit a migration that has shipped; add one.
+The SQL is the common subset of SQLite and PostgreSQL so that both stores share it.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: idempotency records of every write (DESIGN §6).
+    """
+    CREATE TABLE idempotency (
+        request_id  TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'DONE')),
+        started_at  REAL NOT NULL,
+        outcome     BLOB,
+        PRIMARY KEY (method, request_id)
+    );
+    """,
+    # 2: settlements, their clearing bookings, the durable outbox and the clearing periods (DESIGN §4.5, §4.6).
+    """
+    CREATE TABLE settlements (
+        settlement_id          TEXT PRIMARY KEY,
+        request_id             TEXT NOT NULL UNIQUE,
+        state                  TEXT NOT NULL CHECK (state IN
+                                   ('PENDING', 'SETTLED', 'REVERSED', 'CORRECTION_PENDING', 'CORRECTED')),
+        social_security_number TEXT NOT NULL,
+        insured_area           TEXT NOT NULL,
+        treatment_area         TEXT NOT NULL,
+        insured_region         TEXT NOT NULL,
+        institution_id         TEXT NOT NULL,
+        visit_type             TEXT NOT NULL,
+        hospital_level         INTEGER NOT NULL,
+        region_settlement_id   TEXT NOT NULL DEFAULT '',
+        split                  TEXT NOT NULL DEFAULT '',
+        fund_pay_fen           INTEGER NOT NULL DEFAULT 0,
+        created_at             REAL NOT NULL,
+        settled_at             REAL,
+        period                 TEXT NOT NULL DEFAULT '',
+        reversed_at            REAL,
+        reversal_period        TEXT NOT NULL DEFAULT '',
+        void_reason            TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX settlements_by_state ON settlements (state);
+    CREATE TABLE bookings (
+        settlement_id      TEXT NOT NULL REFERENCES settlements (settlement_id),
+        kind               TEXT NOT NULL CHECK (kind IN ('SETTLE', 'REVERSE')),
+        period             TEXT NOT NULL,
+        booked_on          TEXT NOT NULL,
+        insured_province   TEXT NOT NULL,
+        treatment_province TEXT NOT NULL,
+        treatment_area     TEXT NOT NULL,
+        count              INTEGER NOT NULL,
+        fund_pay_fen       INTEGER NOT NULL,
+        PRIMARY KEY (settlement_id, kind)
+    );
+    CREATE INDEX bookings_by_period ON bookings (period);
+    CREATE INDEX bookings_by_day ON bookings (booked_on, treatment_province);
+    CREATE TABLE outbox (
+        kind            TEXT NOT NULL,
+        item_key        TEXT NOT NULL,
+        region          TEXT NOT NULL,
+        payload         TEXT NOT NULL DEFAULT '',
+        created_at      REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT NOT NULL DEFAULT '',
+        delivered_at    REAL,
+        PRIMARY KEY (kind, item_key)
+    );
+    CREATE INDEX outbox_due ON outbox (delivered_at, next_attempt_at);
+    CREATE TABLE clearing_periods (
+        period    TEXT PRIMARY KEY,
+        state     TEXT NOT NULL CHECK (state IN ('CLOSED')),
+        closed_at REAL NOT NULL,
+        report    TEXT NOT NULL
+    );
+    """,
+)

@@ -107,9 +107,7 @@ SETTLEMENT_CHECKS = (
             _line("110900001", "床位费", A, 6, 9000),
             _line("XC01AAT0", "头孢曲松", B, 12, 4850),
             _line("331602003", "腹腔镜胆囊切除术", A, 1, 1_280_000, cap=1_150_000),
-            BillLine(
-                item_code="ZC000123", item_name="进口止血材料", catalogue_class=C, quantity=1, unit_price_fen=86_000
-            ),
+            _line("ZC000123", "进口止血材料", C, 1, 86_000),
         ),
     ),
     SettlementCheck(
@@ -122,12 +120,8 @@ SETTLEMENT_CHECKS = (
         2,
         settlement_pb2.VISIT_TYPE_OUTPATIENT,
         (
-            BillLine(
-                item_code="110200001", item_name="普通门诊诊查费", catalogue_class=A, quantity=1, unit_price_fen=2500
-            ),
-            BillLine(
-                item_code="XA02BCA0", item_name="奥美拉唑肠溶胶囊", catalogue_class=B, quantity=3, unit_price_fen=2780
-            ),
+            _line("110200001", "普通门诊诊查费", A, 1, 2500),
+            _line("XA02BCA0", "奥美拉唑肠溶胶囊", B, 3, 2780),
             _line("250101001", "血常规", A, 1, 2000),
         ),
     ),
@@ -151,6 +145,7 @@ def _split_line(split: settlement_pb2.Split) -> str:
 
 
 async def _settle(channel: grpc.aio.Channel, check: SettlementCheck) -> tuple[bool, str]:
+    visit = settlement_pb2.VisitType.Name(check.visit_type).removeprefix("VISIT_TYPE_")
     person = next(
         p
         for p in generate(check.region, check.provinces)
@@ -158,6 +153,7 @@ async def _settle(channel: grpc.aio.Channel, check: SettlementCheck) -> tuple[bo
         and p.issuing_area.startswith(check.province)
         and p.insurance is not None
         and p.insurance.insurance_type is check.insurance_type
+        and p.accumulators[visit]["fund_paid_fen"] < 20_000  # room under the annual cap, for a telling split
     )
     request = settlement_pb2.SettleRequest(
         request_id=str(uuid.uuid4()),

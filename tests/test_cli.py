@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,11 +42,37 @@ def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(tmp_pa
         try:
             lines = wait_for_line(process, "serving")
             assert "self-check passed" in lines
-            assert sum(line.strip().startswith("[ok]") for line in lines) == 4
+            assert sum(line.strip().startswith("[ok]") for line in lines) == 6
+            splits = [re.search(SPLIT_LINE, line) for line in lines if "yuan = fund" in line]
+            assert len(splits) == 2
+            for split in splits:
+                assert split is not None
+                total, fund, account, cash = (int(x.replace(",", "").replace(".", "")) for x in split.groups())
+                assert total == fund + account + cash > 0
             check_running_federation(tmp_path)
+            check_clearing_report(tmp_path, lines)
         finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=30) == 0
+
+
+SPLIT_LINE = r"total ([\d,.]+) yuan = fund ([\d,.]+) \+ account ([\d,.]+) \+ cash ([\d,.]+)"
+
+
+def check_clearing_report(data_dir: Path, lines: list[str]) -> None:
+    """The self-check's two settlements appear in the period's report: 51 → 31 and 13 → 50."""
+    period = re.search(r" in (\d{4}-\d{2}): ", next(line for line in lines if "yuan = fund" in line))
+    assert period is not None
+    report = subprocess.run(
+        [YIKATONG, "clearing", "report", "--period", period.group(1), "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.splitlines()
+    assert report[0] == f"clearing period {period.group(1)} (OPEN)"
+    pairs = {tuple(line.split()[:3]) for line in report if " → " in line and line.split()[0].isdigit()}
+    assert pairs == {("51", "→", "31"), ("13", "→", "50")}
 
 
 def check_running_federation(data_dir: Path) -> None:
@@ -123,3 +150,29 @@ def test_the_command_reports_a_configuration_error_instead_of_a_traceback(tmp_pa
     )
     assert result.returncode == 2
     assert "server.admin_port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sandbox_policy_prints_the_four_rows_of_a_province() -> None:
+    out = subprocess.run(
+        [YIKATONG, "sandbox", "policy", "--province", "51"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.splitlines()
+    rows = [json.loads(line) for line in out]
+    assert {(r["insurance_type"], r["visit_type"]) for r in rows} == {
+        ("EMPLOYEE", "INPATIENT"),
+        ("EMPLOYEE", "OUTPATIENT"),
+        ("RESIDENT", "INPATIENT"),
+        ("RESIDENT", "OUTPATIENT"),
+    }
+    assert all(r["province"] == "51" and set(r["ratio_bp"]) == {"1", "2", "3"} for r in rows)
+    assert set(rows[0]) == {
+        "province",
+        "insurance_type",
+        "visit_type",
+        "deductible_first_fen",
+        "deductible_later_fen",
+        "ratio_bp",
+        "annual_cap_fen",
+        "b_class_self_pay_bp",
+        "unfiled_penalty_bp",
+        "temporary_filing_penalty_bp",
+    }

@@ -343,7 +343,7 @@ def _fields(descriptor: pb_descriptor.Descriptor, *, plausible: bool) -> st.Sear
             value = plausible_messages(field.message_type) if field.message_type else plausible_scalars(field)
         else:
             value = messages(field.message_type) if field.message_type else scalar_values(field)
-        if field.label == pb_descriptor.FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:
             value = st.lists(value, max_size=3)
         fields[field.name] = value if plausible else weighted((1, st.none()), (3, value))
     return st.fixed_dictionaries(fields)

@@ -1,23 +1,47 @@
 """The 长三角 HTTP/JSON envelope protocol: raw envelopes to the sandbox, and the adapter against broken servers.
 
-What every region adapter does alike is tested in ``test_region_adapters.py``.
+What every region adapter does alike is tested in ``test_region_adapters.py``; this file covers what is
+particular to this wire: yuan-string amounts, msgid/omsgid keyed settlement services and their refusals.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from adapters import AdapterSettings, CardStatus
-from adapters.errors import RegionProtocolError
-from adapters.yangtze_delta import YangtzeDeltaAdapter
+from adapters.domain import (
+    Bill,
+    BillLine,
+    CardCredential,
+    CatalogueClass,
+    FileRemoteCare,
+    FilingType,
+    InsuranceType,
+    OutcomeState,
+    Reversal,
+    VisitType,
+)
+from adapters.errors import (
+    IdempotencyKeyReused,
+    NotInsured,
+    RegionProtocolError,
+    RegionTimeout,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
+)
+from adapters.yangtze_delta import YangtzeDeltaAdapter, codec
 from regions.cardsystem import CardRow
 from regions.sandbox import RunningSandbox
-from regions.yangtze_delta import PATH
+from regions.yangtze_delta import PATH, fields
 
 REGION = "yangtze-delta"
 TIMEOUT = 5.0
@@ -42,6 +66,13 @@ async def _adapter(endpoint: str) -> AsyncIterator[YangtzeDeltaAdapter]:
 
 def _card_row(sandbox: RunningSandbox, status: CardStatus) -> CardRow:
     return next(row for row in sandbox.system.cards.values() if row.card.status is status)
+
+
+async def _post(sandbox: RunningSandbox, envelope: dict[str, Any]) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.post(sandbox.address + PATH, json=envelope) as response:
+        assert response.status == 200
+        reply: dict[str, Any] = await response.json()
+    return reply
 
 
 # --- the wire -------------------------------------------------------------------------------------------
@@ -139,3 +170,385 @@ async def test_unreadable_answers_are_protocol_errors(
         with pytest.raises(RegionProtocolError) as caught:
             await adapter.knows_holder(UNKNOWN_SSN, timeout=TIMEOUT)
     assert caught.value.may_have_reached and not caught.value.retryable
+
+
+# --- amounts: yuan strings with two decimals ⇄ integer fen ----------------------------------------------
+
+AMOUNTS = [
+    (0, "0.00"),
+    (1, "0.01"),
+    (99, "0.99"),
+    (100, "1.00"),
+    (12345, "123.45"),
+    (2**53 + 1, "90071992547409.93"),  # a float would round this to …92
+    (2**63 - 1, "92233720368547758.07"),
+    (-5, "-0.05"),
+]
+MALFORMED_AMOUNTS = [
+    "",
+    "1",
+    "1.",
+    "1.5",
+    "1.500",
+    ".50",
+    "01.00",
+    "+1.00",
+    "-0.00",
+    " 1.00",
+    "1.00\n",
+    "1e2",
+    "1,000.00",
+    "NaN",
+    "１.００",  # full-width digits, which int() would read
+    "92233720368547758.08",  # one fen beyond int64
+]
+# The sandbox and the adapter convert independently, as a real region and its adapter would.
+CONVERTERS = [(codec.yuan, codec.parse_yuan), (fields.yuan, fields.parse_yuan)]
+PARSERS = [codec.parse_yuan, fields.parse_yuan]
+
+
+@pytest.mark.parametrize(("to_yuan", "to_fen"), CONVERTERS)
+@pytest.mark.parametrize(("fen", "text"), AMOUNTS)
+def test_amounts_convert_exactly_both_ways(
+    to_yuan: Callable[[int], str], to_fen: Callable[[str], int], fen: int, text: str
+) -> None:
+    assert to_yuan(fen) == text
+    assert to_fen(text) == fen
+
+
+@pytest.mark.parametrize("to_fen", PARSERS)
+@pytest.mark.parametrize("text", MALFORMED_AMOUNTS)
+def test_malformed_amounts_are_refused(to_fen: Callable[[str], int], text: str) -> None:
+    with pytest.raises(ValueError):
+        to_fen(text)
+
+
+# --- settlement through the adapter against the sandbox --------------------------------------------------
+
+
+def _credential(sandbox: RunningSandbox, insurance_type: InsuranceType | None) -> CardCredential:
+    """A NORMAL card of someone insured here with ``insurance_type`` and money in the account (None: uninsured)."""
+
+    def wanted(row: CardRow) -> bool:
+        person = sandbox.medical.insured.get(row.ssn)
+        if row.card.status is not CardStatus.NORMAL or (person is None) != (insurance_type is None):
+            return False
+        return person is None or (person.insurance_type is insurance_type and person.account_balance_fen > 0)
+
+    for row in filter(wanted, sandbox.system.cards.values()):
+        card, name = row.card, sandbox.system.people[row.ssn].holder.name
+        return CardCredential(row.ssn, card.card_number, card.card_identification_code, card.issuing_area, name)
+    raise AssertionError("no such person in the seed")
+
+
+LINES = (
+    BillLine("A001", "头孢曲松", CatalogueClass.A, 3, 123_45, 370_35),
+    BillLine("B002", "CT 检查", CatalogueClass.B, 1, 600_00, 600_00, price_cap_fen=450_00),
+    BillLine("C003", "单人病房", CatalogueClass.C, 2, 150_00, 300_00),
+    BillLine("X004", "自费耗材", CatalogueClass.OUT_OF_CATALOGUE, 1, 1, 1),
+    BillLine("A005", "手术", CatalogueClass.A, 1, 25_000_00, 25_000_00),
+)
+
+
+def _bill(sandbox: RunningSandbox, **changes: Any) -> Bill:
+    credential = _credential(sandbox, InsuranceType.EMPLOYEE)
+    insured_area = sandbox.medical.insured[credential.social_security_number].insured_area
+    bill = Bill(
+        request_id=uuid.uuid4().hex,
+        credential=credential,
+        insured_area=insured_area,
+        treatment_area="510104",
+        institution_id="H51010400001",
+        hospital_level=3,
+        visit_type=VisitType.INPATIENT,
+        later_admission=False,
+        lines=LINES,
+        use_personal_account=True,
+    )
+    return replace(bill, **changes)
+
+
+def _money(sandbox: RunningSandbox, bill: Bill) -> tuple[int, int, int]:
+    """The person's (deductible used, fund paid, account balance) for the bill's visit type."""
+    ssn = bill.credential.social_security_number
+    acc = sandbox.medical.accumulator(ssn, bill.visit_type)
+    return acc.deductible_used_fen, acc.fund_paid_fen, sandbox.medical.insured[ssn].account_balance_fen
+
+
+@pytest.fixture
+async def adapter(sandbox: RunningSandbox) -> AsyncIterator[YangtzeDeltaAdapter]:
+    async with _adapter(sandbox.address) as started:
+        yield started
+
+
+async def test_a_settlement_splits_like_the_region_and_moves_its_accumulators_by_the_split(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    bill = _bill(sandbox)
+    expected = sandbox.medical.pre_settle(bill)
+    before = _money(sandbox, bill)
+
+    assert await adapter.pre_settle(bill, timeout=TIMEOUT) == expected
+    assert _money(sandbox, bill) == before  # pre-settlement has no side effects
+    settlement = await adapter.settle(bill, timeout=TIMEOUT)
+
+    split = settlement.split
+    assert split == expected and not split.violations()
+    assert split.total_fen == 26_270_36 and split.over_cap_fen == 150_00 and split.full_self_pay_fen == 300_01
+    assert split.deductible_fen > 0 and split.fund_pay_fen > 0 and split.account_pay_fen > 0
+    assert settlement.request_id == bill.request_id
+    assert sandbox.medical.outcome(bill.request_id).settlement == settlement
+    after = _money(sandbox, bill)
+    assert (after[0] - before[0], after[1] - before[1], before[2] - after[2]) == (
+        split.deductible_fen,
+        split.fund_pay_fen,
+        split.account_pay_fen,
+    )
+
+
+async def test_amounts_beyond_float_precision_cross_the_wire_exactly(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    huge = 2**53 + 1
+    bill = _bill(sandbox, lines=(BillLine("C1", "x", CatalogueClass.C, 1, huge, huge), LINES[3]))
+
+    split = await adapter.pre_settle(bill, timeout=TIMEOUT)
+
+    assert split.total_fen == split.full_self_pay_fen == huge + 1
+
+
+async def test_a_settlement_replays_on_the_same_msgid_and_refuses_another_bill(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    bill = _bill(sandbox)
+    first = await adapter.settle(bill, timeout=TIMEOUT)
+    once = _money(sandbox, bill)
+
+    assert await adapter.settle(bill, timeout=TIMEOUT) == first
+    assert _money(sandbox, bill) == once
+    with pytest.raises(IdempotencyKeyReused):
+        await adapter.settle(replace(bill, lines=LINES[:2]), timeout=TIMEOUT)
+
+
+async def test_a_correction_of_an_unseen_msgid_refuses_the_late_settlement(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    bill = _bill(sandbox)
+    before = _money(sandbox, bill)
+
+    await adapter.correct_settlement(bill.request_id, timeout=TIMEOUT)
+    await adapter.correct_settlement(bill.request_id, timeout=TIMEOUT)  # harmless to repeat
+    with pytest.raises(SettlementCorrected) as caught:
+        await adapter.settle(bill, timeout=TIMEOUT)
+
+    assert caught.value.metadata["request_id"] == bill.request_id
+    assert sandbox.medical.corrections == [bill.request_id, bill.request_id]
+    assert _money(sandbox, bill) == before
+    outcome = await adapter.settlement_outcome(bill.request_id, timeout=TIMEOUT)
+    assert (outcome.state, outcome.settlement) == (OutcomeState.CORRECTED, None)
+
+
+async def test_a_settlement_is_reversed_once(sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter) -> None:
+    bill = _bill(sandbox)
+    before = _money(sandbox, bill)
+    await adapter.settle(bill, timeout=TIMEOUT)
+    reversal = Reversal(uuid.uuid4().hex, bill.request_id, bill.credential.social_security_number, "wrong patient")
+
+    await adapter.reverse_settlement(reversal, timeout=TIMEOUT)
+    await adapter.reverse_settlement(reversal, timeout=TIMEOUT)  # a retry of the same reversal
+
+    assert _money(sandbox, bill) == before
+    with pytest.raises(SettlementNotSettled) as caught:
+        await adapter.reverse_settlement(replace(reversal, request_id=uuid.uuid4().hex), timeout=TIMEOUT)
+    assert caught.value.metadata == {"settlement_id": bill.request_id, "state": "REVERSED"}
+    unknown = replace(reversal, request_id="r2", settlement_request_id="never-settled")
+    with pytest.raises(SettlementNotFound):
+        await adapter.reverse_settlement(unknown, timeout=TIMEOUT)
+
+
+async def test_the_outcome_query_follows_a_settlement_through_its_states(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    bill = _bill(sandbox, visit_type=VisitType.OUTPATIENT, hospital_level=1, use_personal_account=False)
+    before = _money(sandbox, bill)
+    assert (await adapter.settlement_outcome(bill.request_id, timeout=TIMEOUT)).state is OutcomeState.NOT_FOUND
+
+    settlement = await adapter.settle(bill, timeout=TIMEOUT)
+    settled = await adapter.settlement_outcome(bill.request_id, timeout=TIMEOUT)
+    await adapter.correct_settlement(bill.request_id, timeout=TIMEOUT)
+    corrected = await adapter.settlement_outcome(bill.request_id, timeout=TIMEOUT)
+
+    assert (settled.state, settled.settlement) == (OutcomeState.SETTLED, settlement)
+    assert (corrected.state, corrected.settlement) == (OutcomeState.CORRECTED, settlement)
+    assert _money(sandbox, bill) == before
+
+
+async def test_a_settlement_answered_too_late_is_found_by_the_outcome_query(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    bill = _bill(sandbox)
+    sandbox.faults.update({"answer_delay_ms": 400, "answer_delay_calls": 1})
+
+    with pytest.raises(RegionTimeout):
+        await adapter.settle(bill, timeout=0.1)
+    outcome = await adapter.settlement_outcome(bill.request_id, timeout=TIMEOUT)
+
+    assert outcome.state is OutcomeState.SETTLED
+    assert outcome.settlement is not None and outcome.settlement.request_id == bill.request_id
+
+
+async def test_filings_and_the_uninsured(sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter) -> None:
+    credential = _credential(sandbox, InsuranceType.EMPLOYEE)
+    for kind in FilingType:
+        request = FileRemoteCare(uuid.uuid4().hex, credential, "510000", kind, "2020-01-01", "2099-12-31")
+        filing = await adapter.file_remote_care(request, timeout=TIMEOUT)
+        assert (filing.filing_type, filing.treatment_area, filing.valid_until) == (kind, "510000", "2099-12-31")
+        assert await adapter.file_remote_care(request, timeout=TIMEOUT) == filing
+
+    uninsured = _bill(sandbox, credential=_credential(sandbox, None))
+    with pytest.raises(NotInsured):
+        await adapter.settle(uninsured, timeout=TIMEOUT)
+
+
+# --- the settlement wire -----------------------------------------------------------------------------------
+
+
+def _settle_envelope(sandbox: RunningSandbox, infno: str = "2207", **changes: Any) -> dict[str, Any]:
+    data = codec.bill_data(_bill(sandbox))
+    data.update(changes)
+    return {"infno": infno, "msgid": uuid.uuid4().hex, "input": {"data": data}}
+
+
+def _row(**changes: str) -> dict[str, str]:
+    """The first line of ``LINES`` as a ``feedetail`` row, changed."""
+    row = {
+        "med_list_codg": "A001",
+        "medins_list_name": "头孢曲松",
+        "chrgitm_lv": "01",
+        "cnt": "3",
+        "pric": "123.45",
+        "det_item_fee_sumamt": "370.35",
+        "pric_uplmt_amt": "0.00",
+    }
+    return {**row, **changes}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"medfee_sumamt": "100.00"},  # not the sum of the lines
+        {"medfee_sumamt": 262.7036},
+        {"feedetail": []},
+        {"feedetail": [_row(det_item_fee_sumamt="370.3")], "medfee_sumamt": "370.30"},
+        {"feedetail": [_row(det_item_fee_sumamt="-370.35")], "medfee_sumamt": "-370.35"},
+        {"feedetail": [_row(chrgitm_lv="09")], "medfee_sumamt": "370.35"},
+        {"feedetail": [_row(cnt="0")], "medfee_sumamt": "370.35"},
+        {"feedetail": [_row(cnt="2")], "medfee_sumamt": "370.35"},  # 2 × 123.45 ≠ 370.35
+        {"feedetail": [_row(pric_uplmt_amt="")], "medfee_sumamt": "370.35"},
+        {"med_type": "99"},
+        {"medins_lv": "4"},
+        {"acct_used_flag": "Y"},
+        {"insuplc_admdvs": "31"},
+        {"certno": ""},
+    ],
+)
+async def test_malformed_settlements_are_bad_input_and_change_nothing(
+    sandbox: RunningSandbox, changes: dict[str, Any]
+) -> None:
+    reply = await _post(sandbox, _settle_envelope(sandbox, **changes))
+
+    assert (reply["infcode"], reply["err_code"]) == (-1, "BAD_INPUT")
+    assert sandbox.medical.settlements == {}
+
+
+FILING = {
+    "certno": "1",
+    "mdtrtarea_admvs": "510000",
+    "fil_type": "11",
+    "begndate": "2025-03-01",
+    "enddate": "2025-03-01",
+}
+
+
+@pytest.mark.parametrize(
+    ("infno", "data"),
+    [
+        ("2601", {"omsgid": "m1", "oinfno": "2801"}),
+        ("2601", {"oinfno": "2207"}),
+        ("5201", {"omsgid": "m" * 65}),
+        ("2208", {"omsgid": "m1"}),
+        ("2501", {**FILING, "begndate": "2025-02-30"}),
+        ("2501", {**FILING, "begndate": "20250301"}),
+        ("2501", {**FILING, "begndate": "2025-03-02"}),
+        ("2501", {**FILING, "fil_type": "99"}),
+        ("2501", {**FILING, "mdtrtarea_admvs": "51000"}),
+    ],
+)
+async def test_malformed_settlement_calls_are_bad_input(
+    sandbox: RunningSandbox, infno: str, data: dict[str, Any]
+) -> None:
+    reply = await _post(sandbox, {"infno": infno, "msgid": "m-2", "input": {"data": data}})
+
+    assert (reply["infcode"], reply["err_code"]) == (-1, "BAD_INPUT")
+    assert sandbox.medical.corrections == []
+
+
+async def test_a_settlement_on_the_wire(sandbox: RunningSandbox) -> None:
+    envelope = _settle_envelope(sandbox)
+
+    reply = await _post(sandbox, envelope)
+    again = await _post(sandbox, envelope)
+
+    setlinfo = reply["output"]["setlinfo"]
+    booked = sandbox.medical.outcome(envelope["msgid"]).settlement
+    assert booked is not None
+    assert reply["infcode"] == 0 and again["output"] == reply["output"]
+    assert (setlinfo["setl_msgid"], setlinfo["setl_id"]) == (envelope["msgid"], booked.region_settlement_id)
+    assert setlinfo["medfee_sumamt"] == "26270.36" and setlinfo["fulamt_ownpay_amt"] == "300.01"
+    assert setlinfo["overlmt_selfpay"] == "150.00"
+    assert setlinfo["hifp_pay"] == fields.yuan(booked.split.fund_pay_fen)
+    assert setlinfo["psn_cash_pay"] == fields.yuan(booked.split.cash_pay_fen)
+
+
+def _settled(setlinfo: dict[str, str]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        info = {"setl_msgid": body["msgid"], **setlinfo}
+        return web.json_response({"infcode": 0, "err_msg": "", "output": {"setlinfo": info}})
+
+    return handler
+
+
+SETLINFO = {
+    "setl_id": "S1",
+    "medfee_sumamt": "10.00",
+    "fulamt_ownpay_amt": "0.00",
+    "overlmt_selfpay": "0.00",
+    "preselfpay_amt": "0.00",
+    "inscp_scp_amt": "10.00",
+    "act_pay_dedc": "0.00",
+    "hifp_pay": "8.00",
+    "acct_pay": "0.00",
+    "psn_cash_pay": "2.00",
+}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"hifp_pay": 8.0},  # a number, not a yuan string
+        {"hifp_pay": "8"},
+        {"psn_cash_pay": "2.000"},
+        {"setl_msgid": "another-msgid"},
+    ],
+)
+async def test_unreadable_settlements_are_protocol_errors(
+    sandbox: RunningSandbox, fake_region: Callable[[Handler], Awaitable[str]], answer: dict[str, Any]
+) -> None:
+    bill = _bill(sandbox)
+    async with _adapter(await fake_region(_settled(SETLINFO))) as adapter:
+        assert (await adapter.settle(bill, timeout=TIMEOUT)).split.fund_pay_fen == 800
+    async with _adapter(await fake_region(_settled({**SETLINFO, **answer}))) as adapter:
+        with pytest.raises(RegionProtocolError) as caught:
+            await adapter.settle(bill, timeout=TIMEOUT)
+    assert caught.value.may_have_reached

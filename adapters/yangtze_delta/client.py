@@ -31,12 +31,17 @@ from adapters.errors import (
     HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
+    NotInsured,
     Refusal,
     RegionProtocolError,
     RegionTimeout,
     RegionUnavailable,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
     YikatongError,
 )
+from adapters.yangtze_delta.codec import decode_state
 
 T = TypeVar("T")
 
@@ -49,6 +54,8 @@ REFUSALS: dict[str, type[Refusal]] = {
     "HOLDER_NOT_FOUND": HolderNotFound,
     "APPLICATION_NOT_FOUND": ApplicationNotFound,
     "CARD_ALREADY_HELD": CardAlreadyHeld,
+    "NOT_INSURED": NotInsured,
+    "SETTLEMENT_NOT_FOUND": SettlementNotFound,
 }
 
 
@@ -87,6 +94,7 @@ class EnvelopeClient:
         msgid: str,
         timeout: float,
         insured_area: str = "",
+        treatment_area: str = "",
     ) -> T:
         """Send one envelope and decode its ``output``.
 
@@ -98,6 +106,8 @@ class EnvelopeClient:
             msgid: the message id; the region deduplicates writes on it.
             timeout: seconds the whole call may take.
             insured_area: the insured area (``insuplc_admdvs``) when the request names one.
+            treatment_area: the treatment area (``mdtrtarea_admvs``) when the request names one; the hub's
+                own area otherwise.
 
         Returns:
             What ``decode`` made of the output.
@@ -113,7 +123,7 @@ class EnvelopeClient:
         body = {
             "infno": infno,
             "msgid": msgid,
-            "mdtrtarea_admvs": self.hub_area,
+            "mdtrtarea_admvs": treatment_area or self.hub_area,
             "insuplc_admdvs": insured_area,
             "infver": INFVER,
             "input": {"data": dict(data)},
@@ -167,7 +177,15 @@ class EnvelopeClient:
             return CardStateConflict(str(output["action"]), CardStatus(int(output["card_stas"])))
         if code == "MSGID_REUSED":
             return IdempotencyKeyReused(msgid)
+        if code == "SETTLEMENT_NOT_SETTLED":
+            output = reply["output"]
+            return SettlementNotSettled(str(output["omsgid"]), decode_state(output["setl_stas"]).value)
+        metadata = {"region": self.region_id, "detail": message}
+        if code == "SETTLEMENT_CORRECTED":  # only ever the answer to a settlement, whose msgid is its request id
+            return SettlementCorrected(
+                f"region {self.region_id}: {message}", metadata={**metadata, "request_id": msgid}
+            )
         refusal = REFUSALS.get(str(code))
         if refusal is None:
             return RegionProtocolError(self.region_id, f"error {code}: {message}")
-        return refusal(f"region {self.region_id}: {message}", metadata={"region": self.region_id, "detail": message})
+        return refusal(f"region {self.region_id}: {message}", metadata=metadata)

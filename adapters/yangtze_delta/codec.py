@@ -7,32 +7,51 @@ Encoders build an envelope's ``input.data``; decoders read its ``output``. A dec
 Wire values: ``gend`` "1"/"2"; ``brdy`` ``YYYY-MM-DD``; ``card_stas`` the numeric status code as a string
 ("0" SEALED … "9" CANCELLED); ``insutype`` "310" employee, "390" resident; ``make_stas`` "01"–"07" for the
 production stages and "99" for a failure; ``opt_time`` ``YYYY-MM-DD HH:MM:SS`` Beijing time.
+
+Settlement values: every amount is a yuan string with exactly two decimals (``"123.45"``), converted to and
+from integer fen without floats (:func:`yuan`, :func:`parse_yuan`); ``chrgitm_lv`` "01" 甲类 A, "02" 乙类 B,
+"03" 丙类 C, "04" out of catalogue; ``med_type`` "11" outpatient, "21" inpatient; ``fil_type`` "11" retiree
+resettled, "12" long-term resident, "13" working away, "21" referral, "22" emergency, "29" other temporary;
+``setl_stas`` "0" not found, "1" settled, "2" reversed, "3" corrected; flags "1"/"0".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.domain import (
     Application,
     ApplyCard,
+    Bill,
+    BillLine,
     Card,
     CardCredential,
     CardRecord,
     CardStatus,
+    CatalogueClass,
     ChangeCard,
+    FileRemoteCare,
+    Filing,
+    FilingType,
     Gender,
     Holder,
     Insurance,
     InsuranceType,
+    OutcomeState,
+    RegionSettlement,
     ReplaceCard,
+    Reversal,
+    SettlementOutcome,
+    Split,
     Stage,
     StageEvent,
+    VisitType,
 )
 
-Data = dict[str, str]
+Data = dict[str, Any]
 
 BEIJING_TIME = dt.timezone(dt.timedelta(hours=8))
 INSUTYPES = {"310": InsuranceType.EMPLOYEE, "390": InsuranceType.RESIDENT}
@@ -46,6 +65,59 @@ STAGES = {
     "07": Stage.ISSUED,
     "99": Stage.FAILED,
 }
+CHRGITM_LV = {
+    CatalogueClass.A: "01",
+    CatalogueClass.B: "02",
+    CatalogueClass.C: "03",
+    CatalogueClass.OUT_OF_CATALOGUE: "04",
+}
+MED_TYPE = {VisitType.OUTPATIENT: "11", VisitType.INPATIENT: "21"}
+FIL_TYPE = {
+    FilingType.RETIREE_RESETTLED: "11",
+    FilingType.LONG_TERM_RESIDENT: "12",
+    FilingType.WORKING_AWAY: "13",
+    FilingType.REFERRAL: "21",
+    FilingType.EMERGENCY: "22",
+    FilingType.TEMPORARY_OTHER: "29",
+}
+FIL_TYPES = {code: kind for kind, code in FIL_TYPE.items()}
+SETL_STAS = {
+    "0": OutcomeState.NOT_FOUND,
+    "1": OutcomeState.SETTLED,
+    "2": OutcomeState.REVERSED,
+    "3": OutcomeState.CORRECTED,
+}
+SETTLE_INFNO = "2207"  # what a correction names as the service it corrects
+
+# ASCII digits only (``\d`` would accept other scripts' digits); at most 19 before the point.
+_YUAN = re.compile(r"(-?)(0|[1-9][0-9]{0,18})\.([0-9]{2})")
+_INT64_MAX = 2**63 - 1
+
+
+# --- amounts ------------------------------------------------------------------------------------------
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as the wire's yuan string: ``12345`` → ``"123.45"``, ``1`` → ``"0.01"``."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def parse_yuan(text: str) -> int:
+    """The wire's yuan string as integer fen: ``"123.45"`` → ``12345``.
+
+    Raises:
+        ValueError: ``text`` is not ``[-]digits.dd`` (no exponent, no spaces, exactly two decimals, no
+            leading zeros, not ``-0.00``) or does not fit in int64.
+    """
+    match = _YUAN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a yuan amount with two decimals")
+    fen = int(match[2]) * 100 + int(match[3])
+    if fen > _INT64_MAX or (match[1] and not fen):
+        raise ValueError(f"{text!r} is out of range or a negative zero")
+    return -fen if match[1] else fen
 
 
 # --- input.data ---------------------------------------------------------------------------------------
@@ -80,6 +152,68 @@ def change_data(request: ChangeCard) -> Data:
 def replace_data(request: ReplaceCard) -> Data:
     """``input.data`` of 2803 (replace)."""
     return {**card_data(request.credential), "reason": request.reason.value}
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _person_card(credential: CardCredential) -> Data:
+    return {**card_data(credential), "card_admdvs": credential.issuing_area}
+
+
+def filing_data(request: FileRemoteCare) -> Data:
+    """``input.data`` of 2501 (remote-care filing)."""
+    return {
+        **_person_card(request.credential),
+        "mdtrtarea_admvs": request.treatment_area,
+        "fil_type": FIL_TYPE[request.filing_type],
+        "begndate": request.valid_from,
+        "enddate": request.valid_until,
+    }
+
+
+def _fee_row(line: BillLine) -> Data:
+    return {
+        "med_list_codg": line.item_code,
+        "medins_list_name": line.item_name,
+        "chrgitm_lv": CHRGITM_LV[line.catalogue_class],
+        "cnt": str(line.quantity),
+        "pric": yuan(line.unit_price_fen),
+        "det_item_fee_sumamt": yuan(line.amount_fen),
+        "pric_uplmt_amt": yuan(line.price_cap_fen),
+    }
+
+
+def bill_data(bill: Bill) -> Data:
+    """``input.data`` of 2206 (pre-settlement) and 2207 (settlement)."""
+    return {
+        **_person_card(bill.credential),
+        "insuplc_admdvs": bill.insured_area,
+        "mdtrtarea_admvs": bill.treatment_area,
+        "fixmedins_code": bill.institution_id,
+        "medins_lv": str(bill.hospital_level),
+        "med_type": MED_TYPE[bill.visit_type],
+        "later_adm_flag": _flag(bill.later_admission),
+        "acct_used_flag": _flag(bill.use_personal_account),
+        "medfee_sumamt": yuan(sum(line.amount_fen for line in bill.lines)),
+        "feedetail": [_fee_row(line) for line in bill.lines],
+    }
+
+
+def reversal_data(request: Reversal) -> Data:
+    """``input.data`` of 2208 (reversal): the settlement's msgid as ``omsgid``."""
+    return {"omsgid": request.settlement_request_id, "certno": request.social_security_number, "memo": request.reason}
+
+
+def correction_data(request_id: str) -> Data:
+    """``input.data`` of 2601 (correction) of the settlement sent with msgid ``request_id``."""
+    return {"omsgid": request_id, "oinfno": SETTLE_INFNO}
+
+
+def outcome_data(request_id: str) -> Data:
+    """``input.data`` of 5201 (outcome query) of the settlement sent with msgid ``request_id``."""
+    return {"omsgid": request_id}
 
 
 def person_data(social_security_number: str, holder_name: str = "") -> Data:
@@ -183,5 +317,73 @@ def decode_application(output: Mapping[str, Any]) -> Application:
     )
 
 
+def _fen(data: Mapping[str, Any], key: str) -> int:
+    return parse_yuan(_text(data, key))
+
+
+def decode_split(data: Mapping[str, Any]) -> Split:
+    """The amounts of a ``setlinfo`` object."""
+    return Split(
+        total_fen=_fen(data, "medfee_sumamt"),
+        full_self_pay_fen=_fen(data, "fulamt_ownpay_amt"),
+        over_cap_fen=_fen(data, "overlmt_selfpay"),
+        b_class_self_pay_fen=_fen(data, "preselfpay_amt"),
+        in_scope_fen=_fen(data, "inscp_scp_amt"),
+        deductible_fen=_fen(data, "act_pay_dedc"),
+        fund_pay_fen=_fen(data, "hifp_pay"),
+        account_pay_fen=_fen(data, "acct_pay"),
+        cash_pay_fen=_fen(data, "psn_cash_pay"),
+    )
+
+
+def decode_pre_settlement(output: Mapping[str, Any]) -> Split:
+    """The output of 2206: ``setlinfo`` with the amounts."""
+    return decode_split(_table(output, "setlinfo"))
+
+
+def _settlement(setlinfo: Mapping[str, Any], request_id: str) -> RegionSettlement:
+    msgid = _text(setlinfo, "setl_msgid")
+    if msgid != request_id:
+        raise ValueError(f"setlinfo is for msgid {msgid!r}, not {request_id!r}")
+    return RegionSettlement(request_id, _text(setlinfo, "setl_id"), decode_split(setlinfo))
+
+
+def decode_settlement(output: Mapping[str, Any], request_id: str) -> RegionSettlement:
+    """The output of 2207: ``setlinfo``, which must be that of ``request_id``."""
+    return _settlement(_table(output, "setlinfo"), request_id)
+
+
+def decode_state(code: object) -> OutcomeState:
+    """A ``setl_stas`` code."""
+    if not isinstance(code, str) or code not in SETL_STAS:
+        raise ValueError(f"unknown setl_stas {code!r}")
+    return SETL_STAS[code]
+
+
+def decode_outcome(output: Mapping[str, Any], request_id: str) -> SettlementOutcome:
+    """The output of 5201: ``setl_stas`` and, once it settled, the ``setlinfo`` of ``request_id``."""
+    state = decode_state(output["setl_stas"])
+    setlinfo = output.get("setlinfo")
+    if setlinfo is None:
+        if state in (OutcomeState.SETTLED, OutcomeState.REVERSED):
+            raise ValueError(f"setl_stas {state.value} without setlinfo")
+        return SettlementOutcome(state)
+    if state is OutcomeState.NOT_FOUND:
+        raise ValueError("setlinfo of a settlement that was not found")
+    return SettlementOutcome(state, _settlement(_table(output, "setlinfo"), request_id))
+
+
+def decode_filing(output: Mapping[str, Any]) -> Filing:
+    """The output of 2501: ``filinfo``."""
+    info = _table(output, "filinfo")
+    return Filing(
+        filing_id=_text(info, "trt_dcla_detl_sn"),
+        treatment_area=_text(info, "mdtrtarea_admvs"),
+        filing_type=FIL_TYPES[_text(info, "fil_type")],
+        valid_from=dt.date.fromisoformat(_text(info, "begndate")).isoformat(),
+        valid_until=dt.date.fromisoformat(_text(info, "enddate")).isoformat(),
+    )
+
+
 def ignore_output(_output: Mapping[str, Any]) -> None:
-    """For services whose output carries nothing the hub needs (9001)."""
+    """For services whose output carries nothing the hub needs (9001, 2208, 2601)."""

@@ -24,11 +24,38 @@ infno  service                          ``input.data``
 2803   replace a card (补换)            certno, mdtrt_cert_no, card_sn, psn_name,
                                         reason (LOST, DAMAGED, EXPIRED, INFORMATION_CHANGED)
 2804   application progress             certno, psn_name
+2501   remote-care filing (备案)        certno, mdtrt_cert_no, card_sn, card_admdvs, psn_name,
+                                        mdtrtarea_admvs (treatment area), fil_type, begndate, enddate
+                                        → ``filinfo``: trt_dcla_detl_sn (filing id), mdtrtarea_admvs,
+                                        fil_type, begndate, enddate
+2206   pre-settlement (预结算)          the bill: certno, mdtrt_cert_no, card_sn, card_admdvs, psn_name,
+                                        insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, medins_lv,
+                                        med_type, later_adm_flag, acct_used_flag, medfee_sumamt,
+                                        feedetail [med_list_codg, medins_list_name, chrgitm_lv, cnt,
+                                        pric, det_item_fee_sumamt, pric_uplmt_amt ("0.00" = no cap)]
+                                        → ``setlinfo``: the split (below), no side effects
+2207   settlement (结算)                the bill, as 2206 → ``setlinfo``: setl_id, setl_msgid and the split
+2208   settlement reversal (撤销)       omsgid (the settlement's msgid), certno, memo (reason)
+                                        → omsgid, setl_stas
+2601   correction (冲正)                omsgid (the settlement's msgid), oinfno ("2207")
+                                        → omsgid, setl_stas
+5201   settlement outcome query         omsgid → omsgid, setl_stas, setlinfo (null when never settled)
 9001   heartbeat                        (none)
 =====  ===============================  ==========================================================
 
-Writes (28xx) are deduplicated on ``msgid``: the same ``msgid`` with the same input replays the first
-answer, with a different input it is refused with ``MSGID_REUSED``.
+The split in ``setlinfo``, every amount a yuan string with two decimals (``"123.45"``): medfee_sumamt
+(total), fulamt_ownpay_amt (full self-pay), overlmt_selfpay (over price cap), preselfpay_amt (乙类 self-pay
+first), inscp_scp_amt (in scope), act_pay_dedc (deductible), hifp_pay (fund), acct_pay (personal account),
+psn_cash_pay (cash). Bill amounts must add up: ``det_item_fee_sumamt`` = ``cnt`` × ``pric`` on each line
+and ``medfee_sumamt`` = the lines' sum. Codes (``chrgitm_lv``, ``med_type``, ``fil_type``, ``setl_stas``,
+flags) are listed in ``regions.yangtze_delta.settlement``. Every call is processed first and answered after
+the fault knobs' answer delay, so a caller that gives up early may miss a write that happened.
+
+Writes are deduplicated on ``msgid``: the same ``msgid`` with the same input replays the first answer, with
+a different input it is refused with ``MSGID_REUSED`` (a filing replays the first filing). A settlement
+(2207) is keyed on its ``msgid``; 2208, 2601 and 5201 name it as ``omsgid``. Settlement refusals:
+``NOT_INSURED``, ``SETTLEMENT_NOT_FOUND``, ``SETTLEMENT_NOT_SETTLED`` (output: omsgid, setl_stas),
+``SETTLEMENT_CORRECTED`` (a 2207 whose msgid was corrected before).
 """
 
 from __future__ import annotations
@@ -61,12 +88,16 @@ from adapters.errors import (
     HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
+    NotInsured,
     Refusal,
+    SettlementCorrected,
+    SettlementNotFound,
+    SettlementNotSettled,
 )
 from regions.backend import Backend
-from regions.cardsystem import CardSystem
 from regions.config import RegionConfig
-from regions.faults import Faults
+from regions.yangtze_delta import fields, settlement
+from regions.yangtze_delta.fields import BadInput
 
 PATH = "/fsi/api/rsfComIfsService/callService"
 BEIJING_TIME = dt.timezone(dt.timedelta(hours=8))
@@ -91,16 +122,15 @@ ERR_CODES: dict[type[Refusal], str] = {
     CardAlreadyHeld: "CARD_ALREADY_HELD",
     CardStateConflict: "CARD_STATE_CONFLICT",
     IdempotencyKeyReused: "MSGID_REUSED",
+    NotInsured: "NOT_INSURED",
+    SettlementNotFound: "SETTLEMENT_NOT_FOUND",
+    SettlementNotSettled: "SETTLEMENT_NOT_SETTLED",
+    SettlementCorrected: "SETTLEMENT_CORRECTED",
 }
 FAULT_CODES = {"down": "SYSTEM_DOWN", "busy": "SYSTEM_BUSY"}
 
 Output = dict[str, Any]
-Handler = Callable[[CardSystem, str, Mapping[str, Any]], Output]
-
-
-class BadInput(Exception):
-    """The envelope or its input cannot be read; answered with ``BAD_INPUT``."""
-
+Handler = Callable[[Backend, str, Mapping[str, Any]], Output]
 
 # --- reading the envelope ---------------------------------------------------------------------------------
 
@@ -113,30 +143,12 @@ def _envelope(body: bytes) -> tuple[str, str, Mapping[str, Any]]:
         raise BadInput("body is not JSON") from None
     if not isinstance(envelope, dict):
         raise BadInput("body must be a JSON object")
-    infno, msgid = _text(envelope, "infno"), _text(envelope, "msgid")
-    if len(msgid) > 64:
-        raise BadInput("msgid is longer than 64 characters")
+    infno, msgid = fields.text(envelope, "infno"), fields.message_id(envelope, "msgid")
     payload = envelope.get("input", {})
     data = payload.get("data", {}) if isinstance(payload, dict) else None
     if not isinstance(data, dict):
         raise BadInput("input.data must be a JSON object")
     return infno, msgid, data
-
-
-def _text(data: Mapping[str, Any], key: str, *, required: bool = True) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise BadInput(f"{key} must be a string")
-    if required and not value:
-        raise BadInput(f"{key} is required")
-    return value
-
-
-def _name(data: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = _text(data, key)
-    if value not in allowed:
-        raise BadInput(f"{key} must be one of {', '.join(allowed)}")
-    return value
 
 
 # --- writing the output -----------------------------------------------------------------------------------
@@ -191,54 +203,44 @@ def _application(app: Application) -> Output:
 # --- the services -----------------------------------------------------------------------------------------
 
 
-def _query_card(system: CardSystem, _msgid: str, data: Mapping[str, Any]) -> Output:
-    return _record(
-        system.record(
-            _text(data, "certno"),
-            _text(data, "mdtrt_cert_no"),
-            _text(data, "card_sn", required=False),
-            _text(data, "psn_name", required=False),
-        )
-    )
+def _query_card(backend: Backend, _msgid: str, data: Mapping[str, Any]) -> Output:
+    return _record(backend.cards.record(*_card_fields(data)))
 
 
-def _query_person(system: CardSystem, _msgid: str, data: Mapping[str, Any]) -> Output:
-    return {"psn_exist": "1" if system.knows(_text(data, "certno")) else "0"}
+def _query_person(backend: Backend, _msgid: str, data: Mapping[str, Any]) -> Output:
+    return {"psn_exist": "1" if backend.cards.knows(fields.text(data, "certno")) else "0"}
 
 
-def _apply(system: CardSystem, msgid: str, data: Mapping[str, Any]) -> Output:
-    delivery = Delivery(_name(data, "delivery", tuple(d.value for d in Delivery)))
-    return _application(
-        system.apply(msgid, _text(data, "certno"), _text(data, "psn_name"), _text(data, "insuplc_admdvs"), delivery)
-    )
+def _apply(backend: Backend, msgid: str, data: Mapping[str, Any]) -> Output:
+    delivery = Delivery(fields.name(data, "delivery", tuple(d.value for d in Delivery)))
+    ssn, holder = fields.text(data, "certno"), fields.text(data, "psn_name")
+    return _application(backend.cards.apply(msgid, ssn, holder, fields.text(data, "insuplc_admdvs"), delivery))
 
 
-def _change(system: CardSystem, msgid: str, data: Mapping[str, Any]) -> Output:
-    action = CardAction(_name(data, "action", tuple(a.value for a in CardAction)))
-    ssn, number, code, name = _card_fields(data)
-    return {"cardinfo": _card(system.change(msgid, ssn, number, code, name, action))}
+def _change(backend: Backend, msgid: str, data: Mapping[str, Any]) -> Output:
+    action = CardAction(fields.name(data, "action", tuple(a.value for a in CardAction)))
+    return {"cardinfo": _card(backend.cards.change(msgid, *_card_fields(data), action))}
 
 
-def _replace(system: CardSystem, msgid: str, data: Mapping[str, Any]) -> Output:
-    reason = _name(data, "reason", tuple(r.value for r in ReplaceReason))
-    ssn, number, code, name = _card_fields(data)
-    return _application(system.replace_card(msgid, ssn, number, code, name, reason))
+def _replace(backend: Backend, msgid: str, data: Mapping[str, Any]) -> Output:
+    reason = fields.name(data, "reason", tuple(r.value for r in ReplaceReason))
+    return _application(backend.cards.replace_card(msgid, *_card_fields(data), reason))
 
 
 def _card_fields(data: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return (
-        _text(data, "certno"),
-        _text(data, "mdtrt_cert_no"),
-        _text(data, "card_sn", required=False),
-        _text(data, "psn_name", required=False),
+        fields.text(data, "certno"),
+        fields.text(data, "mdtrt_cert_no"),
+        fields.text(data, "card_sn", required=False),
+        fields.text(data, "psn_name", required=False),
     )
 
 
-def _progress(system: CardSystem, _msgid: str, data: Mapping[str, Any]) -> Output:
-    return _application(system.application(_text(data, "certno"), _text(data, "psn_name")))
+def _progress(backend: Backend, _msgid: str, data: Mapping[str, Any]) -> Output:
+    return _application(backend.cards.application(fields.text(data, "certno"), fields.text(data, "psn_name")))
 
 
-def _heartbeat(_system: CardSystem, _msgid: str, _data: Mapping[str, Any]) -> Output:
+def _heartbeat(_backend: Backend, _msgid: str, _data: Mapping[str, Any]) -> Output:
     return {"sys_time": dt.datetime.now(BEIJING_TIME).strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -249,6 +251,7 @@ SERVICES: dict[str, Handler] = {
     "2802": _change,
     "2803": _replace,
     "2804": _progress,
+    **settlement.SERVICES,
     "9001": _heartbeat,
 }
 
@@ -259,7 +262,7 @@ def _refusal(exc: Refusal) -> tuple[str, Output]:
     if isinstance(exc, CardStateConflict):
         status = CardStatus[exc.metadata["status"]]
         return code, {"action": exc.metadata["action"], "card_stas": str(status.value)}
-    return code, {}
+    return code, settlement.refusal_details(exc)
 
 
 class YangtzeDeltaServer:
@@ -269,9 +272,9 @@ class YangtzeDeltaServer:
         address: the base URL an adapter's ``endpoint`` setting should be, e.g. ``http://127.0.0.1:7111``.
     """
 
-    def __init__(self, system: CardSystem, faults: Faults) -> None:
-        self.system = system
-        self.faults = faults
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.faults = backend.faults
         self.address = ""
         self._serial = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -296,22 +299,29 @@ class YangtzeDeltaServer:
             self._runner = None
 
     async def call_service(self, request: web.Request) -> web.Response:
-        """Answer one envelope: apply the fault knobs, then dispatch on ``infno``."""
+        """Answer one envelope: apply the fault knobs, dispatch on ``infno``, then delay the answer if told to."""
         fault = await self.faults.before_call()
         if fault is not None:
             return self._reply(-1, FAULT_CODES[fault], f"system {fault}, request not processed", status=503)
+        infno, reply = self._process(await request.read())
+        await self.faults.after_call(settlement=infno in settlement.SERVICES)
+        return reply
+
+    def _process(self, body: bytes) -> tuple[str, web.Response]:
+        """``(infno, reply)`` of one envelope (infno "" when the envelope is unreadable)."""
+        infno = ""
         try:
-            infno, msgid, data = _envelope(await request.read())
+            infno, msgid, data = _envelope(body)
             service = SERVICES.get(infno)
             if service is None:
                 raise BadInput(f"unknown infno {infno}")
-            output = service(self.system, msgid, data)
+            output = service(self.backend, msgid, data)
         except BadInput as exc:
-            return self._reply(-1, "BAD_INPUT", str(exc))
+            return infno, self._reply(-1, "BAD_INPUT", str(exc))
         except Refusal as exc:
             code, details = _refusal(exc)
-            return self._reply(-1, code, exc.message, details)
-        return self._reply(0, "", "", output)
+            return infno, self._reply(-1, code, exc.message, details)
+        return infno, self._reply(0, "", "", output)
 
     def _reply(
         self, infcode: int, err_code: str, err_msg: str, output: Output | None = None, *, status: int = 200
@@ -329,7 +339,7 @@ class YangtzeDeltaServer:
 
 
 async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> YangtzeDeltaServer:
-    """Start the 长三角 protocol server for ``system`` on ``host:port`` (0 picks a free port).
+    """Start the 长三角 protocol server for ``backend`` on ``host:port`` (0 picks a free port).
 
     Args:
         backend: the region's card and medical systems and its fault knobs.
@@ -340,7 +350,6 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
     Returns:
         The running server; ``address`` says where it listens, ``stop()`` shuts it down.
     """
-    system, faults = backend.cards, backend.faults
-    server = YangtzeDeltaServer(system, faults)
+    server = YangtzeDeltaServer(backend)
     await server.start(host, port)
     return server

@@ -30,7 +30,6 @@ from gateway.interceptors import (
     Interceptor,
     RequestIdInterceptor,
 )
-from gateway.ledger import SqliteLedger
 from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
@@ -42,6 +41,7 @@ from gateway.servicers import (
     MedicalSettlementServicer,
 )
 from gateway.settlement import Settlements
+from gateway.sqlite_ledger import SqliteLedger
 from yikatong.v1 import (
     card_affairs_pb2,
     card_affairs_pb2_grpc,

@@ -167,6 +167,9 @@ async def test_fifty_concurrent_settles_with_one_request_id_settle_once(federati
     ) == [("SETTLED",)]
     replay = await federation.settlement.Settle(request, timeout=T)
     assert replay.settlement == settled[0]
+    labels = {"insured_region": region, "treatment_region": "sichuan-chongqing"}
+    assert federation.metric("yikatong_settlements_total", {**labels, "outcome": "settled"}) == 1
+    assert federation.metric("yikatong_settlement_fund_pay_fen_total", labels) == settled[0].split.fund_pay_fen
 
     other = settle_request(person, "500103", visit=OUTPATIENT, level=1, request_id=request.request_id)
     with pytest.raises(grpc.aio.AioRpcError) as reused:

@@ -105,6 +105,11 @@ async def test_an_unknown_outcome_is_corrected_until_the_region_acknowledges(
 
     assert money(sandbox, person, VisitType.INPATIENT) == before
     assert sandbox.medical.outcome(request.request_id).state is OutcomeState.CORRECTED
+    labels = {"insured_region": region, "treatment_region": "sichuan-chongqing", "outcome": "outcome_unknown"}
+    assert federation.metric("yikatong_settlements_total", labels) == 1
+    delivered = {"kind": "CORRECTION", "region": region, "result": "delivered"}
+    assert federation.metric("yikatong_outbox_deliveries_total", delivered) == 1
+    assert federation.metric("yikatong_outbox_depth") == 0
     assert ledger_rows(federation.hub.config.ledger_path, "SELECT COUNT(*) FROM bookings") == [(0,)]
     with pytest.raises(grpc.aio.AioRpcError) as replayed:
         await federation.settlement.Settle(request, timeout=T)

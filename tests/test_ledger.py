@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.ledger import MIGRATIONS, Claim, ClaimResult, SqliteLedger
+from gateway.ledger import Claim, ClaimResult
+from gateway.schema import MIGRATIONS
+from gateway.sqlite_ledger import SqliteLedger
 
 
 async def test_a_finished_write_is_replayed_after_the_ledger_is_reopened(tmp_path: Path) -> None:

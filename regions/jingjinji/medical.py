@@ -31,7 +31,7 @@ from adapters.domain import (
 from adapters.errors import Refusal
 from jingjinji.v1 import medical_insurance_pb2 as mpb
 from jingjinji.v1.medical_insurance_pb2_grpc import MedicalInsuranceServiceServicer
-from regions.jingjinji.server import BadInput, Context, ok, outcome, parse_msgid, wire_date
+from regions.jingjinji.wire import BadInput, Context, ok, outcome, parse_msgid, wire_date
 from regions.medical import MedicalSystem
 
 E = TypeVar("E", bound=enum.Enum)

@@ -21,30 +21,9 @@ from typing import Any, cast
 
 import grpc
 
-from adapters.domain import (
-    Application,
-    Card,
-    CardAction,
-    CardStatus,
-    Delivery,
-    Holder,
-    Insurance,
-    InsuranceType,
-    ReplaceReason,
-)
 from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
     CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
-    IdempotencyKeyReused,
-    NotInsured,
     Refusal,
-    SettlementCorrected,
-    SettlementNotFound,
-    SettlementNotSettled,
 )
 from jingjinji.v1 import card_center_pb2 as pb
 from jingjinji.v1.card_center_pb2_grpc import (
@@ -56,133 +35,24 @@ from regions.backend import Backend
 from regions.cardsystem import CardSystem
 from regions.config import RegionConfig
 from regions.faults import Faults
+from regions.jingjinji.medical import MedicalInsurance
+from regions.jingjinji.wire import (
+    BadInput,
+    Context,
+    application_info,
+    card_info,
+    insurance_info,
+    ok,
+    outcome,
+    parse_action,
+    parse_delivery,
+    parse_msgid,
+    parse_reason,
+    person_info,
+)
 
-Context = grpc.aio.ServicerContext[Any, Any]
-
-BAD_INPUT = 1000
-STATE_CONFLICT = 1003
-NOT_SETTLED = 1012
-REFUSAL_CODES: dict[type[Refusal], int] = {
-    CardNotFound: 1001,
-    HolderMismatch: 1002,
-    CardStateConflict: STATE_CONFLICT,
-    HolderNotFound: 1004,
-    ApplicationNotFound: 1005,
-    CardAlreadyHeld: 1006,
-    IdempotencyKeyReused: 1009,
-    NotInsured: 1010,
-    SettlementNotFound: 1011,
-    SettlementNotSettled: NOT_SETTLED,
-    SettlementCorrected: 1013,
-}
-XZLX = {InsuranceType.EMPLOYEE: "310", InsuranceType.RESIDENT: "390"}
 FAULT_DETAILS = {"down": "centre is down", "busy": "centre is busy, try again"}
 STOP_GRACE_SECONDS = 0.5
-MAX_MSGID_LENGTH = 64
-
-
-class BadInput(Exception):
-    """A request field this card centre cannot read (answered with result code 1000)."""
-
-
-# --- domain → wire ------------------------------------------------------------------------------
-
-
-def wire_date(iso_date: str) -> str:
-    """``YYYY-MM-DD`` → ``YYYYMMDD``."""
-    return iso_date.replace("-", "")
-
-
-def card_info(card: Card) -> pb.CardInfo:
-    """The card as this wire carries it."""
-    return pb.CardInfo(
-        kh=card.card_number,
-        sbm=card.card_identification_code,
-        fkd=card.issuing_area,
-        kzt=card.status.value,
-        generation=card.generation,
-        yxq=wire_date(card.valid_until),
-    )
-
-
-def person_info(holder: Holder) -> pb.PersonInfo:
-    """The holder as this wire carries them."""
-    return pb.PersonInfo(
-        sfzh=holder.social_security_number,
-        xm=holder.name,
-        xb=holder.gender.value,
-        csrq=wire_date(holder.birth_date),
-    )
-
-
-def insurance_info(insurance: Insurance) -> pb.InsuranceInfo:
-    """An insurance as this wire carries it."""
-    return pb.InsuranceInfo(cbd=insurance.insured_area, xzlx=XZLX[insurance.insurance_type])
-
-
-def application_info(application: Application) -> pb.ApplicationInfo:
-    """An application, its history and (once issued) its card as this wire carries them."""
-    return pb.ApplicationInfo(
-        sqbh=application.application_id,
-        jd=application.stage.value,
-        history=[pb.StageRecord(jd=e.stage.value, sj=e.at) for e in application.history],
-        failure_reason=application.failure_reason,
-        card=card_info(application.card) if application.card else None,
-    )
-
-
-def ok() -> pb.Result:
-    """The result of a call that succeeded."""
-    return pb.Result(code=0, message="OK")
-
-
-def outcome(exc: Refusal | BadInput) -> pb.Result:
-    """The result code and message for a refusal or unreadable input."""
-    if isinstance(exc, BadInput):
-        return pb.Result(code=BAD_INPUT, message=f"bad input: {exc}")
-    if isinstance(exc, CardStateConflict):
-        action, status = exc.metadata["action"], CardStatus[exc.metadata["status"]]
-        return pb.Result(code=STATE_CONFLICT, message=f"action={action} kzt={status.value}: {exc.message}")
-    if isinstance(exc, SettlementNotSettled):
-        return pb.Result(code=NOT_SETTLED, message=f"state={exc.metadata['state']}: {exc.message}")
-    return pb.Result(code=REFUSAL_CODES.get(type(exc), BAD_INPUT), message=exc.message)
-
-
-# --- wire → domain ------------------------------------------------------------------------------
-
-
-def parse_msgid(msgid: str, field: str = "msgid") -> str:
-    """A message id: of a write, or of the earlier message ``field`` names. The centre keys on it."""
-    if not 1 <= len(msgid) <= MAX_MSGID_LENGTH or not msgid.isprintable() or not msgid.isascii():
-        raise BadInput(f"{field} must be 1-64 printable ASCII characters")
-    return msgid
-
-
-def parse_action(action: str) -> CardAction:
-    """``ENABLE``, ``REPORT_LOSS`` or ``CANCEL_LOSS``."""
-    try:
-        return CardAction(action)
-    except ValueError:
-        raise BadInput(f"unknown action {action!r}") from None
-
-
-def parse_delivery(lqfs: str) -> Delivery:
-    """``OUTLET`` or ``MAIL``."""
-    try:
-        return Delivery(lqfs)
-    except ValueError:
-        raise BadInput(f"unknown lqfs {lqfs!r}") from None
-
-
-def parse_reason(reason: str) -> str:
-    """A replacement reason (``LOST``, ``DAMAGED``, ``EXPIRED``, ``INFORMATION_CHANGED``)."""
-    try:
-        return ReplaceReason(reason).value
-    except ValueError:
-        raise BadInput(f"unknown reason {reason!r}") from None
-
-
-# --- the fault knobs, in front of every call ------------------------------------------------------
 
 
 class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -328,7 +198,6 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         The running server; ``address`` names the port actually bound.
     """
     # Imported here, not at the top: the medical servicer builds on this module's wire helpers.
-    from regions.jingjinji.medical import MedicalInsurance
 
     server = grpc.aio.server(interceptors=[FaultGate(backend.faults)])
     add_CardCenterServiceServicer_to_server(CardCenter(backend.cards), server)

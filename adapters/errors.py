@@ -22,7 +22,9 @@
     │   ├── SettlementOutcomeUnknown  the region did not say whether it settled; a correction is on its way
     │   └── PeriodNotClosable         the clearing period has not ended yet
     └── AdapterError                  trouble talking to a region
+        ├── RegionBusy                the hub's bulkhead for the region is full; not sent
         ├── RegionUnavailable         did not reach the region; safe to retry
+        │   └── CircuitOpen           the region's circuit is open; refused inside the hub
         ├── RegionTimeout             no answer in time; the request may have reached the region
         └── RegionProtocolError       the region answered something unreadable
             └── RegionSplitInvalid    the region's split breaks the §4.5 invariants
@@ -152,6 +154,19 @@ class RegionUnavailable(AdapterError):
 
     reason = "REGION_UNAVAILABLE"
     retryable = True
+
+
+class CircuitOpen(RegionUnavailable):
+    """The region's circuit breaker is open: the call was refused inside the hub, not sent."""
+
+    reason = "REGION_CIRCUIT_OPEN"
+    retryable = False
+
+
+class RegionBusy(AdapterError):
+    """Too many calls to the region are in flight: refused inside the hub rather than queued."""
+
+    reason = "REGION_BUSY"
 
 
 class RegionTimeout(AdapterError):

@@ -20,6 +20,7 @@ class CallState:
     caller: str = ""
     deadline: float = field(default_factory=lambda: time.monotonic() + 5.0)  # monotonic seconds
     region: str = ""
+    venue_region: str = ""
     attempts: int = 0
     code: str = ""
     error: str = ""

@@ -28,6 +28,7 @@ from gateway.interceptors import (
     DeadlineInterceptor,
     ErrorInterceptor,
     Interceptor,
+    MetricsInterceptor,
     RequestIdInterceptor,
 )
 from gateway.lookup import CardLookup
@@ -73,6 +74,7 @@ async def create_server(hub: Hub, host: str, port: int) -> tuple[grpc.aio.Server
     """The gRPC server with every service, health and reflection; returns it and its bound port."""
     chain: list[Interceptor] = [
         RequestIdInterceptor(),
+        MetricsInterceptor(hub.metrics),
         DeadlineInterceptor(hub.config.default_deadline_seconds),
         AccessLogInterceptor(),
         ErrorInterceptor(),
@@ -118,7 +120,7 @@ class Hub:
         self.metrics = metrics or Metrics()
         self.ledger = SqliteLedger(config.ledger_path, lease_seconds=config.idempotency_lease_seconds)
         self.idempotency = Idempotency(self.ledger)
-        self.federation = Federation(config, registry or AdapterRegistry.from_entry_points())
+        self.federation = Federation(config, registry or AdapterRegistry.from_entry_points(), self.metrics)
         self.directory = HolderDirectory(
             load_key(config.directory_key_file),
             self.metrics,

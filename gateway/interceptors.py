@@ -1,4 +1,4 @@
-"""The interceptor chain: request id → deadline → access log → errors → servicer.
+"""The interceptor chain: request id → metrics → deadline → access log → errors → servicer.
 
 Each interceptor is an async callable ``(request, context, state, proceed)`` that calls ``proceed()`` for the
 rest of the chain. :class:`ChainInterceptor` runs the chain around every unary gRPC method. It also decodes
@@ -21,6 +21,7 @@ from adapters.errors import InvalidArgument, YikatongError
 from gateway import callstate
 from gateway.callstate import CallState
 from gateway.masking import mask_text
+from gateway.metrics import Metrics
 from gateway.status import code_of, to_status
 
 log = logging.getLogger("yikatong.access")
@@ -61,6 +62,31 @@ class RequestIdInterceptor:
         state.caller = _metadata(context, "x-caller-id")[:64] or (context.peer() or "")
         context.set_trailing_metadata((("x-request-id", state.request_id),))
         return await proceed()
+
+
+class MetricsInterceptor:
+    """``grpc_server_*`` per method and code, and the same per region pair (DESIGN §7)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any:
+        _, service, method = state.method.split("/", 2) if state.method.count("/") == 2 else ("", "", state.method)
+        labels = ("unary", service, method)
+        self.metrics.rpc_started.labels(*labels).inc()
+        started = time.perf_counter()
+        try:
+            return await proceed()
+        finally:
+            seconds = time.perf_counter() - started
+            code = state.code or "CANCELLED"
+            self.metrics.rpc_handled.labels(*labels, code).inc()
+            self.metrics.rpc_seconds.labels(*labels).observe(seconds)
+            pair = (method, state.region or "none", state.venue_region or "none")
+            self.metrics.pair_requests.labels(*pair, code).inc()
+            self.metrics.pair_seconds.labels(*pair).observe(seconds)
 
 
 class DeadlineInterceptor:

@@ -16,7 +16,7 @@ class CardLookup:
 
     async def record(self, credential: domain.CardCredential) -> tuple[str, domain.CardRecord]:
         region = self.federation.region_for_area(credential.issuing_area)
-        record = await self.federation.call(region, lambda a, t: a.get_card(credential, timeout=t))
+        record = await self.federation.call(region, "get_card", lambda a, t: a.get_card(credential, timeout=t))
         self.directory.learn(credential.social_security_number, region)
         return region, record
 
@@ -24,7 +24,7 @@ class CardLookup:
         """The region that knows the person, through the holder directory."""
 
         async def ask(region: str, person: str) -> bool:
-            return await self.federation.call(region, lambda a, t: a.knows_holder(person, timeout=t))
+            return await self.federation.call(region, "knows_holder", lambda a, t: a.knows_holder(person, timeout=t))
 
         return await self.directory.resolve(ssn, list(self.federation.regions), ask)
 

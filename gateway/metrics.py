@@ -1,8 +1,45 @@
-"""Every metric the hub exposes, defined in one place on an injected registry."""
+"""Every metric the hub exposes, defined in one place on an injected registry (DESIGN §7).
+
+Names follow Prometheus conventions: base units (``_seconds``; money in ``_fen``), counters end in ``_total``
+once exposed. Labels carry only bounded values — method names, status codes, region ids, province codes,
+outcomes — never a personal number or a request id.
+
+==============================================  ======================================================
+metric                                          labels
+==============================================  ======================================================
+grpc_server_started_total                       grpc_type, grpc_service, grpc_method
+grpc_server_handled_total                       grpc_type, grpc_service, grpc_method, grpc_code
+grpc_server_handling_seconds (histogram)        grpc_type, grpc_service, grpc_method
+yikatong_region_pair_requests_total             grpc_method, home_region, venue_region, grpc_code
+yikatong_region_pair_handling_seconds (hist.)   grpc_method, home_region, venue_region
+yikatong_region_requests_total                  region, operation, outcome
+yikatong_region_request_seconds (histogram)     region, operation
+yikatong_region_in_flight                       region
+yikatong_region_retries_total                   region, operation
+yikatong_region_rejected_total                  region, reason (circuit_open, bulkhead_full)
+yikatong_region_circuit_state                   region  (0 closed, 1 open, 2 half-open)
+yikatong_region_up                              region  (1 when the last health probe passed)
+yikatong_directory_lookups_total                result
+yikatong_directory_fanout_calls_total           region
+yikatong_settlements_total                      insured_region, treatment_region, outcome
+yikatong_settlement_fund_pay_fen_total          insured_region, treatment_region
+yikatong_outbox_depth                           (none)
+yikatong_outbox_oldest_age_seconds              (none)
+yikatong_outbox_deliveries_total                kind, region, result
+==============================================  ======================================================
+
+``home_region`` is the region the call was routed to (the card's issuing region, or the insured place's
+for a settlement); ``venue_region`` the region of the venue or treatment place; either is ``none`` when the
+call has none.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Fine buckets at the low end: a call refused inside the hub (open circuit, full bulkhead) takes well under 5 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
 
 
 class Metrics:
@@ -10,42 +47,104 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        r = self.registry
+        rpc = ["grpc_type", "grpc_service", "grpc_method"]
+        self.rpc_started = Counter("grpc_server_started", "RPCs started on the server.", rpc, registry=r)
+        self.rpc_handled = Counter(
+            "grpc_server_handled", "RPCs completed on the server, by status code.", [*rpc, "grpc_code"], registry=r
+        )
+        self.rpc_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its answer, inside the hub.",
+            rpc,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        pair = ["grpc_method", "home_region", "venue_region"]
+        self.pair_requests = Counter(
+            "yikatong_region_pair_requests",
+            "RPCs by method, home region and venue region, and status code.",
+            [*pair, "grpc_code"],
+            registry=r,
+        )
+        self.pair_seconds = Histogram(
+            "yikatong_region_pair_handling_seconds",
+            "RPC handling time by method, home region and venue region.",
+            pair,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.region_requests = Counter(
+            "yikatong_region_requests",
+            "Calls to a region's back-end by operation and outcome "
+            "(ok, refused, unavailable, timeout, protocol_error, circuit_open, bulkhead_full).",
+            ["region", "operation", "outcome"],
+            registry=r,
+        )
+        self.region_seconds = Histogram(
+            "yikatong_region_request_seconds",
+            "Time of one call to a region's back-end, all attempts included.",
+            ["region", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.region_in_flight = Gauge(
+            "yikatong_region_in_flight", "Calls to the region's back-end in progress.", ["region"], registry=r
+        )
+        self.region_retries = Counter(
+            "yikatong_region_retries", "Retried attempts of calls to a region.", ["region", "operation"], registry=r
+        )
+        self.region_rejected = Counter(
+            "yikatong_region_rejected",
+            "Calls refused inside the hub without reaching the region (circuit_open, bulkhead_full).",
+            ["region", "reason"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "yikatong_region_circuit_state",
+            "Circuit breaker state of the region: 0 closed, 1 open, 2 half-open.",
+            ["region"],
+            registry=r,
+        )
+        self.region_up = Gauge(
+            "yikatong_region_up", "1 when the region's last health probe passed, else 0.", ["region"], registry=r
+        )
         self.directory_lookups = Counter(
             "yikatong_directory_lookups",
             "Holder-directory lookups by result (hit: answered from the cache; miss: fanned out to regions).",
             ["result"],
-            registry=self.registry,
+            registry=r,
         )
         self.directory_fanout_calls = Counter(
             "yikatong_directory_fanout_calls",
             "Calls made to regions while fanning out a directory miss.",
             ["region"],
-            registry=self.registry,
+            registry=r,
         )
         self.settlements = Counter(
             "yikatong_settlements",
             "Settlement outcomes by insured and treatment region "
             "(settled, refused, outcome_unknown, split_invalid, reversed).",
             ["insured_region", "treatment_region", "outcome"],
-            registry=self.registry,
+            registry=r,
         )
         self.settlement_fund_pay = Counter(
             "yikatong_settlement_fund_pay_fen",
             "Fund payments settled, in fen, by insured and treatment region.",
             ["insured_region", "treatment_region"],
-            registry=self.registry,
+            registry=r,
         )
         self.outbox_depth = Gauge(
-            "yikatong_outbox_depth", "Outbox items waiting for their region's acknowledgement.", registry=self.registry
+            "yikatong_outbox_depth", "Outbox items waiting for their region's acknowledgement.", registry=r
         )
         self.outbox_oldest_age = Gauge(
             "yikatong_outbox_oldest_age_seconds",
             "Age of the oldest undelivered outbox item (0 when empty).",
-            registry=self.registry,
+            registry=r,
         )
         self.outbox_deliveries = Counter(
             "yikatong_outbox_deliveries",
             "Outbox delivery attempts by kind, region and result (delivered, failed).",
             ["kind", "region", "result"],
-            registry=self.registry,
+            registry=r,
         )

@@ -95,7 +95,10 @@ class Outbox:
         try:
             if item.kind == CORRECTION:
                 await self.federation.call(
-                    item.region, lambda a, t: a.correct_settlement(item.key, timeout=t), budget=self.call_seconds
+                    item.region,
+                    "correct_settlement",
+                    lambda a, t: a.correct_settlement(item.key, timeout=t),
+                    budget=self.call_seconds,
                 )
             else:
                 raise ValueError(f"unknown outbox item kind {item.kind}")

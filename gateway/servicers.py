@@ -37,7 +37,7 @@ class CardServicer(card_grpc.CardServiceServicer):
 
     async def VerifyCard(self, request: card_pb.VerifyCardRequest, context: Context) -> card_pb.VerifyCardResponse:
         credential = codec.decode_credential(request.card)
-        codec.decode_venue(request.venue)
+        self.lookup.federation.note_venue(codec.decode_venue(request.venue))
         region, record = await self.lookup.record(credential)
         if record.card.status is not domain.CardStatus.NORMAL:
             raise CardNotUsable(record.card.status, record.card.card_number)
@@ -71,7 +71,7 @@ class CardAffairsServicer(affairs_grpc.CardAffairsServiceServicer):
 
         async def produce() -> affairs_pb.ApplyCardResponse:
             region = await self.lookup.holder_region(apply.social_security_number)
-            app = await self.federation.call(region, lambda a, t: a.apply_card(apply, timeout=t))
+            app = await self.federation.call(region, "apply_card", lambda a, t: a.apply_card(apply, timeout=t))
             return affairs_pb.ApplyCardResponse(application=codec.encode_application(app, region))
 
         return await self.idempotency.run("ApplyCard", apply.request_id, request, produce, affairs_pb.ApplyCardResponse)
@@ -85,7 +85,9 @@ class CardAffairsServicer(affairs_grpc.CardAffairsServiceServicer):
         region = self.federation.region_for_area(change.credential.issuing_area)
 
         async def produce() -> common_pb.Card:
-            return codec.encode_card(await self.federation.call(region, lambda a, t: a.change_card(change, timeout=t)))
+            return codec.encode_card(
+                await self.federation.call(region, "change_card", lambda a, t: a.change_card(change, timeout=t))
+            )
 
         return await self.idempotency.run(method, change.request_id, request, produce, common_pb.Card)
 
@@ -119,7 +121,7 @@ class CardAffairsServicer(affairs_grpc.CardAffairsServiceServicer):
         region = self.federation.region_for_area(replace.credential.issuing_area)
 
         async def produce() -> affairs_pb.ReplaceCardResponse:
-            app = await self.federation.call(region, lambda a, t: a.replace_card(replace, timeout=t))
+            app = await self.federation.call(region, "replace_card", lambda a, t: a.replace_card(replace, timeout=t))
             return affairs_pb.ReplaceCardResponse(application=codec.encode_application(app, region))
 
         return await self.idempotency.run(
@@ -132,7 +134,9 @@ class CardAffairsServicer(affairs_grpc.CardAffairsServiceServicer):
         ssn = codec.decode_ssn(request.social_security_number, "social_security_number")
         name = codec.decode_name(request.holder_name, "holder_name")
         region = await self.lookup.holder_region(ssn)
-        app = await self.federation.call(region, lambda a, t: a.get_application(ssn, name, timeout=t))
+        app = await self.federation.call(
+            region, "get_application", lambda a, t: a.get_application(ssn, name, timeout=t)
+        )
         return affairs_pb.GetApplicationProgressResponse(application=codec.encode_application(app, region))
 
 
@@ -151,6 +155,7 @@ class FederationServicer(federation_grpc.FederationServiceServicer):
                     provinces=r.config.provinces,
                     adapter=r.config.adapter,
                     healthy=r.healthy,
+                    circuit_state=r.guard.breaker.state,
                 )
                 for r in self.federation.regions.values()
             ]

@@ -64,15 +64,18 @@ class Settlements:
     async def file(self, request: domain.FileRemoteCare) -> tuple[domain.Filing, domain.Insurance, str]:
         """备案 at the insured place's region; returns the filing, the insurance and the region id."""
         insurance, region = await self.lookup.insurance(request.credential)
-        filing = await self.federation.call(region, lambda a, t: a.file_remote_care(request, timeout=t))
+        filing = await self.federation.call(
+            region, "file_remote_care", lambda a, t: a.file_remote_care(request, timeout=t)
+        )
         return filing, insurance, region
 
     async def pre_settle(self, bill: domain.Bill) -> tuple[domain.Split, domain.Insurance, str]:
         """The split the insured place gives the bill now; nothing is booked."""
+        self.federation.note_venue(bill.treatment_area)
         self.federation.region_for_area(bill.treatment_area)
         insurance, region = await self.lookup.insurance(bill.credential)
         bill = replace(bill, insured_area=insurance.insured_area)
-        split = await self.federation.call(region, lambda a, t: a.pre_settle(bill, timeout=t))
+        split = await self.federation.call(region, "pre_settle", lambda a, t: a.pre_settle(bill, timeout=t))
         if broken := _violations(bill, split):
             raise RegionSplitInvalid(region, broken)
         return split, insurance, region
@@ -82,6 +85,7 @@ class Settlements:
         existing = await self.ledger.settlement_by_request(bill.request_id)
         if existing is not None:
             return _settled_before(existing)
+        self.federation.note_venue(bill.treatment_area)
         treatment_region = self.federation.region_for_area(bill.treatment_area)
         insurance, region = await self.lookup.insurance(bill.credential)
         bill = replace(bill, insured_area=insurance.insured_area)
@@ -101,7 +105,7 @@ class Settlements:
         await self.ledger.begin_settlement(record)
         labels = (region, treatment_region)
         try:
-            answer = await self.federation.call(region, lambda a, t: a.settle(bill, timeout=t))
+            answer = await self.federation.call(region, "settle", lambda a, t: a.settle(bill, timeout=t))
         except (Refusal, AdapterError) as exc:
             if isinstance(exc, Refusal) or not exc.may_have_reached:
                 await self.ledger.drop_pending(record.settlement_id)
@@ -118,7 +122,9 @@ class Settlements:
         """Ask the region what became of the request id; book it or void it."""
         try:
             outcome = await self.federation.call(
-                record.insured_region, lambda a, t: a.settlement_outcome(record.request_id, timeout=t)
+                record.insured_region,
+                "settlement_outcome",
+                lambda a, t: a.settlement_outcome(record.request_id, timeout=t),
             )
         except (AdapterError, Refusal):
             outcome = domain.SettlementOutcome(domain.OutcomeState.NOT_FOUND)
@@ -157,7 +163,9 @@ class Settlements:
             raise SettlementNotSettled(settlement_id, record.state.value)
         reversal = domain.Reversal(request_id, record.request_id, record.social_security_number, reason)
         try:
-            await self.federation.call(record.insured_region, lambda a, t: a.reverse_settlement(reversal, timeout=t))
+            await self.federation.call(
+                record.insured_region, "reverse_settlement", lambda a, t: a.reverse_settlement(reversal, timeout=t)
+            )
         except SettlementNotSettled:
             await self._catch_up_reversal(record)
             raise SettlementNotSettled(settlement_id, SettlementState.REVERSED.value) from None
@@ -172,7 +180,7 @@ class Settlements:
     async def _catch_up_reversal(self, record: SettlementRecord) -> None:
         """The region already reversed it (an earlier reversal whose answer was lost): book that reversal."""
         outcome = await self.federation.call(
-            record.insured_region, lambda a, t: a.settlement_outcome(record.request_id, timeout=t)
+            record.insured_region, "settlement_outcome", lambda a, t: a.settlement_outcome(record.request_id, timeout=t)
         )
         if outcome.state is domain.OutcomeState.REVERSED:
             with contextlib.suppress(LedgerConflict):  # booked meanwhile by the reversal that won

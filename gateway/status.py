@@ -30,6 +30,7 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     errors.SettlementNotFound: grpc.StatusCode.NOT_FOUND,
     errors.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
     errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RegionBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RegionUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.RegionTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.RegionProtocolError: grpc.StatusCode.UNAVAILABLE,

@@ -83,6 +83,62 @@ class SandboxSettings:
 
 
 @dataclass(frozen=True)
+class ResilienceSettings:
+    """How the hub protects itself and the region when calling it (``[resilience]``; every key optional).
+
+    Attributes:
+        call_timeout_seconds: cap of one attempt (default: the hub's ``regions.call_timeout_seconds``).
+        max_attempts: attempts of one call, the first included, where a retry is safe.
+        backoff_initial_seconds: base of the jittered exponential backoff between attempts.
+        backoff_max_seconds: longest wait between attempts.
+        retry_budget_ratio: retry tokens each call adds; retries stay below this share of calls.
+        retry_budget_tokens: most retry tokens saved up (also the burst of retries allowed).
+        breaker_consecutive_failures: failures in a row that open the circuit.
+        breaker_failure_ratio: share of failures over the window that opens the circuit.
+        breaker_window: how many recent calls the ratio looks at (and at least how many it needs).
+        breaker_cooldown_seconds: how long the circuit stays open before a half-open trial call.
+        max_in_flight: calls to the region at once; more are refused with ``RESOURCE_EXHAUSTED``.
+    """
+
+    call_timeout_seconds: float = 0.0
+    max_attempts: int = 3
+    backoff_initial_seconds: float = 0.05
+    backoff_max_seconds: float = 1.0
+    retry_budget_ratio: float = 0.2
+    retry_budget_tokens: float = 10.0
+    breaker_consecutive_failures: int = 5
+    breaker_failure_ratio: float = 0.5
+    breaker_window: int = 20
+    breaker_cooldown_seconds: float = 5.0
+    max_in_flight: int = 64
+
+
+def load_resilience(t: Table) -> ResilienceSettings:
+    """The ``[resilience]`` table, defaults for what it leaves out; every value checked."""
+    d = ResilienceSettings()
+    settings = ResilienceSettings(
+        call_timeout_seconds=t.get("call_timeout_seconds", float, d.call_timeout_seconds),
+        max_attempts=t.positive("max_attempts", int, d.max_attempts),
+        backoff_initial_seconds=t.positive("backoff_initial_seconds", float, d.backoff_initial_seconds),
+        backoff_max_seconds=t.positive("backoff_max_seconds", float, d.backoff_max_seconds),
+        retry_budget_ratio=t.get("retry_budget_ratio", float, d.retry_budget_ratio),
+        retry_budget_tokens=t.positive("retry_budget_tokens", float, d.retry_budget_tokens),
+        breaker_consecutive_failures=t.positive("breaker_consecutive_failures", int, d.breaker_consecutive_failures),
+        breaker_failure_ratio=t.positive("breaker_failure_ratio", float, d.breaker_failure_ratio),
+        breaker_window=t.positive("breaker_window", int, d.breaker_window),
+        breaker_cooldown_seconds=t.positive("breaker_cooldown_seconds", float, d.breaker_cooldown_seconds),
+        max_in_flight=t.positive("max_in_flight", int, d.max_in_flight),
+    )
+    if settings.call_timeout_seconds < 0:
+        raise ConfigError(t.path, t.prefix + "call_timeout_seconds", settings.call_timeout_seconds, "must be ≥ 0")
+    if not 0 <= settings.retry_budget_ratio <= 1:
+        raise ConfigError(t.path, t.prefix + "retry_budget_ratio", settings.retry_budget_ratio, "must be 0 to 1")
+    if settings.breaker_failure_ratio > 1:
+        raise ConfigError(t.path, t.prefix + "breaker_failure_ratio", settings.breaker_failure_ratio, "must be ≤ 1")
+    return settings
+
+
+@dataclass(frozen=True)
 class RegionConfig:
     """One federated region.
 
@@ -94,6 +150,7 @@ class RegionConfig:
         endpoint: where the region's back-end listens.
         options: adapter-specific strings (credentials, ids).
         sandbox: settings of the sandbox that stands in for the region's back-end.
+        resilience: deadline cap, retries, circuit breaker and bulkhead of the hub's calls to the region.
         source: the file it was read from.
     """
 
@@ -104,6 +161,7 @@ class RegionConfig:
     endpoint: str
     options: Mapping[str, str] = field(default_factory=dict)
     sandbox: SandboxSettings = SandboxSettings()
+    resilience: ResilienceSettings = ResilienceSettings()
     source: str = ""
 
 
@@ -137,6 +195,7 @@ def load_region(path: Path) -> RegionConfig:
         endpoint=t.get("endpoint", str),
         options=dict(options.data),
         sandbox=sandbox,
+        resilience=load_resilience(t.table("resilience")),
         source=str(path),
     )
 

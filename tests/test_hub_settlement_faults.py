@@ -31,7 +31,8 @@ YIKATONG = str(Path(sys.executable).parent / "yikatong")
 
 def fast_hub(federation: Federation, call_timeout: float = 0.4) -> None:
     """Shorten the hub's per-call timeout and the outbox's retry delays, so faults play out in seconds."""
-    federation.hub.federation.config = replace(federation.hub.config, call_timeout_seconds=call_timeout)
+    for region in federation.hub.federation.regions.values():
+        region.guard.settings = replace(region.guard.settings, call_timeout_seconds=call_timeout)
     federation.hub.outbox.base_delay_seconds = 0.05
     federation.hub.outbox.max_delay_seconds = 0.2
     federation.hub.outbox.poll_seconds = 0.05

@@ -1,0 +1,289 @@
+"""Resilience per region: deadline, retries under a budget, a circuit breaker and a bulkhead (DESIGN §2, §6).
+
+Every call to a region passes one :class:`RegionGuard`:
+
+1. **Bulkhead** — at most ``max_in_flight`` calls to the region at once; one more is refused at once with
+   ``RESOURCE_EXHAUSTED`` / ``REGION_BUSY`` instead of queueing without bound.
+2. **Circuit breaker** — ``breaker_consecutive_failures`` failures in a row, or a failure ratio of
+   ``breaker_failure_ratio`` over the last ``breaker_window`` calls, opens it: calls then fail inside the hub with
+   ``UNAVAILABLE`` / ``REGION_CIRCUIT_OPEN``. After ``breaker_cooldown_seconds`` one call (a request or the
+   health probe) goes through half-open: success closes it, failure opens it again. Only trouble talking to
+   the region counts as failure; a refusal is the region answering.
+3. **Deadline** — each attempt gets the caller's remaining time less a margin, capped per region.
+4. **Retries** (tenacity) with jittered exponential backoff, at most ``max_attempts`` attempts, only where
+   DESIGN §6 makes them safe (:class:`RetryPolicy`), only while time is left, and only while the region's
+   retry budget — a token bucket that each call refills by ``retry_budget_ratio`` and each retry drains by
+   one — has tokens, so that a failing region never receives a retry storm.
+
+The clock, the sleep and the jitter are injectable, so tests of backoff and breakers take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+
+from adapters.errors import (
+    AdapterError,
+    CircuitOpen,
+    Refusal,
+    RegionBusy,
+    RegionTimeout,
+    RegionUnavailable,
+    YikatongError,
+)
+from gateway.metrics import CIRCUIT_STATES, Metrics
+from regions.config import ResilienceSettings
+
+T = TypeVar("T")
+log = logging.getLogger("yikatong.resilience")
+
+MIN_ATTEMPT_SECONDS = 0.01  # an attempt with less time than this left is not started
+
+
+class RetryPolicy(enum.Enum):
+    """When an operation may be retried automatically (DESIGN §6)."""
+
+    SAFE = "SAFE"  # a read, or a write the region deduplicates on its message id
+    NOT_REACHED = "NOT_REACHED"  # only when the failure provably happened before the request left the hub
+    NEVER = "NEVER"
+
+
+class CircuitBreaker:
+    """Closed → open → half-open → closed, from the outcomes of calls (module docstring)."""
+
+    def __init__(
+        self,
+        region: str,
+        settings: ResilienceSettings,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[str], None] = lambda state: None,
+    ) -> None:
+        self.region, self.settings, self.clock, self.on_change = region, settings, clock, on_change
+        self.state = "closed"
+        self._opened_at = 0.0
+        self._probing = False
+        self._consecutive = 0
+        self._window: deque[bool] = deque()
+
+    def before_call(self) -> None:
+        """Let the call through, or raise :class:`CircuitOpen`."""
+        if self.state == "open":
+            if self.clock() - self._opened_at < self.settings.breaker_cooldown_seconds:
+                raise CircuitOpen(self.region, "circuit open: recent calls failed")
+            self._set("half_open")
+        if self.state == "half_open":
+            if self._probing:
+                raise CircuitOpen(self.region, "circuit half-open: a trial call is in progress")
+            self._probing = True
+
+    def record(self, ok: bool | None) -> None:
+        """The call's outcome: True success, False failure, None neither (cancelled)."""
+        if self.state == "half_open":
+            self._probing = False
+            if ok is not None:
+                self._reset() if ok else self._open()
+            return
+        if ok is None:
+            return
+        self._consecutive = 0 if ok else self._consecutive + 1
+        self._window.append(ok)
+        while len(self._window) > self.settings.breaker_window:
+            self._window.popleft()
+        failures = self._window.count(False)
+        full = len(self._window) >= self.settings.breaker_window
+        if self._consecutive >= self.settings.breaker_consecutive_failures or (
+            full and failures >= self.settings.breaker_failure_ratio * len(self._window)
+        ):
+            self._open()
+
+    def _open(self) -> None:
+        self._opened_at = self.clock()
+        self._set("open")
+
+    def _reset(self) -> None:
+        self._consecutive = 0
+        self._window.clear()
+        self._set("closed")
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            log.warning("region %s circuit %s → %s", self.region, self.state, state)
+            self.state = state
+            self.on_change(state)
+
+
+class RetryBudget:
+    """A token bucket: each call adds ``ratio`` tokens (up to ``capacity``), each retry takes one."""
+
+    def __init__(self, ratio: float, capacity: float) -> None:
+        self.ratio, self.capacity = ratio, capacity
+        self.tokens = capacity
+
+    def deposit(self) -> None:
+        self.tokens = min(self.capacity, self.tokens + self.ratio)
+
+    def can_retry(self) -> bool:
+        return self.tokens >= 1.0
+
+    def withdraw(self) -> None:
+        self.tokens -= 1.0
+
+
+class RegionGuard:
+    """Bulkhead, breaker, deadline and retries around the calls to one region.
+
+    Args:
+        region: the region id.
+        settings: the region's resilience settings.
+        metrics: where call outcomes, latency, retries, rejections and breaker state are counted.
+        clock: monotonic clock for the breaker.
+        sleep: the backoff sleep.
+        rng: jitter source for the backoff.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        settings: ResilienceSettings,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.region, self.settings, self.metrics = region, settings, metrics
+        self.sleep, self.rng = sleep, rng or random.Random()
+        self.breaker = CircuitBreaker(region, settings, clock, self._breaker_changed)
+        self.budget = RetryBudget(settings.retry_budget_ratio, settings.retry_budget_tokens)
+        self.in_flight = 0
+        metrics.circuit_state.labels(region).set(CIRCUIT_STATES["closed"])
+
+    def _breaker_changed(self, state: str) -> None:
+        self.metrics.circuit_state.labels(self.region).set(CIRCUIT_STATES[state])
+
+    async def run(
+        self,
+        operation: str,
+        policy: RetryPolicy,
+        attempt: Callable[[float], Awaitable[T]],
+        time_left: Callable[[], float],
+    ) -> T:
+        """Run ``attempt(timeout)`` under the guard; ``time_left()`` is the call's remaining budget in seconds."""
+        if self.in_flight >= self.settings.max_in_flight:
+            self.metrics.region_rejected.labels(self.region, "bulkhead_full").inc()
+            raise RegionBusy(self.region, f"{self.in_flight} calls in flight, the most allowed")
+        self.in_flight += 1
+        self.metrics.region_in_flight.labels(self.region).inc()
+        self.budget.deposit()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._with_retries(operation, policy, attempt, time_left)
+        except YikatongError as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            self.in_flight -= 1
+            self.metrics.region_in_flight.labels(self.region).dec()
+            self.metrics.region_requests.labels(self.region, operation, outcome).inc()
+            self.metrics.region_seconds.labels(self.region, operation).observe(time.perf_counter() - started)
+
+    async def _with_retries(
+        self,
+        operation: str,
+        policy: RetryPolicy,
+        attempt: Callable[[float], Awaitable[T]],
+        time_left: Callable[[], float],
+    ) -> T:
+        def retry_allowed(exc: BaseException) -> bool:
+            return _may_retry(exc, policy) and self.budget.can_retry()
+
+        async def before_sleep(state: RetryCallState) -> None:
+            self.budget.withdraw()
+            self.metrics.region_retries.labels(self.region, operation).inc()
+
+        retrying = AsyncRetrying(
+            stop=stop_any(stop_after_attempt(self.settings.max_attempts), _OutOfTime(time_left)),
+            wait=wait_random_exponential(
+                multiplier=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
+            ),
+            retry=retry_if_exception(retry_allowed),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return await retrying(self._attempt, attempt, time_left)
+
+    async def _attempt(self, attempt: Callable[[float], Awaitable[T]], time_left: Callable[[], float]) -> T:
+        try:
+            self.breaker.before_call()
+        except CircuitOpen:
+            self.metrics.region_rejected.labels(self.region, "circuit_open").inc()
+            raise
+        timeout = min(time_left(), self.settings.call_timeout_seconds)
+        ok: bool | None = None
+        try:
+            if timeout < MIN_ATTEMPT_SECONDS:
+                raise RegionTimeout(self.region, "no time left of the caller's deadline")
+            async with asyncio.timeout(timeout):
+                result = await attempt(timeout)
+            ok = True
+            return result
+        except TimeoutError:
+            ok = False
+            raise RegionTimeout(self.region, f"no answer within {timeout:.3f}s") from None
+        except Refusal:
+            ok = True  # the region answered
+            raise
+        except AdapterError:
+            ok = False
+            raise
+        finally:
+            self.breaker.record(ok)
+
+
+class _OutOfTime(stop_base):
+    """Stop when the wait before the next attempt would leave it no time."""
+
+    def __init__(self, time_left: Callable[[], float]) -> None:
+        self.time_left = time_left
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.time_left() - (retry_state.upcoming_sleep or 0.0) < MIN_ATTEMPT_SECONDS
+
+
+def _may_retry(exc: BaseException, policy: RetryPolicy) -> bool:
+    if not isinstance(exc, AdapterError) or not exc.retryable or policy is RetryPolicy.NEVER:
+        return False
+    return policy is RetryPolicy.SAFE or not exc.may_have_reached
+
+
+def _outcome(exc: YikatongError) -> str:
+    if isinstance(exc, Refusal):
+        return "refused"
+    if isinstance(exc, CircuitOpen):
+        return "circuit_open"
+    if isinstance(exc, RegionBusy):
+        return "bulkhead_full"
+    if isinstance(exc, RegionTimeout):
+        return "timeout"
+    if isinstance(exc, RegionUnavailable):
+        return "unavailable"
+    return "protocol_error"

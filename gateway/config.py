@@ -21,6 +21,9 @@ class HubConfig:
         port: gRPC port (0 = any free port).
         admin_port: admin HTTP port for /healthz, /readyz, /metrics (0 = any free port).
         default_deadline_seconds: deadline applied when a caller sends none.
+        drain_seconds: on shutdown, how long health reports NOT_SERVING while calls are still accepted, so
+            that load balancers stop sending before the port closes.
+        shutdown_grace_seconds: on shutdown, how long in-flight calls may take to finish.
         data_dir: folder for the ledger and the directory key.
         ledger_path: the SQLite ledger file.
         idempotency_lease_seconds: age after which an unfinished idempotency record may be taken over.
@@ -37,6 +40,8 @@ class HubConfig:
     port: int = 7100
     admin_port: int = 7180
     default_deadline_seconds: float = 5.0
+    drain_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
     data_dir: Path = Path("var")
     ledger_path: Path = Path("var/ledger.sqlite3")
     idempotency_lease_seconds: float = 60.0
@@ -61,6 +66,13 @@ def _port(t: Table, key: str, default: int) -> int:
     return value
 
 
+def _non_negative(t: Table, key: str, default: float) -> float:
+    value = t.get(key, float, default)
+    if value < 0:
+        raise ConfigError(t.path, t.prefix + key, value, "must be ≥ 0")
+    return value
+
+
 def load_hub_config(
     path: Path = DEFAULT_FILE, *, data_dir: Path = Path("var"), regions_dir: Path | None = None
 ) -> HubConfig:
@@ -72,6 +84,8 @@ def load_hub_config(
         port=_port(server, "port", 7100),
         admin_port=_port(server, "admin_port", 7180),
         default_deadline_seconds=server.positive("default_deadline_seconds", float, 5.0),
+        drain_seconds=_non_negative(server, "drain_seconds", 1.0),
+        shutdown_grace_seconds=server.positive("shutdown_grace_seconds", float, 10.0),
         data_dir=data_dir,
         ledger_path=data_dir / ledger.get("path", str, "ledger.sqlite3"),
         idempotency_lease_seconds=ledger.positive("idempotency_lease_seconds", float, 60.0),

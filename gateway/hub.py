@@ -1,12 +1,15 @@
 """The hub assembled: ledger, federation, directory, gRPC server and admin server.
 
 ``Hub.start()`` binds the gRPC and admin ports (0 picks free ones) and returns when both serve;
-``Hub.stop()`` turns health to NOT_SERVING, stops accepting, lets in-flight calls finish within the grace
-period, then closes the adapters and the ledger.
+``Hub.stop()`` (DESIGN §7) turns health to NOT_SERVING and readiness false, keeps serving for the drain
+period so load balancers move away, then refuses new calls and lets in-flight unary calls finish within the
+grace period (streams such as health watches end as soon as those are done), stops the outbox (its
+undelivered items stay in the ledger), closes the adapters and closes the ledger cleanly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -27,6 +30,7 @@ from gateway.interceptors import (
     ChainInterceptor,
     DeadlineInterceptor,
     ErrorInterceptor,
+    InFlight,
     Interceptor,
     MetricsInterceptor,
     RequestIdInterceptor,
@@ -79,7 +83,7 @@ async def create_server(hub: Hub, host: str, port: int) -> tuple[grpc.aio.Server
         AccessLogInterceptor(),
         ErrorInterceptor(),
     ]
-    server = grpc.aio.server(interceptors=[ChainInterceptor(chain)])
+    server = grpc.aio.server(interceptors=[ChainInterceptor(chain, hub.in_flight)])
     card_pb2_grpc.add_CardServiceServicer_to_server(CardServicer(hub.lookup), server)
     card_affairs_pb2_grpc.add_CardAffairsServiceServicer_to_server(
         CardAffairsServicer(hub.lookup, hub.idempotency), server
@@ -135,6 +139,8 @@ class Hub:
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lack the aio servicer
         self.port = 0
         self.admin_port = 0
+        self.draining = False
+        self.in_flight = InFlight()
         self._server: grpc.aio.Server | None = None
         self._admin: web.AppRunner | None = None
 
@@ -147,7 +153,7 @@ class Hub:
         return f"http://{self.config.host}:{self.admin_port}"
 
     def readiness(self) -> dict[str, bool]:
-        checks = {"ledger_open": self.ledger.is_open}
+        checks = {"ledger_open": self.ledger.is_open, "not_draining": not self.draining}
         checks.update({f"region_probed:{r}": reg.probed for r, reg in self.federation.regions.items()})
         return checks
 
@@ -166,10 +172,20 @@ class Hub:
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
+        """Drain and stop (module docstring); ``grace`` and ``drain`` default to the configuration's."""
+        self.draining = True
         await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(self.config.drain_seconds if drain is None else drain)
         if self._server:
-            await self._server.stop(grace)
+            grace = self.config.shutdown_grace_seconds if grace is None else grace
+            stopping = asyncio.create_task(self._server.stop(grace))  # refuses new calls from now on
+            if not await self.in_flight.wait_idle(grace):
+                log.warning(
+                    "%d calls still in flight after the %.1f s grace; they are cancelled", self.in_flight.count, grace
+                )
+            await self._server.stop(0)  # long-lived streams (health watches) end now, not at the end of the grace
+            await stopping
         await self.outbox.close()
         await self.federation.close()
         await self.ledger.close()

@@ -7,6 +7,7 @@ requests itself so that undecodable bytes become ``INVALID_ARGUMENT`` instead of
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -149,11 +150,38 @@ class ErrorInterceptor:
         return response
 
 
-class ChainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Runs a chain of :class:`Interceptor` around every unary-unary method."""
+class InFlight:
+    """How many unary calls are being served; shutdown waits for none."""
 
-    def __init__(self, chain: Sequence[Interceptor]) -> None:
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when no call is in flight within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class ChainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Runs a chain of :class:`Interceptor` around every unary-unary method, counting the calls in flight."""
+
+    def __init__(self, chain: Sequence[Interceptor], in_flight: InFlight | None = None) -> None:
         self.chain = tuple(chain)
+        self.in_flight = in_flight or InFlight()
 
     async def intercept_service(
         self,
@@ -174,9 +202,11 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             state = CallState(method=method)
             token = callstate.begin(state)
+            self.in_flight.enter()
             try:
                 return await self._run(0, request, context, state, inner)
             finally:
+                self.in_flight.leave()
                 callstate.end(token)
 
         return grpc.unary_unary_rpc_method_handler(

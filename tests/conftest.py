@@ -101,4 +101,4 @@ async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterato
         clearing_pb2_grpc.ClearingServiceStub(channel),
     )
     await channel.close()
-    await hub.stop(grace=1)
+    await hub.stop(grace=1, drain=0)

@@ -77,7 +77,7 @@ class Metrics:
         self.region_requests = Counter(
             "yikatong_region_requests",
             "Calls to a region's back-end by operation and outcome "
-            "(ok, refused, unavailable, timeout, protocol_error, circuit_open, bulkhead_full).",
+            "(ok, refused, unavailable, timeout, protocol_error, circuit_open, bulkhead_full, cancelled, error).",
             ["region", "operation", "outcome"],
             registry=r,
         )

@@ -35,9 +35,9 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_any,
-    wait_random_exponential,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from adapters.errors import (
     AdapterError,
@@ -188,6 +188,7 @@ class RegionGuard:
         """Run ``attempt(timeout)`` under the guard; ``time_left()`` is the call's remaining budget in seconds."""
         if self.in_flight >= self.settings.max_in_flight:
             self.metrics.region_rejected.labels(self.region, "bulkhead_full").inc()
+            self.metrics.region_requests.labels(self.region, operation, "bulkhead_full").inc()
             raise RegionBusy(self.region, f"{self.in_flight} calls in flight, the most allowed")
         self.in_flight += 1
         self.metrics.region_in_flight.labels(self.region).inc()
@@ -198,6 +199,12 @@ class RegionGuard:
             return await self._with_retries(operation, policy, attempt, time_left)
         except YikatongError as exc:
             outcome = _outcome(exc)
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except BaseException:
+            outcome = "error"
             raise
         finally:
             self.in_flight -= 1
@@ -213,7 +220,8 @@ class RegionGuard:
         time_left: Callable[[], float],
     ) -> T:
         def retry_allowed(exc: BaseException) -> bool:
-            return _may_retry(exc, policy) and self.budget.can_retry()
+            # Once the circuit has opened, the caller gets the region's real error, not CircuitOpen.
+            return _may_retry(exc, policy) and self.budget.can_retry() and self.breaker.state != "open"
 
         async def before_sleep(state: RetryCallState) -> None:
             self.budget.withdraw()
@@ -221,9 +229,7 @@ class RegionGuard:
 
         retrying = AsyncRetrying(
             stop=stop_any(stop_after_attempt(self.settings.max_attempts), _OutOfTime(time_left)),
-            wait=wait_random_exponential(
-                multiplier=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
-            ),
+            wait=_JitteredBackoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds, self.rng),
             retry=retry_if_exception(retry_allowed),
             sleep=self.sleep,
             before_sleep=before_sleep,
@@ -232,16 +238,16 @@ class RegionGuard:
         return await retrying(self._attempt, attempt, time_left)
 
     async def _attempt(self, attempt: Callable[[float], Awaitable[T]], time_left: Callable[[], float]) -> T:
+        timeout = min(time_left(), self.settings.call_timeout_seconds)
+        if timeout < MIN_ATTEMPT_SECONDS:  # nothing is sent, so the breaker learns nothing
+            raise RegionTimeout(self.region, "no time left of the caller's deadline")
         try:
             self.breaker.before_call()
         except CircuitOpen:
             self.metrics.region_rejected.labels(self.region, "circuit_open").inc()
             raise
-        timeout = min(time_left(), self.settings.call_timeout_seconds)
         ok: bool | None = None
         try:
-            if timeout < MIN_ATTEMPT_SECONDS:
-                raise RegionTimeout(self.region, "no time left of the caller's deadline")
             async with asyncio.timeout(timeout):
                 result = await attempt(timeout)
             ok = True
@@ -257,6 +263,16 @@ class RegionGuard:
             raise
         finally:
             self.breaker.record(ok)
+
+
+class _JitteredBackoff(wait_base):
+    """Full jitter: a uniform wait up to ``initial × 2^(attempt − 1)``, never above ``most``."""
+
+    def __init__(self, initial: float, most: float, rng: random.Random) -> None:
+        self.initial, self.most, self.rng = initial, most, rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return self.rng.uniform(0.0, min(self.most, self.initial * 2 ** (retry_state.attempt_number - 1)))
 
 
 class _OutOfTime(stop_base):

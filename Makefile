@@ -42,7 +42,27 @@ $(BUF):
 buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
-check: lint typecheck buf-lint protos-check test
+# promtool and prometheus (tests/test_prometheus.py) from Debian's package, when missing; needs root. No service
+# is started: the install runs under a policy-rc.d that forbids it (containers ship one; if there is none, a
+# temporary one is put in place and removed afterwards).
+.PHONY: prometheus-install rules-check
+POLICY_RC := /usr/sbin/policy-rc.d
+prometheus-install:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "install Debian's prometheus package (needs root)" >&2; exit 1; fi; \
+	set -e; guard=; \
+	if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' >$(POLICY_RC); chmod 755 $(POLICY_RC); guard=1; fi; \
+	trap '[ -z "$$guard" ] || rm -f $(POLICY_RC)' EXIT; \
+	apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
+# The alert rules, the example scrape configuration and the alerts' unit tests (deploy/prometheus/).
+rules-check: prometheus-install
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+
+check: lint typecheck buf-lint protos-check rules-check test
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache var

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import product
 
 from adapters import domain
 from adapters.errors import (
@@ -37,6 +38,9 @@ from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, Settle
 from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
+
+
+OUTCOMES = ("settled", "refused", "outcome_unknown", "split_invalid", "reversed")
 
 
 class Settlements:
@@ -60,6 +64,8 @@ class Settlements:
     ) -> None:
         self.lookup, self.federation = lookup, lookup.federation
         self.ledger, self.outbox, self.metrics, self.clock = ledger, outbox, metrics, clock
+        for insured, treatment, outcome in product(self.federation.regions, self.federation.regions, OUTCOMES):
+            metrics.settlements.labels(insured, treatment, outcome)  # at 0, so the first event shows in rates
 
     async def file(self, request: domain.FileRemoteCare) -> tuple[domain.Filing, domain.Insurance, str]:
         """备案 at the insured place's region; returns the filing, the insurance and the region id."""

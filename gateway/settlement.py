@@ -39,7 +39,6 @@ from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 
-
 OUTCOMES = ("settled", "refused", "outcome_unknown", "split_invalid", "reversed")
 
 

@@ -25,10 +25,12 @@ from adapters.domain import (
     ReplaceCard,
     ReplaceReason,
     Reversal,
+    ServiceKind,
     SettlementOutcome,
     Split,
     Stage,
     StageEvent,
+    StandInAdvice,
     VisitType,
 )
 from adapters.interface import AdapterSettings, RegionAdapter
@@ -64,9 +66,11 @@ __all__ = [
     "ReplaceCard",
     "ReplaceReason",
     "Reversal",
+    "ServiceKind",
     "SettlementOutcome",
     "Split",
     "Stage",
     "StageEvent",
+    "StandInAdvice",
     "VisitType",
 ]

@@ -298,3 +298,32 @@ class Reversal:
     settlement_request_id: str
     social_security_number: str
     reason: str
+
+
+# --- resident services (DESIGN §4.7) -----------------------------------------------------------------------
+
+
+class ServiceKind(enum.Enum):
+    """Resident services (同城待遇) a card opens at local terms where an agreement says so."""
+
+    TRANSIT = "TRANSIT"
+    LIBRARY = "LIBRARY"
+    MUSEUM = "MUSEUM"
+    SCENIC_SPOT = "SCENIC_SPOT"
+    PARK = "PARK"
+
+
+@dataclass(frozen=True)
+class StandInAdvice:
+    """A resident service the hub granted on a cached status while the issuing region was unreachable.
+
+    The hub delivers it to the issuing region once the region is back; ``advice_id`` makes delivery idempotent.
+    """
+
+    advice_id: str
+    card_number: str
+    issuing_area: str
+    service_kind: ServiceKind
+    venue_area: str
+    granted_at: str  # RFC 3339
+    status_confirmed_at: str  # RFC 3339: when the region last confirmed the NORMAL status used

@@ -38,6 +38,7 @@ from adapters.domain import (
     Reversal,
     SettlementOutcome,
     Split,
+    StandInAdvice,
 )
 
 
@@ -175,6 +176,15 @@ class RegionAdapter(abc.ABC):
         Raises:
             SettlementNotFound: the region has no settlement of that request id.
             SettlementNotSettled: it was reversed or corrected already.
+        """
+
+    # --- resident services (DESIGN §4.7) ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def send_stand_in_advice(self, advice: StandInAdvice, *, timeout: float) -> None:
+        """Tell the issuing region of a service granted in stand-in while it was unreachable.
+
+        Idempotent on ``advice.advice_id``: the hub resends until the region acknowledges.
         """
 
     @abc.abstractmethod

@@ -45,6 +45,7 @@ OPERATIONS: dict[str, RetryPolicy] = {
     "settlement_outcome": RetryPolicy.SAFE,
     "correct_settlement": RetryPolicy.SAFE,
     "reverse_settlement": RetryPolicy.SAFE,
+    "send_stand_in_advice": RetryPolicy.SAFE,
     "check_health": RetryPolicy.NEVER,
 }
 

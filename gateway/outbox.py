@@ -1,4 +1,7 @@
-"""The durable outbox: messages the hub owes regions, delivered until acknowledged (DESIGN §4.5).
+"""The durable outbox: messages the hub owes regions, delivered until acknowledged (DESIGN §4.5, §4.7).
+
+Two kinds: a correction (冲正) of a settlement whose outcome was unknown, and a stand-in advice of a resident
+service granted while the card's region was unreachable.
 
 Items live in the ledger, written in the same transaction as the change that owes them, so a crash never loses
 one. A worker delivers due items — regions in parallel, each region's items in order — and on failure retries
@@ -9,18 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
 from collections.abc import Callable
 from itertools import groupby
 
+from adapters.domain import ServiceKind, StandInAdvice
 from adapters.errors import YikatongError
 from gateway.federation import Federation
-from gateway.ledger import CORRECTION, LedgerStore, OutboxItem
+from gateway.ledger import ADVICE, CORRECTION, LedgerStore, OutboxItem
 from gateway.metrics import Metrics
 
 log = logging.getLogger("yikatong.outbox")
+
+
+def encode_advice(advice: StandInAdvice) -> str:
+    """An advice as the outbox keeps it (JSON)."""
+    return json.dumps({**vars(advice), "service_kind": advice.service_kind.value}, sort_keys=True)
+
+
+def decode_advice(payload: str) -> StandInAdvice:
+    fields = json.loads(payload)
+    return StandInAdvice(**{**fields, "service_kind": ServiceKind(fields["service_kind"])})
 
 
 class Outbox:
@@ -98,6 +113,14 @@ class Outbox:
                     item.region,
                     "correct_settlement",
                     lambda a, t: a.correct_settlement(item.key, timeout=t),
+                    budget=self.call_seconds,
+                )
+            elif item.kind == ADVICE:
+                advice = decode_advice(item.payload)
+                await self.federation.call(
+                    item.region,
+                    "send_stand_in_advice",
+                    lambda a, t: a.send_stand_in_advice(advice, timeout=t),
                     budget=self.call_seconds,
                 )
             else:

@@ -78,4 +78,12 @@ MIGRATIONS: tuple[str, ...] = (
         report    TEXT NOT NULL
     );
     """,
+    # 3: e-card tokens already used (DESIGN §4.8): single use, across restarts and replicas.
+    """
+    CREATE TABLE ecard_tokens (
+        token_id   TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX ecard_tokens_by_expiry ON ecard_tokens (expires_at);
+    """,
 )

@@ -310,6 +310,10 @@ class SqliteLedger:
             (kind, key, region, payload, now, now),
         )
 
+    async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None:
+        """Queue an item on its own (a repeat of the same kind and key is ignored)."""
+        await self._run(lambda c: self._enqueue(c, kind, key, region, now, payload))
+
     async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
         rows = await self._run(
             lambda c: c.execute(
@@ -391,6 +395,20 @@ class SqliteLedger:
             return float(row[0]), str(row[1])
 
         return await self._run(lambda c: self._transaction(c, close))
+
+    # --- e-card tokens ------------------------------------------------------------------------------------
+
+    async def use_token(self, token_id: str, expires_at: float, now: float) -> bool:
+        """Mark a token used; False when it was used before. Tokens past their expiry are forgotten."""
+
+        def use(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM ecard_tokens WHERE expires_at < ?", (now,))
+            inserted = conn.execute(
+                "INSERT INTO ecard_tokens VALUES (?, ?) ON CONFLICT (token_id) DO NOTHING", (token_id, expires_at)
+            ).rowcount
+            return bool(inserted)
+
+        return await self._run(lambda c: self._transaction(c, use))
 
     async def close(self) -> None:
         def close() -> None:

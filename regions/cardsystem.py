@@ -27,6 +27,7 @@ from adapters.domain import (
     Insurance,
     Stage,
     StageEvent,
+    StandInAdvice,
 )
 from adapters.errors import (
     ApplicationNotFound,
@@ -124,6 +125,7 @@ class CardSystem:
         self._replies: dict[str, tuple[str, object]] = {}
         self._serial = 0
         self.listeners: list[Callable[[Card, str], None]] = []
+        self.advices: dict[str, StandInAdvice] = {}  # stand-in grants the hub reported, by advice id
         for p in people:
             self._load(p)
 
@@ -190,6 +192,10 @@ class CardSystem:
     def replace_card(self, msgid: str, ssn: str, card_number: str, code: str, name: str, reason: str) -> Application:
         key = ("replace", ssn, card_number, code, name, reason)
         return self._once(msgid, key, lambda: self._replace(self.find(ssn, card_number, code, name)))
+
+    def record_advice(self, advice: StandInAdvice) -> None:
+        """Keep a stand-in advice from the hub; a repeat of the same advice id is harmless."""
+        self.advices.setdefault(advice.advice_id, advice)
 
     def set_status(self, card_number: str, status: CardStatus) -> Card:
         """Change a card's status directly at the region (its own counter), not through the hub."""

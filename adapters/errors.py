@@ -21,6 +21,13 @@
     │   ├── SettlementCorrected       the settlement's request id was corrected (冲正) and is void
     │   ├── SettlementOutcomeUnknown  the region did not say whether it settled; a correction is on its way
     │   └── PeriodNotClosable         the clearing period has not ended yet
+    ├── ECardTokenRejected            an electronic card token is not accepted (UNAUTHENTICATED)
+    │   ├── ECardKeyUnknown           signed under a key id the hub is not configured with
+    │   ├── ECardSignatureInvalid     the signature does not match (tampered or forged)
+    │   ├── ECardTokenExpired         past its expiry, or issued for longer than tokens may live
+    │   ├── ECardTokenNotYetValid     issued in the future (beyond the clock-skew allowance)
+    │   └── ECardTokenUsed            presented before: a token is good for one use
+    ├── RegionNotAuthenticated        a region back-end's call (card event) without its valid token
     └── AdapterError                  trouble talking to a region
         ├── RegionBusy                the hub's bulkhead for the region is full; not sent
         ├── RegionUnavailable         did not reach the region; safe to retry
@@ -240,3 +247,50 @@ class RegionSplitInvalid(RegionProtocolError):
     def __init__(self, region: str, violations: list[str]) -> None:
         super().__init__(region, "split breaks " + "; ".join(violations))
         self.metadata["violations"] = "; ".join(violations)
+
+
+class ECardTokenRejected(YikatongError):
+    """An electronic social security card token (DESIGN §4.8) is not accepted; the reason says why.
+
+    Malformed tokens are :class:`InvalidArgument`; these are well-formed tokens that do not authenticate a card.
+    """
+
+    reason = "ECARD_TOKEN_REJECTED"
+
+
+class ECardKeyUnknown(ECardTokenRejected):
+    reason = "ECARD_KEY_UNKNOWN"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"e-card token key id {key_id!r} is not configured", metadata={"key_id": key_id})
+
+
+class ECardSignatureInvalid(ECardTokenRejected):
+    reason = "ECARD_SIGNATURE_INVALID"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"e-card token signature does not verify under key id {key_id!r}", metadata={"key_id": key_id})
+
+
+class ECardTokenExpired(ECardTokenRejected):
+    reason = "ECARD_TOKEN_EXPIRED"
+
+
+class ECardTokenNotYetValid(ECardTokenRejected):
+    reason = "ECARD_TOKEN_NOT_YET_VALID"
+
+
+class ECardTokenUsed(ECardTokenRejected):
+    reason = "ECARD_TOKEN_USED"
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"e-card token {token_id} was used before", metadata={"token_id": token_id})
+
+
+class RegionNotAuthenticated(YikatongError):
+    """A call meant for region back-ends (card events) without its region's valid token (UNAUTHENTICATED)."""
+
+    reason = "REGION_TOKEN_INVALID"
+
+    def __init__(self, region: str) -> None:
+        super().__init__(f"no valid event token for region {region!r}", metadata={"region": region})

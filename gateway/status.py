@@ -30,6 +30,8 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     errors.SettlementNotFound: grpc.StatusCode.NOT_FOUND,
     errors.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
     errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ECardTokenRejected: grpc.StatusCode.UNAUTHENTICATED,
+    errors.RegionNotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.RegionBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RegionUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.RegionTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -327,3 +327,15 @@ class StandInAdvice:
     venue_area: str
     granted_at: str  # RFC 3339
     status_confirmed_at: str  # RFC 3339: when the region last confirmed the NORMAL status used
+
+
+@dataclass(frozen=True)
+class CardEvent:
+    """A card's status changed at its issuing region (published by the region to the hub)."""
+
+    event_id: str
+    region: str
+    card_number: str
+    issuing_area: str
+    status: CardStatus
+    social_security_number: str = ""

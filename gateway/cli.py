@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     cards.add_argument("--limit", type=int, default=None)
     policy = sandbox.add_parser("policy", help="the insured places' policy tables, one JSON object per line")
     policy.add_argument("--province", default=None, help="two-digit province code, e.g. 51")
+    ecard = sandbox.add_parser("ecard-token", help="an electronic card QR token for a sandbox person's card")
+    ecard.add_argument("--social-security-number", required=True)
+    ecard.add_argument("--ttl-seconds", type=int, default=60, help="lifetime, 1 to 60 (default 60)")
     fault = sandbox.add_parser("fault", help="change a running sandbox's fault knobs")
     fault.add_argument("--data-dir", type=Path, default=Path("var"))
     fault.add_argument("--region", required=True)
@@ -109,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.print_cards(args.region, args.status, args.limit)
         if args.sandbox_command == "policy":
             return commands.print_policies(args.province)
+        if args.sandbox_command == "ecard-token":
+            return commands.print_ecard_token(args.social_security_number, args.ttl_seconds)
         return _fault(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

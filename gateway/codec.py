@@ -18,9 +18,12 @@ from adapters.identifiers import (
     parse_card_number,
     parse_ssn,
 )
+from gateway.federation import Federation
 from gateway.status import Unsupported
 from yikatong.v1 import card_affairs_pb2 as affairs_pb
 from yikatong.v1 import common_pb2 as pb
+from yikatong.v1 import events_pb2 as events_pb
+from yikatong.v1 import resident_pb2 as resident_pb
 
 MAX_NAME = 64
 
@@ -67,7 +70,10 @@ def decode_credential(
 ) -> domain.CardCredential:
     """A validated credential whose issuing area is known (from the identification code or stated)."""
     if msg.ecard_token:
-        raise Unsupported("electronic card tokens are not accepted yet", metadata={"field": f"{field}.ecard_token"})
+        raise Unsupported(
+            "e-card tokens are accepted by VerifyCard and AuthorizeService only",
+            metadata={"field": f"{field}.ecard_token"},
+        )
     ssn = decode_ssn(msg.social_security_number, f"{field}.social_security_number")
     number = _checked(f"{field}.card_number", parse_card_number, msg.card_number)
     code = ""
@@ -89,6 +95,32 @@ def decode_venue(msg: pb.Venue, field: str = "venue") -> str:
     return decode_area(msg.area_code, f"{field}.area_code")
 
 
+def decode_service_kind(value: int, field: str = "service_kind") -> domain.ServiceKind:
+    if value not in resident_pb.ServiceKind.values() or value == resident_pb.SERVICE_KIND_UNSPECIFIED:
+        raise InvalidArgument(field, "must be TRANSIT, LIBRARY, MUSEUM, SCENIC_SPOT or PARK")
+    return domain.ServiceKind[resident_pb.ServiceKind.Name(cast(Any, value)).removeprefix("SERVICE_KIND_")]
+
+
+def decode_status(value: int, field: str) -> domain.CardStatus:
+    if value not in pb.CardStatus.values() or value == pb.CARD_STATUS_UNSPECIFIED:
+        raise InvalidArgument(field, "must be a card status other than UNSPECIFIED")
+    return domain.CardStatus[pb.CardStatus.Name(cast(Any, value)).removeprefix("CARD_STATUS_")]
+
+
+def decode_card_event(msg: events_pb.CardEvent, federation: Federation) -> domain.CardEvent:
+    """A region's card event; the card must be one the publishing region issued."""
+    event_id = decode_request_id(msg.event_id, "event.event_id")
+    if msg.region not in federation.regions:
+        raise InvalidArgument("event.region", "is not a federated region")
+    number = _checked("event.card_number", parse_card_number, msg.card_number)
+    area = decode_area(msg.issuing_area, "event.issuing_area")
+    if federation.region_of_province(area[:2]) != msg.region:
+        raise InvalidArgument("event.issuing_area", f"is not served by region {msg.region}")
+    ssn = decode_ssn(msg.social_security_number, "event.social_security_number") if msg.social_security_number else ""
+    status = decode_status(msg.status, "event.status")
+    return domain.CardEvent(event_id, msg.region, number, area, status, ssn)
+
+
 def decode_delivery(value: int) -> domain.Delivery:
     if value == affairs_pb.DELIVERY_MAIL:
         return domain.Delivery.MAIL
@@ -104,12 +136,16 @@ def decode_replace_reason(value: int) -> domain.ReplaceReason:
     return domain.ReplaceReason[name.removeprefix("REPLACE_REASON_")]
 
 
+def encode_status(status: domain.CardStatus) -> pb.CardStatus.ValueType:
+    return pb.CardStatus.Value(f"CARD_STATUS_{status.name}")
+
+
 def encode_card(card: domain.Card) -> pb.Card:
     return pb.Card(
         card_number=card.card_number,
         card_identification_code=card.card_identification_code,
         issuing_area=card.issuing_area,
-        status=pb.CardStatus.Value(f"CARD_STATUS_{card.status.name}"),
+        status=encode_status(card.status),
         generation=card.generation,
         valid_until=card.valid_until,
     )

@@ -14,6 +14,7 @@ import grpc
 from gateway.config import DEFAULT_FILE, load_hub_config
 from gateway.hub import Hub
 from gateway.selfcheck import run_self_check, yuan
+from regions import ecard
 from regions.config import load_regions
 from regions.policy import load_policies
 from regions.sandbox import RunningSandbox, start_sandbox
@@ -21,12 +22,14 @@ from regions.seed import generate
 from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, federation_pb2, federation_pb2_grpc
 
 
-async def wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
+async def wait_for_signal(hub: Hub | None = None) -> None:
+    """Return on SIGINT or SIGTERM; SIGHUP reloads the hub's agreements file."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if hub is not None:
+        loop.add_signal_handler(signal.SIGHUP, hub.reload_agreements)
     await stop.wait()
 
 
@@ -40,6 +43,8 @@ async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -
         endpoints = {s.config.region_id: s.address for s in sandboxes}
         hub = Hub(replace(config.with_endpoints(endpoints), port=hub_port, admin_port=admin_port))
         await hub.start()
+        for s in sandboxes:
+            s.events.point_at(hub.address)
         try:
             _write_endpoints(data_dir, hub, sandboxes)
             print(f"hub       gRPC {hub.address}   admin {hub.admin_url}  (/healthz /readyz /metrics)")
@@ -52,7 +57,7 @@ async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -
                 ok = await run_self_check(hub.address)
                 print("self-check passed" if ok else "self-check FAILED")
             print("serving; Ctrl-C to stop", flush=True)
-            await wait_for_signal()
+            await wait_for_signal(hub)
         finally:
             await hub.stop()
     finally:
@@ -86,7 +91,7 @@ async def serve(
     await hub.start()
     print(f"hub gRPC {hub.address} admin {hub.admin_url}", flush=True)
     try:
-        await wait_for_signal()
+        await wait_for_signal(hub)
     finally:
         await hub.stop()
     return 0
@@ -153,6 +158,24 @@ def print_policies(province: str | None) -> int:
         if province is None or code == province:
             print(json.dumps(policy.as_json()))
     return 0
+
+
+def print_ecard_token(social_security_number: str, ttl_seconds: int) -> int:
+    """One QR token of the sandbox e-card platform for the person's card as seeded; 2 when there is none."""
+    ssn = social_security_number.strip().upper()
+    for region in load_regions():
+        person = next(
+            (p for p in generate(region.region_id, region.provinces) if p.social_security_number == ssn), None
+        )
+        if person is not None:
+            try:
+                print(ecard.issue_token(ecard.credential_of(person), ttl_seconds=ttl_seconds))
+            except ValueError as exc:
+                print(f"no e-card token: {exc}", file=sys.stderr)
+                return 2
+            return 0
+    print(f"no e-card token: no sandbox person has social security number {ssn}", file=sys.stderr)
+    return 2
 
 
 async def clearing_report(hub_address: str, period: str) -> int:

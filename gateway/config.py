@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from regions.agreements import AGREEMENTS_FILE
 from regions.config import ConfigError, RegionConfig, Table, load_regions
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
@@ -34,6 +40,15 @@ class HubConfig:
         deadline_margin_seconds: kept back from the caller's remaining time.
         probe_interval_seconds: how often the regions' back-ends are probed.
         regions: the federated regions.
+        agreements_file: the resident-service agreements (reloaded on SIGHUP).
+        status_cache_seconds: how long a card status confirmed by its region answers resident services.
+        status_cache_max_entries: size bound of that cache.
+        stand_in_seconds: how old a confirmed NORMAL status may be for a stand-in grant while the card's region
+            is unreachable.
+        ecard_keys: the e-card platform's Ed25519 public keys by key id (``[ecard.keys]``); none = no
+            e-card token is accepted.
+        ecard_clock_skew_seconds: how far the e-card platform's clock may be off from the hub's.
+        ecard_max_ttl_seconds: longest lifetime an e-card token may have been issued with (at most 60).
     """
 
     host: str = "127.0.0.1"
@@ -52,6 +67,13 @@ class HubConfig:
     deadline_margin_seconds: float = 0.05
     probe_interval_seconds: float = 5.0
     regions: tuple[RegionConfig, ...] = field(default_factory=tuple)
+    agreements_file: Path = AGREEMENTS_FILE
+    status_cache_seconds: float = 5.0
+    status_cache_max_entries: int = 200_000
+    stand_in_seconds: float = 1800.0
+    ecard_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+    ecard_clock_skew_seconds: float = 5.0
+    ecard_max_ttl_seconds: float = 60.0
 
     def with_endpoints(self, endpoints: dict[str, str]) -> HubConfig:
         """A copy whose regions point at other back-end endpoints (e.g. sandboxes on free ports)."""
@@ -73,12 +95,39 @@ def _non_negative(t: Table, key: str, default: float) -> float:
     return value
 
 
+ECARD_MAX_TTL_SECONDS = 60.0  # DESIGN §4.8: a token is valid for at most 60 seconds
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _ecard_keys(t: Table) -> dict[str, Ed25519PublicKey]:
+    """``[ecard.keys]``: key id → standard base64 of a raw 32-byte Ed25519 public key."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for kid, value in t.data.items():
+        if not _KEY_ID.fullmatch(kid):
+            raise ConfigError(t.path, t.prefix + kid, value, "key id must be 1 to 64 of A-Z a-z 0-9 . _ -")
+        try:
+            keys[kid] = Ed25519PublicKey.from_public_bytes(base64.b64decode(value, validate=True))
+        except (TypeError, ValueError):  # binascii.Error is a ValueError
+            raise ConfigError(
+                t.path, t.prefix + kid, value, "must be the base64 of a 32-byte Ed25519 public key"
+            ) from None
+    return keys
+
+
+def _at_most(t: Table, key: str, value: float, limit: float) -> float:
+    if value > limit:
+        raise ConfigError(t.path, t.prefix + key, value, f"must be at most {limit:g}")
+    return value
+
+
 def load_hub_config(
     path: Path = DEFAULT_FILE, *, data_dir: Path = Path("var"), regions_dir: Path | None = None
 ) -> HubConfig:
     """Read and validate the hub file and every region file."""
     root = Table.load(path)
     server, ledger, directory, regions = (root.table(k) for k in ("server", "ledger", "directory", "regions"))
+    ecard, resident = root.table("ecard"), root.table("resident")
+    agreements = resident.get("agreements_file", str, "")
     return HubConfig(
         host=server.get("host", str, "127.0.0.1"),
         port=_port(server, "port", 7100),
@@ -96,4 +145,15 @@ def load_hub_config(
         deadline_margin_seconds=regions.get("deadline_margin_seconds", float, 0.05),
         probe_interval_seconds=regions.positive("probe_interval_seconds", float, 5.0),
         regions=tuple(load_regions(regions_dir) if regions_dir else load_regions()),
+        agreements_file=(path.parent / agreements).resolve() if agreements else AGREEMENTS_FILE,
+        status_cache_seconds=_non_negative(resident, "status_cache_seconds", 5.0),
+        status_cache_max_entries=resident.positive("status_cache_max_entries", int, 200_000),
+        stand_in_seconds=_non_negative(resident, "stand_in_seconds", 1800.0),
+        ecard_keys=_ecard_keys(ecard.table("keys")),
+        ecard_clock_skew_seconds=_at_most(
+            ecard, "clock_skew_seconds", _non_negative(ecard, "clock_skew_seconds", 5.0), ECARD_MAX_TTL_SECONDS
+        ),
+        ecard_max_ttl_seconds=_at_most(
+            ecard, "max_ttl_seconds", ecard.positive("max_ttl_seconds", float, 60.0), ECARD_MAX_TTL_SECONDS
+        ),
     )

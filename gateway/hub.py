@@ -23,6 +23,7 @@ from gateway.admin import admin_app, start_admin
 from gateway.clearing import Clearing
 from gateway.config import HubConfig
 from gateway.directory import HolderDirectory, load_key
+from gateway.ecard import TokenVerifier
 from gateway.federation import Federation
 from gateway.idempotency import Idempotency
 from gateway.interceptors import (
@@ -33,20 +34,26 @@ from gateway.interceptors import (
     InFlight,
     Interceptor,
     MetricsInterceptor,
+    RegionAuthInterceptor,
     RequestIdInterceptor,
 )
 from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
+from gateway.resident import Resident, StatusCache
 from gateway.servicers import (
     CardAffairsServicer,
     CardServicer,
     ClearingServicer,
     FederationServicer,
     MedicalSettlementServicer,
+    RegionEventServicer,
+    ResidentServicer,
 )
 from gateway.settlement import Settlements
 from gateway.sqlite_ledger import SqliteLedger
+from regions.agreements import load_agreements
+from regions.config import ConfigError
 from yikatong.v1 import (
     card_affairs_pb2,
     card_affairs_pb2_grpc,
@@ -54,8 +61,12 @@ from yikatong.v1 import (
     card_pb2_grpc,
     clearing_pb2,
     clearing_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     federation_pb2,
     federation_pb2_grpc,
+    resident_pb2,
+    resident_pb2_grpc,
     settlement_pb2,
     settlement_pb2_grpc,
 )
@@ -69,6 +80,8 @@ SERVICES = tuple(
         (card_affairs_pb2, "CardAffairsService"),
         (settlement_pb2, "MedicalSettlementService"),
         (clearing_pb2, "ClearingService"),
+        (resident_pb2, "ResidentService"),
+        (events_pb2, "RegionEventService"),
         (federation_pb2, "FederationService"),
     )
 )
@@ -82,6 +95,7 @@ async def create_server(hub: Hub, host: str, port: int) -> tuple[grpc.aio.Server
         DeadlineInterceptor(hub.config.default_deadline_seconds),
         AccessLogInterceptor(),
         ErrorInterceptor(),
+        RegionAuthInterceptor({r.region_id: r.options.get("event_token", "") for r in hub.config.regions}),
     ]
     server = grpc.aio.server(interceptors=[ChainInterceptor(chain, hub.in_flight)])
     card_pb2_grpc.add_CardServiceServicer_to_server(CardServicer(hub.lookup), server)
@@ -92,6 +106,10 @@ async def create_server(hub: Hub, host: str, port: int) -> tuple[grpc.aio.Server
         MedicalSettlementServicer(hub.settlements, hub.idempotency), server
     )
     clearing_pb2_grpc.add_ClearingServiceServicer_to_server(ClearingServicer(hub.clearing, hub.idempotency), server)
+    resident_pb2_grpc.add_ResidentServiceServicer_to_server(ResidentServicer(hub.resident), server)
+    events_pb2_grpc.add_RegionEventServiceServicer_to_server(
+        RegionEventServicer(hub.resident, hub.directory, hub.metrics), server
+    )
     federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationServicer(hub.federation), server)
     health_pb2_grpc.add_HealthServicer_to_server(hub.health, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -125,17 +143,38 @@ class Hub:
         self.ledger = SqliteLedger(config.ledger_path, lease_seconds=config.idempotency_lease_seconds)
         self.idempotency = Idempotency(self.ledger)
         self.federation = Federation(config, registry or AdapterRegistry.from_entry_points(), self.metrics)
+        key = load_key(config.directory_key_file)  # keys the hashes of SSNs and card numbers the hub keeps
         self.directory = HolderDirectory(
-            load_key(config.directory_key_file),
+            key,
             self.metrics,
             ttl_seconds=config.directory_ttl_seconds,
             max_entries=config.directory_max_entries,
         )
         self.clock = HubClock()
-        self.lookup = CardLookup(self.federation, self.directory)
+        tokens = TokenVerifier(
+            config.ecard_keys,
+            self.ledger,
+            clock=self.clock.now,
+            skew_seconds=config.ecard_clock_skew_seconds,
+            max_ttl_seconds=config.ecard_max_ttl_seconds,
+        )
+        self.lookup = CardLookup(self.federation, self.directory, tokens, self.metrics)
         self.outbox = Outbox(self.ledger, self.federation, self.metrics, self.clock.now)
         self.settlements = Settlements(self.lookup, self.ledger, self.outbox, self.metrics, self.clock.now)
         self.clearing = Clearing(self.ledger, self.federation, self.clock.now)
+        self.agreements_file = config.agreements_file
+        self._agreements = load_agreements(self.agreements_file, config.regions)
+        self.resident = Resident(
+            self.lookup,
+            lambda: self._agreements,
+            StatusCache(key, config.status_cache_max_entries, self.clock.now),
+            self.ledger,
+            self.outbox,
+            self.metrics,
+            cache_seconds=config.status_cache_seconds,
+            stand_in_seconds=config.stand_in_seconds,
+            clock=self.clock.now,
+        )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lack the aio servicer
         self.port = 0
         self.admin_port = 0
@@ -156,6 +195,20 @@ class Hub:
         checks = {"ledger_open": self.ledger.is_open, "not_draining": not self.draining}
         checks.update({f"region_probed:{r}": reg.probed for r, reg in self.federation.regions.items()})
         return checks
+
+    def reload_agreements(self) -> bool:
+        """Read the agreements file again and swap the table in whole; a bad file is refused and logged.
+
+        Returns:
+            True when the new table is in force.
+        """
+        try:
+            self._agreements = load_agreements(self.agreements_file, self.config.regions)
+        except ConfigError as exc:
+            log.error("agreements file refused, keeping the agreements in force: %s", exc)
+            return False
+        log.info("agreements reloaded from %s: %d grants", self.agreements_file, len(self._agreements.grants))
+        return True
 
     async def start(self) -> None:
         self._admin, self.admin_port = await start_admin(

@@ -1,4 +1,4 @@
-"""The interceptor chain: request id → metrics → deadline → access log → errors → servicer.
+"""The interceptor chain: request id → metrics → deadline → access log → errors → region auth → servicer.
 
 Each interceptor is an async callable ``(request, context, state, proceed)`` that calls ``proceed()`` for the
 rest of the chain. :class:`ChainInterceptor` runs the chain around every unary gRPC method. It also decodes
@@ -8,17 +8,18 @@ requests itself so that undecodable bytes become ``INVALID_ARGUMENT`` instead of
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 import grpc
 from grpc_status import rpc_status
 
-from adapters.errors import InvalidArgument, YikatongError
+from adapters.errors import InvalidArgument, RegionNotAuthenticated, YikatongError
 from gateway import callstate
 from gateway.callstate import CallState
 from gateway.masking import mask_text
@@ -174,6 +175,26 @@ class InFlight:
         except TimeoutError:
             return False
         return True
+
+
+class RegionAuthInterceptor:
+    """Calls meant for region back-ends (``RegionEventService``) must carry their region's ``x-region-token``."""
+
+    SERVICE = "/yikatong.v1.RegionEventService/"
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        self.tokens = {region: token for region, token in tokens.items() if token}
+
+    async def __call__(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], state: CallState, proceed: Proceed
+    ) -> Any:
+        if state.method.startswith(self.SERVICE):
+            region = str(getattr(getattr(request, "event", None), "region", ""))
+            given, expected = _metadata(context, "x-region-token"), self.tokens.get(region, "")
+            if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+                raise RegionNotAuthenticated(region[:64])
+            state.caller = f"region:{region}"
+        return await proceed()
 
 
 class ChainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -26,6 +26,10 @@ yikatong_settlement_fund_pay_fen_total          insured_region, treatment_region
 yikatong_outbox_depth                           (none)
 yikatong_outbox_oldest_age_seconds              (none)
 yikatong_outbox_deliveries_total                kind, region, result
+yikatong_status_cache_lookups_total             result (hit, miss)
+yikatong_stand_in_grants_total                  region, service_kind
+yikatong_card_events_total                      region, status
+yikatong_ecard_tokens_total                     outcome (accepted, or the refusal reason)
 ==============================================  ======================================================
 
 ``home_region`` is the region the call was routed to (the card's issuing region, or the insured place's
@@ -146,5 +150,29 @@ class Metrics:
             "yikatong_outbox_deliveries",
             "Outbox delivery attempts by kind, region and result (delivered, failed).",
             ["kind", "region", "result"],
+            registry=r,
+        )
+        self.status_cache_lookups = Counter(
+            "yikatong_status_cache_lookups",
+            "Card-status cache lookups of resident services (hit: answered without asking the region).",
+            ["result"],
+            registry=r,
+        )
+        self.stand_in_grants = Counter(
+            "yikatong_stand_in_grants",
+            "Resident services granted in stand-in while the issuing region was unreachable.",
+            ["region", "service_kind"],
+            registry=r,
+        )
+        self.card_events = Counter(
+            "yikatong_card_events",
+            "Card status events published by regions, by the status they report.",
+            ["region", "status"],
+            registry=r,
+        )
+        self.ecard_tokens = Counter(
+            "yikatong_ecard_tokens",
+            "E-card tokens presented, by outcome (accepted, or the reason they were refused).",
+            ["outcome"],
             registry=r,
         )

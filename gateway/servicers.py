@@ -12,9 +12,12 @@ from adapters import domain
 from adapters.errors import CardNotUsable
 from gateway import codec, settlement_codec
 from gateway.clearing import Clearing
+from gateway.directory import HolderDirectory
 from gateway.federation import Federation
 from gateway.idempotency import Idempotency
 from gateway.lookup import CardLookup
+from gateway.metrics import Metrics
+from gateway.resident import Resident
 from gateway.settlement import Settlements
 from yikatong.v1 import card_affairs_pb2 as affairs_pb
 from yikatong.v1 import card_affairs_pb2_grpc as affairs_grpc
@@ -23,8 +26,12 @@ from yikatong.v1 import card_pb2_grpc as card_grpc
 from yikatong.v1 import clearing_pb2 as clearing_pb
 from yikatong.v1 import clearing_pb2_grpc as clearing_grpc
 from yikatong.v1 import common_pb2 as common_pb
+from yikatong.v1 import events_pb2 as events_pb
+from yikatong.v1 import events_pb2_grpc as events_grpc
 from yikatong.v1 import federation_pb2 as federation_pb
 from yikatong.v1 import federation_pb2_grpc as federation_grpc
+from yikatong.v1 import resident_pb2 as resident_pb
+from yikatong.v1 import resident_pb2_grpc as resident_grpc
 from yikatong.v1 import settlement_pb2 as settlement_pb
 from yikatong.v1 import settlement_pb2_grpc as settlement_grpc
 
@@ -36,7 +43,7 @@ class CardServicer(card_grpc.CardServiceServicer):
         self.lookup = lookup
 
     async def VerifyCard(self, request: card_pb.VerifyCardRequest, context: Context) -> card_pb.VerifyCardResponse:
-        credential = codec.decode_credential(request.card)
+        credential = await self.lookup.credential(request.card)
         self.lookup.federation.note_venue(codec.decode_venue(request.venue))
         region, record = await self.lookup.record(credential)
         if record.card.status is not domain.CardStatus.NORMAL:
@@ -245,3 +252,40 @@ class ClearingServicer(clearing_grpc.ClearingServiceServicer):
 
     async def Reconcile(self, request: clearing_pb.ReconcileRequest, context: Context) -> clearing_pb.ReconcileResponse:
         return await self.clearing.reconcile(settlement_codec.decode_reconcile(request))
+
+
+class ResidentServicer(resident_grpc.ResidentServiceServicer):
+    def __init__(self, resident: Resident) -> None:
+        self.resident = resident
+
+    async def AuthorizeService(
+        self, request: resident_pb.AuthorizeServiceRequest, context: Context
+    ) -> resident_pb.AuthorizeServiceResponse:
+        credential = await self.resident.lookup.credential(request.card)
+        kind = codec.decode_service_kind(request.service_kind)
+        decision = await self.resident.authorize(credential, kind, codec.decode_venue(request.venue))
+        return resident_pb.AuthorizeServiceResponse(
+            authorized=decision.authorized,
+            reason=decision.reason,
+            via_stand_in=decision.via_stand_in,
+            issuing_region=decision.issuing_region,
+            card_status=codec.encode_status(decision.status) if decision.status else common_pb.CARD_STATUS_UNSPECIFIED,
+            local=decision.local,
+        )
+
+
+class RegionEventServicer(events_grpc.RegionEventServiceServicer):
+    """Card events from region back-ends (authenticated by :class:`~gateway.interceptors.RegionAuthInterceptor`)."""
+
+    def __init__(self, resident: Resident, directory: HolderDirectory, metrics: Metrics) -> None:
+        self.resident, self.directory, self.metrics = resident, directory, metrics
+
+    async def PublishCardEvent(
+        self, request: events_pb.PublishCardEventRequest, context: Context
+    ) -> events_pb.PublishCardEventResponse:
+        event = codec.decode_card_event(request.event, self.resident.federation)
+        self.resident.cache.forget(event.card_number)
+        if event.social_security_number:
+            self.directory.learn(event.social_security_number, event.region)
+        self.metrics.card_events.labels(event.region, event.status.name).inc()
+        return events_pb.PublishCardEventResponse(accepted=True)

@@ -24,6 +24,7 @@ class Faults:
         answer_delay_scope: ``"all"`` calls, or only ``"settlement"`` calls (filing, settlement, outcome,
             correction, reversal) — card lookups then answer on time.
         unbalanced_splits: settlements are answered with a split one fen off (applied correctly).
+        drop_events: card status events are lost instead of published to the hub.
     """
 
     down: bool = False
@@ -33,6 +34,7 @@ class Faults:
     answer_delay_calls: int = 0
     answer_delay_scope: str = "all"
     unbalanced_splits: bool = False
+    drop_events: bool = False
     _rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False, compare=False)
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -40,12 +42,12 @@ class Faults:
         if changes.get("clear"):
             self.down, self.latency_ms, self.error_rate = False, 0, 0.0
             self.answer_delay_ms, self.answer_delay_calls, self.unbalanced_splits = 0, 0, False
-            self.answer_delay_scope = "all"
+            self.answer_delay_scope, self.drop_events = "all", False
         if "answer_delay_scope" in changes:
             if changes["answer_delay_scope"] not in SCOPES:
                 raise ValueError(f"answer_delay_scope must be one of {', '.join(SCOPES)}")
             self.answer_delay_scope = changes["answer_delay_scope"]
-        for flag in ("down", "unbalanced_splits"):
+        for flag in ("down", "unbalanced_splits", "drop_events"):
             if flag in changes:
                 if not isinstance(changes[flag], bool):
                     raise ValueError(f"{flag} must be true or false")

@@ -1,8 +1,10 @@
 """Run a region's sandbox: its protocol server plus an admin HTTP server for fault knobs and the clock.
 
 Admin endpoints (JSON): ``GET /healthz``; ``GET``/``POST /admin/faults`` (``down``, ``latency_ms``,
-``error_rate``, ``clear``); ``POST /admin/clock`` (``advance_seconds``); ``POST /admin/cards/{card}/status``
-(``status``: a card status name; changes the card at the region's own counter).
+``error_rate``, ``answer_delay_ms``, ``unbalanced_splits``, ``drop_events``, ``clear``, ...); ``POST /admin/clock``
+(``advance_seconds``); ``POST /admin/cards/{card}/status`` (``status``: a card status name; changes the card at
+the region's own counter, which publishes an event like any change); ``POST /admin/events`` (``hub``: the hub's
+gRPC address the region publishes its card events to).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from adapters.domain import CardStatus, InsuranceType, VisitType
 from regions.backend import Backend
 from regions.cardsystem import CardSystem, SandboxClock
 from regions.config import ConfigError, RegionConfig
+from regions.events import EventPublisher
 from regions.faults import Faults
 from regions.medical import MedicalSystem
 from regions.policy import POLICY_FILE, load_policies
@@ -51,6 +54,7 @@ class RunningSandbox:
     backend: Backend
     server: ProtocolServer
     admin_url: str
+    events: EventPublisher
     _admin: web.AppRunner
 
     @property
@@ -70,6 +74,7 @@ class RunningSandbox:
         return self.server.address
 
     async def stop(self) -> None:
+        await self.events.stop()
         await self.server.stop()
         await self._admin.cleanup()
 
@@ -100,7 +105,7 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def admin_app(backend: Backend) -> web.Application:
+def admin_app(backend: Backend, events: EventPublisher) -> web.Application:
     system, faults = backend.cards, backend.faults
 
     async def healthz(_: web.Request) -> web.Response:
@@ -140,8 +145,18 @@ def admin_app(backend: Backend) -> web.Application:
         card = system.set_status(number, status)
         return web.json_response({"card_number": card.card_number, "status": card.status.name})
 
+    async def publish_to(request: web.Request) -> web.Response:
+        try:
+            body: Any = await request.json()
+            hub = str(body["hub"])
+        except (ValueError, KeyError, TypeError):
+            return _json_error(400, "hub must be the hub's gRPC address, host:port")
+        events.point_at(hub)
+        return web.json_response({"hub": hub})
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/admin/events", publish_to)
     app.router.add_get("/admin/faults", get_faults)
     app.router.add_post("/admin/faults", set_faults)
     app.router.add_post("/admin/clock", advance_clock)
@@ -154,11 +169,14 @@ async def start_sandbox(
 ) -> RunningSandbox:
     """Start the region's sandbox; ports default to the region file's, 0 picks free ones."""
     backend = build_backend(config)
+    events = EventPublisher(config.region_id, config.options.get("event_token", ""), backend.faults)
+    backend.cards.listeners.append(events.on_change)
+    events.start()
     serve: ServeFn = importlib.import_module(SERVERS[config.region_id]).serve
     server = await serve(backend, config, host, config.sandbox.port if port is None else port)
-    runner = web.AppRunner(admin_app(backend), access_log=None)
+    runner = web.AppRunner(admin_app(backend, events), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, config.sandbox.admin_port if admin_port is None else admin_port)
     await site.start()
     bound = runner.addresses[0][1]
-    return RunningSandbox(config, backend, server, f"http://{host}:{bound}", runner)
+    return RunningSandbox(config, backend, server, f"http://{host}:{bound}", events, runner)

@@ -20,6 +20,7 @@ from yikatong.v1 import (
     clearing_pb2_grpc,
     common_pb2,
     federation_pb2_grpc,
+    resident_pb2_grpc,
     settlement_pb2_grpc,
 )
 
@@ -60,6 +61,7 @@ class Federation:
     federation: federation_pb2_grpc.FederationServiceStub
     settlement: settlement_pb2_grpc.MedicalSettlementServiceStub
     clearing: clearing_pb2_grpc.ClearingServiceStub
+    resident: resident_pb2_grpc.ResidentServiceStub
 
     def people(self, region_id: str) -> list[SeededPerson]:
         config = self.sandboxes[region_id].config
@@ -89,6 +91,8 @@ async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterato
     config = replace(config.with_endpoints({r: s.address for r, s in sandboxes.items()}), port=0, admin_port=0)
     hub = Hub(config)
     await hub.start()
+    for sandbox in sandboxes.values():
+        sandbox.events.point_at(hub.address)
     channel = grpc.aio.insecure_channel(hub.address)
     yield Federation(
         hub,
@@ -99,6 +103,7 @@ async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterato
         federation_pb2_grpc.FederationServiceStub(channel),
         settlement_pb2_grpc.MedicalSettlementServiceStub(channel),
         clearing_pb2_grpc.ClearingServiceStub(channel),
+        resident_pb2_grpc.ResidentServiceStub(channel),
     )
     await channel.close()
     await hub.stop(grace=1, drain=0)

@@ -1,0 +1,173 @@
+"""Resident services at the hub (DESIGN §4.7): agreements, a short-lived card-status cache, and stand-in.
+
+``authorize`` answers whether a card may use a service kind at a venue:
+
+1. The card's own province is always local; elsewhere the agreements must name (card province, venue province,
+   kind), or the answer is a refusal ``SERVICE_NOT_AGREED`` — no region is asked.
+2. The card's status comes from the issuing region, cached for ``cache_seconds`` and dropped when the region
+   publishes an event for the card. Only NORMAL is authorised; other statuses are refused with ``CARD_<STATUS>``.
+3. Stand-in: when the issuing region cannot be reached and the card's NORMAL status was confirmed less than
+   ``stand_in_seconds`` ago, the service is granted with ``via_stand_in``, and an advice for the region goes into
+   the durable outbox in the same step. An unseen card, or a status older than that, is not stood in for: the
+   region's error is answered. Medical settlement never comes here.
+
+The cache holds keyed hashes of card numbers and credentials, never the numbers themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adapters import domain
+from adapters.errors import AdapterError
+from gateway import callstate
+from gateway.ledger import ADVICE, LedgerStore
+from gateway.lookup import CardLookup
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox, encode_advice
+from gateway.periods import stamp
+from regions.agreements import Agreements
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``authorize`` decided."""
+
+    authorized: bool
+    reason: str
+    issuing_region: str
+    status: domain.CardStatus | None
+    local: bool
+    via_stand_in: bool = False
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fingerprint: bytes
+    status: domain.CardStatus
+    confirmed_at: float
+
+
+class StatusCache:
+    """Card statuses as their regions last confirmed them, bounded, by keyed hash of the card number.
+
+    Args:
+        key: the keyed-hash key (the holder directory's).
+        max_entries: size bound; the least recently confirmed entries go first.
+        clock: wall time.
+    """
+
+    def __init__(self, key: bytes, max_entries: int, clock: Callable[[], float] = time.time) -> None:
+        self._key, self.max_entries, self.clock = key, max_entries, clock
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+
+    def _hash(self, *parts: str) -> bytes:
+        return hmac.new(self._key, "\x1f".join(parts).encode(), hashlib.sha256).digest()
+
+    def _fingerprint(self, c: domain.CardCredential) -> bytes:
+        return self._hash(c.social_security_number, c.card_number, c.card_identification_code, c.holder_name)
+
+    def get(self, credential: domain.CardCredential, max_age: float) -> _Entry | None:
+        """The status confirmed for exactly this credential less than ``max_age`` seconds ago."""
+        entry = self._entries.get(self._hash(credential.card_number))
+        if entry is None or entry.fingerprint != self._fingerprint(credential):
+            return None
+        return entry if self.clock() - entry.confirmed_at < max_age else None
+
+    def put(self, credential: domain.CardCredential, status: domain.CardStatus) -> None:
+        key = self._hash(credential.card_number)
+        self._entries.pop(key, None)
+        self._entries[key] = _Entry(self._fingerprint(credential), status, self.clock())
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, card_number: str) -> None:
+        """Drop a card's status (its region published a change)."""
+        self._entries.pop(self._hash(card_number), None)
+
+
+class Resident:
+    """Resident-service decisions (module docstring).
+
+    Args:
+        lookup: card lookup at the issuing region.
+        agreements: returns the agreements in force (swapped whole on reload).
+        cache: card statuses.
+        ledger: where stand-in advices are queued.
+        outbox: woken when an advice is queued.
+        metrics: status-cache lookups, stand-in grants.
+        cache_seconds: how long a confirmed status answers without asking the region.
+        stand_in_seconds: how old a confirmed NORMAL status may be to stand in on.
+        clock: wall time.
+    """
+
+    def __init__(
+        self,
+        lookup: CardLookup,
+        agreements: Callable[[], Agreements],
+        cache: StatusCache,
+        ledger: LedgerStore,
+        outbox: Outbox,
+        metrics: Metrics,
+        *,
+        cache_seconds: float,
+        stand_in_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lookup, self.federation = lookup, lookup.federation
+        self.agreements, self.cache, self.ledger, self.outbox, self.metrics = agreements, cache, ledger, outbox, metrics
+        self.cache_seconds, self.stand_in_seconds, self.clock = cache_seconds, stand_in_seconds, clock
+
+    async def authorize(self, credential: domain.CardCredential, kind: domain.ServiceKind, venue_area: str) -> Decision:
+        region = self.federation.region_for_area(credential.issuing_area)
+        self.federation.note_venue(venue_area)
+        callstate.current().region = region  # named on the call even when the region is not asked
+        local = credential.issuing_area[:2] == venue_area[:2]
+        if not self.agreements().allows(credential.issuing_area[:2], venue_area[:2], kind):
+            return Decision(False, "SERVICE_NOT_AGREED", region, None, local)
+        cached = self.cache.get(credential, self.cache_seconds)
+        self.metrics.status_cache_lookups.labels("hit" if cached else "miss").inc()
+        if cached is not None:
+            return _decide(cached.status, region, local)
+        try:
+            _, record = await self.lookup.record(credential)
+        except AdapterError:
+            stood_in = await self._stand_in(credential, kind, venue_area, region, local)
+            if stood_in is None:
+                raise
+            return stood_in
+        self.cache.put(credential, record.card.status)
+        return _decide(record.card.status, region, local)
+
+    async def _stand_in(
+        self, credential: domain.CardCredential, kind: domain.ServiceKind, venue_area: str, region: str, local: bool
+    ) -> Decision | None:
+        seen = self.cache.get(credential, self.stand_in_seconds)
+        if seen is None or seen.status is not domain.CardStatus.NORMAL:
+            return None
+        now = self.clock()
+        advice = domain.StandInAdvice(
+            advice_id=uuid.uuid4().hex,
+            card_number=credential.card_number,
+            issuing_area=credential.issuing_area,
+            service_kind=kind,
+            venue_area=venue_area,
+            granted_at=stamp(now),
+            status_confirmed_at=stamp(seen.confirmed_at),
+        )
+        await self.ledger.enqueue(ADVICE, advice.advice_id, region, encode_advice(advice), now)
+        self.outbox.wake()
+        self.metrics.stand_in_grants.labels(region, kind.value).inc()
+        return Decision(True, "", region, domain.CardStatus.NORMAL, local, via_stand_in=True)
+
+
+def _decide(status: domain.CardStatus, region: str, local: bool) -> Decision:
+    if status is domain.CardStatus.NORMAL:
+        return Decision(True, "", region, status, local)
+    return Decision(False, f"CARD_{status.name}", region, status, local)

@@ -185,6 +185,9 @@ class RegionAdapter(abc.ABC):
         """Tell the issuing region of a service granted in stand-in while it was unreachable.
 
         Idempotent on ``advice.advice_id``: the hub resends until the region acknowledges.
+
+        Raises:
+            RegionProtocolError: the region could not read the advice (it will not accept it as it is).
         """
 
     @abc.abstractmethod

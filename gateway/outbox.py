@@ -6,6 +6,8 @@ service granted while the card's region was unreachable.
 Items live in the ledger, written in the same transaction as the change that owes them, so a crash never loses
 one. A worker delivers due items — regions in parallel, each region's items in order — and on failure retries
 with jittered exponential backoff. Nothing is ever dropped: an item stays until its region acknowledges it.
+A region that cannot be reached holds back its later items until the next round; a region that refuses one item
+(it cannot read it) does not hold back the others.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from itertools import groupby
 
 from adapters.domain import ServiceKind, StandInAdvice
-from adapters.errors import YikatongError
+from adapters.errors import InvalidArgument, RegionBusy, RegionUnavailable, YikatongError
 from gateway.federation import Federation
 from gateway.ledger import ADVICE, CORRECTION, LedgerStore, OutboxItem
 from gateway.metrics import Metrics
@@ -101,12 +103,16 @@ class Outbox:
     async def _deliver_in_order(self, items: list[OutboxItem]) -> int:
         delivered = 0
         for item in items:
-            if not await self._deliver(item):
+            failure = await self._deliver(item)
+            if failure is None:
+                delivered += 1
+            elif failure.retryable or isinstance(failure, (RegionUnavailable, RegionBusy)):
                 break  # the region is failing: leave its later items for the next round
-            delivered += 1
+            # else the region refused this one item: it waits for its own retry, the others go on
         return delivered
 
-    async def _deliver(self, item: OutboxItem) -> bool:
+    async def _deliver(self, item: OutboxItem) -> YikatongError | None:
+        """Deliver one item; the error when it was not acknowledged."""
         try:
             if item.kind == CORRECTION:
                 await self.federation.call(
@@ -124,17 +130,17 @@ class Outbox:
                     budget=self.call_seconds,
                 )
             else:
-                raise ValueError(f"unknown outbox item kind {item.kind}")
-        except (YikatongError, ValueError) as exc:
+                raise InvalidArgument("outbox.kind", f"unknown kind {item.kind}")
+        except YikatongError as exc:
             delay = min(self.max_delay_seconds, self.base_delay_seconds * 2**item.attempts)
             await self.ledger.outbox_failed(item, str(exc), self.clock() + delay * self._rng.uniform(0.5, 1.0))
             self.metrics.outbox_deliveries.labels(item.kind, item.region, "failed").inc()
             if item.attempts == 0:
                 log.warning("outbox %s to %s not delivered yet: %s", item.kind, item.region, exc)
-            return False
+            return exc
         await self.ledger.outbox_delivered(item, self.clock())
         self.metrics.outbox_deliveries.labels(item.kind, item.region, "delivered").inc()
-        return True
+        return None
 
     async def _run(self) -> None:
         while True:

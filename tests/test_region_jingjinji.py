@@ -26,13 +26,17 @@ from adapters.domain import (
     InsuranceType,
     OutcomeState,
     Reversal,
+    ServiceKind,
     SettlementOutcome,
+    StandInAdvice,
     VisitType,
 )
 from adapters.errors import (
     IdempotencyKeyReused,
     NotInsured,
+    RegionProtocolError,
     RegionTimeout,
+    RegionUnavailable,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
@@ -351,3 +355,81 @@ async def test_medical_centre_answers_malformed_input_with_code_1000(sandbox: Ru
 
 def _fields(bill: mpb.Bill) -> dict[str, object]:
     return {field.name: value for field, value in bill.ListFields()}
+
+
+# --- the card centre: stand-in advices ------------------------------------------------------------
+
+
+def advice(sandbox: RunningSandbox, **changes: str) -> StandInAdvice:
+    card = card_in(sandbox.system, CardStatus.NORMAL).card
+    made = StandInAdvice(
+        advice_id=str(uuid.uuid4()),
+        card_number=card.card_number,
+        issuing_area=card.issuing_area,
+        service_kind=ServiceKind.MUSEUM,
+        venue_area="130102",
+        granted_at="2025-03-01T08:30:15.250+08:00",
+        status_confirmed_at="2025-03-01T00:10:00Z",
+    )
+    return replace(made, **changes)
+
+
+async def test_a_stand_in_advice_is_recorded_once_with_every_field(
+    sandbox: RunningSandbox, adapter: JingjinjiAdapter
+) -> None:
+    advices = [replace(advice(sandbox), service_kind=kind) for kind in ServiceKind]
+
+    for sent in advices:
+        await adapter.send_stand_in_advice(sent, timeout=TIMEOUT)
+    await adapter.send_stand_in_advice(advices[0], timeout=TIMEOUT)  # the hub resends until acknowledged
+
+    assert sandbox.system.advices == {sent.advice_id: sent for sent in advices}
+
+
+async def test_card_centre_answers_a_malformed_advice_with_code_1000_naming_the_field(
+    sandbox: RunningSandbox, adapter: JingjinjiAdapter
+) -> None:
+    good = codec.stand_in_advice(advice(sandbox))
+    bad = {
+        "msgid": "",
+        "kh": "X0000001",
+        "fkd": "11",
+        "service_kind": pb.SERVICE_KIND_UNSPECIFIED,
+        "venue_area": "",
+        "granted_at": "2025-03-01T08:30:00",  # no offset
+        "state_confirmed_at": "2025-02-30T08:30:00+08:00",
+    }
+    async with grpc.aio.insecure_channel(sandbox.address) as channel:
+        stub = CardCenterServiceStub(channel)
+        fine = await stub.RecordStandInAdvice(good)
+        for field, value in bad.items():
+            request = pb.RecordStandInAdviceRequest()
+            request.CopyFrom(good)
+            setattr(request, field, value)
+            answer = await stub.RecordStandInAdvice(request)
+            assert answer.result.code == 1000
+            assert answer.result.message.startswith(f"bad input: {field} ")
+    with pytest.raises(RegionProtocolError):
+        await adapter.send_stand_in_advice(advice(sandbox, card_number="X00000018"), timeout=TIMEOUT)
+
+    assert fine.result.code == 0
+    assert list(sandbox.system.advices) == [good.msgid]
+
+
+async def test_a_stand_in_advice_meets_the_fault_knobs_as_a_card_call(
+    sandbox: RunningSandbox, adapter: JingjinjiAdapter
+) -> None:
+    sent = advice(sandbox)
+    sandbox.faults.update({"down": True})
+    with pytest.raises(RegionUnavailable):
+        await adapter.send_stand_in_advice(sent, timeout=TIMEOUT)
+    assert sandbox.system.advices == {}
+
+    # Held back only when every call is: it is no settlement call.
+    sandbox.faults.update({"down": False, "answer_delay_ms": 1000, "answer_delay_scope": "settlement"})
+    await adapter.send_stand_in_advice(sent, timeout=0.5)
+    sandbox.faults.update({"answer_delay_scope": "all"})
+    with pytest.raises(RegionTimeout):
+        await adapter.send_stand_in_advice(sent, timeout=0.3)
+
+    assert sandbox.system.advices == {sent.advice_id: sent}

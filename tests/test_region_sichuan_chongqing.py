@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
@@ -28,7 +29,9 @@ from adapters.domain import (
     InsuranceType,
     OutcomeState,
     Reversal,
+    ServiceKind,
     Split,
+    StandInAdvice,
     VisitType,
 )
 from adapters.interface import AdapterSettings
@@ -553,3 +556,106 @@ async def test_malformed_filings_reversals_and_msgids_are_400s(
     assert str(reply["message"]).startswith(field + " ")
     assert sandbox.medical.insured[cred.social_security_number].filings == []
     assert sandbox.medical.corrections == []
+
+
+# --- stand-in advices ------------------------------------------------------------------------------------
+
+
+def advice(sandbox: RunningSandbox, **changes: object) -> StandInAdvice:
+    cred = credential(sandbox, CardStatus.NORMAL)
+    made = StandInAdvice(
+        advice_id=str(uuid.uuid4()),
+        card_number=cred.card_number,
+        issuing_area=cred.issuing_area,
+        service_kind=ServiceKind.TRANSIT,
+        venue_area="500103",
+        granted_at="2025-03-01T08:30:15.250+08:00",
+        status_confirmed_at="2025-03-01T00:10:00Z",
+    )
+    return replace(made, **changes)  # type: ignore[arg-type]
+
+
+async def test_a_stand_in_advice_is_recorded_once_with_every_field(
+    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter
+) -> None:
+    advices = [advice(sandbox, service_kind=kind) for kind in ServiceKind]
+
+    for sent in advices:
+        await adapter.send_stand_in_advice(sent, timeout=T)
+    await adapter.send_stand_in_advice(advices[0], timeout=T)  # the hub resends until acknowledged
+
+    assert sandbox.system.advices == {sent.advice_id: sent for sent in advices}
+
+
+async def test_a_stand_in_advice_is_created_once_and_a_repeat_is_answered_alike(
+    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
+) -> None:
+    sent = advice(sandbox)
+    body = codec.dumps(codec.advice_body(sent))
+
+    created = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
+    repeated = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
+
+    assert created == (201, {"code": "0000", "message": "success", "data": codec.advice_body(sent)})
+    assert repeated == (200, created[1])
+    assert list(sandbox.system.advices) == [sent.advice_id]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("adviceId", ""),
+        ("adviceId", "a" * 65),
+        ("cardNo", "X0000001"),
+        ("cardNo", "X00000018"),  # wrong check character
+        ("issuingArea", "50"),
+        ("serviceKind", "ZOO"),
+        ("serviceKind", None),
+        ("venueArea", 500103),
+        ("grantedAt", "2025-03-01T08:30:00"),  # no offset
+        ("grantedAt", "2025-02-30T08:30:00+08:00"),
+        ("statusConfirmedAt", "yesterday"),
+    ],
+)
+async def test_a_malformed_stand_in_advice_is_a_400_naming_the_field(
+    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], field: str, value: object
+) -> None:
+    body = codec.dumps({**codec.advice_body(advice(sandbox)), field: value})
+
+    status, reply = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
+
+    assert (status, reply["code"]) == (400, "4000")
+    assert str(reply["message"]).startswith(field + " ")
+    assert sandbox.system.advices == {}
+
+
+async def test_a_refused_or_unsigned_advice_records_nothing(
+    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter, make_adapter: MakeAdapter
+) -> None:
+    forged = await make_adapter(secret="not-the-shared-secret")
+
+    with pytest.raises(errors.RegionProtocolError):
+        await adapter.send_stand_in_advice(advice(sandbox, venue_area="5001"), timeout=T)
+    with pytest.raises(errors.RegionProtocolError):
+        await forged.send_stand_in_advice(advice(sandbox), timeout=T)
+
+    assert sandbox.system.advices == {}
+
+
+async def test_a_stand_in_advice_meets_the_fault_knobs_as_a_card_call(
+    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter
+) -> None:
+    sent = advice(sandbox)
+    sandbox.faults.update({"down": True})
+    with pytest.raises(errors.RegionUnavailable):
+        await adapter.send_stand_in_advice(sent, timeout=T)
+    assert sandbox.system.advices == {}
+
+    # Held back only when every call is: it is no settlement call.
+    sandbox.faults.update({"down": False, "answer_delay_ms": 1000, "answer_delay_scope": "settlement"})
+    await adapter.send_stand_in_advice(sent, timeout=0.5)
+    sandbox.faults.update({"answer_delay_scope": "all"})
+    with pytest.raises(errors.RegionTimeout):
+        await adapter.send_stand_in_advice(sent, timeout=0.3)
+
+    assert sandbox.system.advices == {sent.advice_id: sent}

@@ -27,6 +27,8 @@ from adapters.domain import (
     InsuranceType,
     OutcomeState,
     Reversal,
+    ServiceKind,
+    StandInAdvice,
     VisitType,
 )
 from adapters.errors import (
@@ -34,6 +36,7 @@ from adapters.errors import (
     NotInsured,
     RegionProtocolError,
     RegionTimeout,
+    RegionUnavailable,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
@@ -552,3 +555,110 @@ async def test_unreadable_settlements_are_protocol_errors(
         with pytest.raises(RegionProtocolError) as caught:
             await adapter.settle(bill, timeout=TIMEOUT)
     assert caught.value.may_have_reached
+
+
+# --- the stand-in advice (9102) ----------------------------------------------------------------------------
+
+
+def _advice(sandbox: RunningSandbox, **changes: Any) -> StandInAdvice:
+    card = _card_row(sandbox, CardStatus.NORMAL).card
+    advice = StandInAdvice(
+        advice_id=uuid.uuid4().hex,
+        card_number=card.card_number,
+        issuing_area=card.issuing_area,
+        service_kind=ServiceKind.LIBRARY,
+        venue_area="320505",
+        granted_at="2025-03-01T08:30:15.250+08:00",
+        status_confirmed_at="2025-03-01T00:10:00Z",
+    )
+    return replace(advice, **changes)
+
+
+async def test_a_stand_in_advice_is_recorded_once_with_every_field(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    advices = [_advice(sandbox, service_kind=kind) for kind in ServiceKind]
+
+    for advice in advices:
+        await adapter.send_stand_in_advice(advice, timeout=TIMEOUT)
+    await adapter.send_stand_in_advice(advices[0], timeout=TIMEOUT)  # the hub resends until acknowledged
+
+    assert sandbox.system.advices == {advice.advice_id: advice for advice in advices}
+
+
+async def test_a_stand_in_advice_on_the_wire(sandbox: RunningSandbox) -> None:
+    advice = _advice(sandbox)
+    envelope = {"infno": "9102", "msgid": advice.advice_id, "input": {"data": codec.advice_data(advice)}}
+
+    reply = await _post(sandbox, envelope)
+    again = await _post(sandbox, envelope)
+
+    assert (reply["infcode"], again["output"]) == (0, reply["output"])
+    assert reply["output"]["advcinfo"] == {"advc_msgid": advice.advice_id, **codec.advice_data(advice)}
+    assert reply["output"]["advcinfo"]["serv_type"] == "LIBRARY"
+    assert list(sandbox.system.advices) == [advice.advice_id]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mdtrt_cert_no", "X0000001"),
+        ("mdtrt_cert_no", "X00000018"),  # wrong check character
+        ("card_admdvs", "31"),
+        ("serv_type", "ZOO"),
+        ("serv_type", "library"),
+        ("use_admdvs", ""),
+        ("grnt_time", "2025-03-01 08:30:00"),  # no offset
+        ("grnt_time", "2025-02-30T08:30:00+08:00"),
+        ("grnt_time", "1 March 2025"),
+        ("stas_cfm_time", 1740787200),
+    ],
+)
+async def test_a_malformed_stand_in_advice_is_bad_input_naming_the_field(
+    sandbox: RunningSandbox, field: str, value: object
+) -> None:
+    data = {**codec.advice_data(_advice(sandbox)), field: value}
+
+    reply = await _post(sandbox, {"infno": "9102", "msgid": "a-1", "input": {"data": data}})
+
+    assert (reply["infcode"], reply["err_code"]) == (-1, "BAD_INPUT")
+    assert reply["err_msg"].startswith(field + " ")
+    assert sandbox.system.advices == {}
+
+
+async def test_a_refused_or_misacknowledged_advice_is_a_protocol_error(
+    sandbox: RunningSandbox,
+    adapter: YangtzeDeltaAdapter,
+    fake_region: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def another_advice(_: web.Request) -> web.StreamResponse:
+        output = {"advcinfo": {"advc_msgid": "another-advice"}}
+        return web.json_response({"infcode": 0, "err_msg": "", "output": output})
+
+    with pytest.raises(RegionProtocolError):
+        await adapter.send_stand_in_advice(_advice(sandbox, venue_area="3205"), timeout=TIMEOUT)
+    async with _adapter(await fake_region(another_advice)) as misled:
+        with pytest.raises(RegionProtocolError) as caught:
+            await misled.send_stand_in_advice(_advice(sandbox), timeout=TIMEOUT)
+
+    assert caught.value.may_have_reached
+    assert sandbox.system.advices == {}
+
+
+async def test_a_stand_in_advice_meets_the_fault_knobs_as_a_card_call(
+    sandbox: RunningSandbox, adapter: YangtzeDeltaAdapter
+) -> None:
+    advice = _advice(sandbox)
+    sandbox.faults.update({"down": True})
+    with pytest.raises(RegionUnavailable):
+        await adapter.send_stand_in_advice(advice, timeout=TIMEOUT)
+    assert sandbox.system.advices == {}
+
+    # Held back only when every call is: it is no settlement call.
+    sandbox.faults.update({"down": False, "answer_delay_ms": 1000, "answer_delay_scope": "settlement"})
+    await adapter.send_stand_in_advice(advice, timeout=0.5)
+    sandbox.faults.update({"answer_delay_scope": "all"})
+    with pytest.raises(RegionTimeout):
+        await adapter.send_stand_in_advice(advice, timeout=0.3)
+
+    assert sandbox.system.advices == {advice.advice_id: advice}

@@ -36,6 +36,7 @@ from adapters.domain import (
     Reversal,
     SettlementOutcome,
     Split,
+    StandInAdvice,
 )
 from adapters.errors import AdapterError, RegionProtocolError, RegionTimeout, RegionUnavailable
 from adapters.interface import AdapterSettings, RegionAdapter
@@ -317,6 +318,27 @@ class JingjinjiAdapter(RegionAdapter):
             request_id=request.request_id,
             settlement_request_id=request.settlement_request_id,
         )
+
+    # --- resident services (DESIGN §4.7) -------------------------------------------------------------
+
+    async def send_stand_in_advice(self, advice: StandInAdvice, *, timeout: float) -> None:
+        """Tell the card centre of a resident service granted in stand-in (RecordStandInAdvice).
+
+        ``advice.advice_id`` travels as ``msgid``: the centre records the advice once and acknowledges a repeat
+        again, so the hub may resend it until it is acknowledged.
+
+        Args:
+            advice: the card, the service kind, the venue's area, when it was granted and when the region last
+                confirmed the NORMAL status the grant relied on.
+            timeout: seconds the call may take; after it the advice may or may not have been recorded.
+
+        Raises:
+            RegionProtocolError: the centre could not read the advice (result code 1000) or answered nonsense.
+            AdapterError: the card centre could not be reached or was too slow.
+        """
+        wire = codec.stand_in_advice(advice)
+        call = self.stub.RecordStandInAdvice
+        await self._invoke(call, wire, _nothing, timeout=timeout, request_id=advice.advice_id)
 
     async def check_health(self, *, timeout: float) -> None:
         """Return when the card centre answers a cheap query (QueryPerson for nobody).

@@ -9,7 +9,8 @@ Wire conventions: dates ``YYYYMMDD`` (the domain's are ``YYYY-MM-DD``), card sta
 codes (the values of ``CardStatus``), gender ``xb`` ``"1"``/``"2"``, insurance type ``xzlx`` ``"310"``
 (employee) or ``"390"`` (resident), money integer fen. The medical enums carry the domain's names after
 their prefix: ``CATALOGUE_CLASS_B`` is ``CatalogueClass.B``, ``SETTLEMENT_STATE_CORRECTED`` is
-``OutcomeState.CORRECTED``.
+``OutcomeState.CORRECTED``; so does the card centre's ``ServiceKind`` (``SERVICE_KIND_SCENIC_SPOT``). A
+stand-in advice's times travel as the hub wrote them (RFC 3339).
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ from adapters.domain import (
     RegionSettlement,
     ReplaceCard,
     Reversal,
+    ServiceKind,
     SettlementOutcome,
     Split,
     Stage,
     StageEvent,
+    StandInAdvice,
     VisitType,
 )
 from adapters.errors import (
@@ -87,6 +90,7 @@ WIRE_VISIT_TYPES = {v: mpb.VisitType.Value(f"VISIT_TYPE_{v.value}") for v in Vis
 WIRE_FILING_TYPES = {f: mpb.FilingType.Value(f"FILING_TYPE_{f.value}") for f in FilingType}
 FILING_TYPES = {wire: f for f, wire in WIRE_FILING_TYPES.items()}
 STATES = {mpb.SettlementState.Value(f"SETTLEMENT_STATE_{s.value}"): s for s in OutcomeState}
+WIRE_SERVICE_KINDS = {k: pb.ServiceKind.Value(f"SERVICE_KIND_{k.value}") for k in ServiceKind}
 _CONFLICT = re.compile(r"action=(?P<action>[A-Z_]+) kzt=(?P<kzt>\d+)")
 _NOT_SETTLED = re.compile(r"state=(?P<state>[A-Z_]+)")
 
@@ -193,6 +197,19 @@ def replace_card(request: ReplaceCard) -> pb.ReplaceCardRequest:
         sbm=c.card_identification_code,
         xm=c.holder_name,
         reason=request.reason.value,
+    )
+
+
+def stand_in_advice(advice: StandInAdvice) -> pb.RecordStandInAdviceRequest:
+    """RecordStandInAdvice for an advice; the advice id travels as ``msgid``."""
+    return pb.RecordStandInAdviceRequest(
+        msgid=advice.advice_id,
+        kh=advice.card_number,
+        fkd=advice.issuing_area,
+        service_kind=WIRE_SERVICE_KINDS[advice.service_kind],
+        venue_area=advice.venue_area,
+        granted_at=advice.granted_at,
+        state_confirmed_at=advice.status_confirmed_at,
     )
 
 

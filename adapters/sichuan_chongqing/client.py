@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from adapters.domain import (
     Reversal,
     SettlementOutcome,
     Split,
+    StandInAdvice,
 )
 from adapters.errors import (
     ApplicationNotFound,
@@ -328,6 +330,27 @@ class SichuanChongqingAdapter(RegionAdapter):
         """
         path = self._settlement_path(request.settlement_request_id) + "/reversal"
         await self._call("POST", path, codec.nothing, timeout=timeout, body=codec.reversal_body(request))
+
+    async def send_stand_in_advice(self, advice: StandInAdvice, *, timeout: float) -> None:
+        """Tell the region of a resident service granted in stand-in (``POST /v2/stand-in-advices``).
+
+        ``advice.advice_id`` travels as the region's ``adviceId``, its message id: the region records the advice
+        once (201) and answers a repeat with the same body (200), so the hub may resend until acknowledged.
+
+        Args:
+            advice: the card, the service kind, the venue's area, when it was granted and when the region last
+                confirmed the NORMAL status the grant relied on.
+            timeout: seconds the call may take in total.
+
+        Raises:
+            RegionTimeout: no answer in time; the advice may have been recorded (send it again).
+            RegionProtocolError: the reply acknowledged another advice, or the region refused the advice as
+                bad input (400 ``4000``).
+            RegionUnavailable: see :func:`translated_errors`.
+        """
+        body = codec.advice_body(advice)
+        decode = partial(codec.advice_recorded, advice_id=advice.advice_id)
+        await self._call("POST", "/v2/stand-in-advices", decode, timeout=timeout, body=body)
 
     async def check_health(self, *, timeout: float) -> None:
         """Return when ``GET /v2/ping`` answers; raise an ``AdapterError`` when it does not."""

@@ -33,6 +33,7 @@ from adapters.domain import (
     Split,
     Stage,
     StageEvent,
+    StandInAdvice,
 )
 
 T = TypeVar("T")
@@ -140,6 +141,19 @@ def reversal_body(reversal: Reversal) -> dict[str, str]:
         "requestId": reversal.request_id,
         "idNo": reversal.social_security_number,
         "reason": reversal.reason,
+    }
+
+
+def advice_body(advice: StandInAdvice) -> dict[str, str]:
+    """The body of ``POST /v2/stand-in-advices``; ``adviceId`` is its message id."""
+    return {
+        "adviceId": advice.advice_id,
+        "cardNo": advice.card_number,
+        "issuingArea": advice.issuing_area,
+        "serviceKind": advice.service_kind.value,
+        "venueArea": advice.venue_area,
+        "grantedAt": advice.granted_at,
+        "statusConfirmedAt": advice.status_confirmed_at,
     }
 
 
@@ -277,6 +291,13 @@ def outcome(data: Any) -> SettlementOutcome:
         state=coded(data, "state", SETTLEMENT_STATES),
         settlement=settlement(booked) if booked is not None else None,
     )
+
+
+def advice_recorded(data: Any, advice_id: str) -> None:
+    """The reply of ``POST /v2/stand-in-advices``: the advice recorded, which must be ``advice_id``'s."""
+    recorded = field(data, "adviceId", str)
+    if recorded != advice_id:
+        raise MalformedReply(f"the region recorded advice {recorded!r}, not {advice_id!r}")
 
 
 def nothing(_: Any) -> None:

@@ -1,4 +1,4 @@
-"""The 长三角 Yangtze River Delta adapter: the hub's card and settlement calls in the region's envelope protocol."""
+"""The 长三角 Yangtze River Delta adapter: the hub's card, settlement and advice calls in the envelope protocol."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from adapters.domain import (
     Reversal,
     SettlementOutcome,
     Split,
+    StandInAdvice,
 )
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.yangtze_delta import codec
@@ -38,6 +39,7 @@ REVERSE = "2208"
 CORRECT = "2601"
 OUTCOME = "5201"
 HEARTBEAT = "9001"
+STAND_IN_ADVICE = "9102"
 
 
 def _read_msgid() -> str:
@@ -49,9 +51,10 @@ class YangtzeDeltaAdapter(RegionAdapter):
     """Speaks to the 长三角 card and medical-insurance systems through their HTTP/JSON envelope endpoint.
 
     Every call is one ``POST`` of an envelope (``infno``, ``msgid``, ``input``); writes send the caller's
-    ``request_id`` as ``msgid`` so that the region deduplicates a retried write. Calls about an earlier
-    settlement (correction, outcome query, reversal) name its ``request_id`` as ``omsgid``. Amounts travel as
-    yuan strings with two decimals and are converted exactly to and from integer fen.
+    ``request_id`` (a stand-in advice its ``advice_id``) as ``msgid`` so that the region deduplicates a retried
+    write. Calls about an earlier settlement (correction, outcome query, reversal) name its ``request_id`` as
+    ``omsgid``. Amounts travel as yuan strings with two decimals and are converted exactly to and from integer
+    fen.
 
     Args:
         settings: ``endpoint`` is the region's base URL (``http://host:port``); the option ``hub_area``
@@ -303,6 +306,30 @@ class YangtzeDeltaAdapter(RegionAdapter):
         """
         await self._client.call(
             REVERSE, codec.reversal_data(request), codec.ignore_output, msgid=request.request_id, timeout=timeout
+        )
+
+    async def send_stand_in_advice(self, advice: StandInAdvice, *, timeout: float) -> None:
+        """Tell the region of a resident service granted in stand-in (service 9102, ``msgid`` = ``advice_id``).
+
+        The region records the advice once per msgid, so the hub may resend it until it is acknowledged.
+
+        Args:
+            advice: the card, the service kind, the venue's area, when it was granted and when the region last
+                confirmed the NORMAL status the grant relied on.
+            timeout: seconds the call may take in total.
+
+        Raises:
+            RegionUnavailable: the region could not be reached or would not process the request.
+            RegionTimeout: no answer within ``timeout``; the advice may have been recorded (send it again).
+            RegionProtocolError: the answer was not in the region's protocol, or acknowledged another advice;
+                also the region's ``BAD_INPUT`` for an advice it cannot read.
+        """
+        await self._client.call(
+            STAND_IN_ADVICE,
+            codec.advice_data(advice),
+            partial(codec.decode_advice_ack, advice_id=advice.advice_id),
+            msgid=advice.advice_id,
+            timeout=timeout,
         )
 
     async def check_health(self, *, timeout: float) -> None:

@@ -13,6 +13,10 @@ from integer fen without floats (:func:`yuan`, :func:`parse_yuan`); ``chrgitm_lv
 "03" 丙类 C, "04" out of catalogue; ``med_type`` "11" outpatient, "21" inpatient; ``fil_type`` "11" retiree
 resettled, "12" long-term resident, "13" working away, "21" referral, "22" emergency, "29" other temporary;
 ``setl_stas`` "0" not found, "1" settled, "2" reversed, "3" corrected; flags "1"/"0".
+
+Stand-in advice (9102): ``serv_type`` the service kind's name (``TRANSIT`` …); ``grnt_time`` and
+``stas_cfm_time`` RFC 3339 as the hub wrote them (not ``opt_time``'s Beijing wall clock), so that the region
+records the hub's moments exactly.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from adapters.domain import (
     Split,
     Stage,
     StageEvent,
+    StandInAdvice,
     VisitType,
 )
 
@@ -214,6 +219,18 @@ def correction_data(request_id: str) -> Data:
 def outcome_data(request_id: str) -> Data:
     """``input.data`` of 5201 (outcome query) of the settlement sent with msgid ``request_id``."""
     return {"omsgid": request_id}
+
+
+def advice_data(advice: StandInAdvice) -> Data:
+    """``input.data`` of 9102 (stand-in advice); the advice id travels as the envelope's ``msgid``."""
+    return {
+        "mdtrt_cert_no": advice.card_number,
+        "card_admdvs": advice.issuing_area,
+        "serv_type": advice.service_kind.value,
+        "use_admdvs": advice.venue_area,
+        "grnt_time": advice.granted_at,
+        "stas_cfm_time": advice.status_confirmed_at,
+    }
 
 
 def person_data(social_security_number: str, holder_name: str = "") -> Data:
@@ -383,6 +400,13 @@ def decode_filing(output: Mapping[str, Any]) -> Filing:
         valid_from=dt.date.fromisoformat(_text(info, "begndate")).isoformat(),
         valid_until=dt.date.fromisoformat(_text(info, "enddate")).isoformat(),
     )
+
+
+def decode_advice_ack(output: Mapping[str, Any], advice_id: str) -> None:
+    """The output of 9102: ``advcinfo``, the advice the region recorded, which must be ``advice_id``'s."""
+    msgid = _text(_table(output, "advcinfo"), "advc_msgid")
+    if msgid != advice_id:
+        raise ValueError(f"advcinfo is for msgid {msgid!r}, not {advice_id!r}")
 
 
 def ignore_output(_output: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ServiceKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ServiceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ServiceKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SERVICE_KIND_UNSPECIFIED: _ServiceKind.ValueType  # 0
+    SERVICE_KIND_TRANSIT: _ServiceKind.ValueType  # 1
+    SERVICE_KIND_LIBRARY: _ServiceKind.ValueType  # 2
+    SERVICE_KIND_MUSEUM: _ServiceKind.ValueType  # 3
+    SERVICE_KIND_SCENIC_SPOT: _ServiceKind.ValueType  # 4
+    SERVICE_KIND_PARK: _ServiceKind.ValueType  # 5
+
+class ServiceKind(_ServiceKind, metaclass=_ServiceKindEnumTypeWrapper):
+    """Resident services (同城待遇) a card opens at local terms where an agreement says so."""
+
+SERVICE_KIND_UNSPECIFIED: ServiceKind.ValueType  # 0
+SERVICE_KIND_TRANSIT: ServiceKind.ValueType  # 1
+SERVICE_KIND_LIBRARY: ServiceKind.ValueType  # 2
+SERVICE_KIND_MUSEUM: ServiceKind.ValueType  # 3
+SERVICE_KIND_SCENIC_SPOT: ServiceKind.ValueType  # 4
+SERVICE_KIND_PARK: ServiceKind.ValueType  # 5
+Global___ServiceKind: _TypeAlias = ServiceKind  # noqa: Y015
 
 @_typing.final
 class Result(_message.Message):
@@ -518,3 +543,64 @@ class ReplaceCardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReplaceCardResponse: _TypeAlias = ReplaceCardResponse  # noqa: Y015
+
+@_typing.final
+class RecordStandInAdviceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MSGID_FIELD_NUMBER: _builtins.int
+    KH_FIELD_NUMBER: _builtins.int
+    FKD_FIELD_NUMBER: _builtins.int
+    SERVICE_KIND_FIELD_NUMBER: _builtins.int
+    VENUE_AREA_FIELD_NUMBER: _builtins.int
+    GRANTED_AT_FIELD_NUMBER: _builtins.int
+    STATE_CONFIRMED_AT_FIELD_NUMBER: _builtins.int
+    msgid: _builtins.str
+    """The advice id; the centre deduplicates on it."""
+    kh: _builtins.str
+    fkd: _builtins.str
+    service_kind: Global___ServiceKind.ValueType
+    venue_area: _builtins.str
+    """The venue's 6-digit area code, where the service was used."""
+    granted_at: _builtins.str
+    """RFC 3339 with its offset: when the hub granted the service."""
+    state_confirmed_at: _builtins.str
+    """RFC 3339 with its offset: when the centre last confirmed the normal state (kzt 1) the grant relied on."""
+    def __init__(
+        self,
+        *,
+        msgid: _builtins.str = ...,
+        kh: _builtins.str = ...,
+        fkd: _builtins.str = ...,
+        service_kind: Global___ServiceKind.ValueType = ...,
+        venue_area: _builtins.str = ...,
+        granted_at: _builtins.str = ...,
+        state_confirmed_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fkd", b"fkd", "granted_at", b"granted_at", "kh", b"kh", "msgid", b"msgid", "service_kind", b"service_kind", "state_confirmed_at", b"state_confirmed_at", "venue_area", b"venue_area"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordStandInAdviceRequest: _TypeAlias = RecordStandInAdviceRequest  # noqa: Y015
+
+@_typing.final
+class RecordStandInAdviceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___Result: ...
+    def __init__(
+        self,
+        *,
+        result: Global___Result | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordStandInAdviceResponse: _TypeAlias = RecordStandInAdviceResponse  # noqa: Y015

@@ -66,6 +66,11 @@ class CardCenterServiceStub:
                 request_serializer=jingjinji_dot_v1_dot_card__center__pb2.ReplaceCardRequest.SerializeToString,
                 response_deserializer=jingjinji_dot_v1_dot_card__center__pb2.ReplaceCardResponse.FromString,
                 _registered_method=True)
+        self.RecordStandInAdvice = channel.unary_unary(
+                '/jingjinji.v1.CardCenterService/RecordStandInAdvice',
+                request_serializer=jingjinji_dot_v1_dot_card__center__pb2.RecordStandInAdviceRequest.SerializeToString,
+                response_deserializer=jingjinji_dot_v1_dot_card__center__pb2.RecordStandInAdviceResponse.FromString,
+                _registered_method=True)
 
 
 class CardCenterServiceServicer:
@@ -109,6 +114,15 @@ class CardCenterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordStandInAdvice(self, request, context):
+        """同城待遇 stand-in advice: the hub granted a resident service on a card of this centre from a cached
+        state while the centre could not be reached. Deduplicated on `msgid`, the advice id: a repeat is
+        acknowledged again and records nothing new.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CardCenterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +155,11 @@ def add_CardCenterServiceServicer_to_server(servicer, server):
                     servicer.ReplaceCard,
                     request_deserializer=jingjinji_dot_v1_dot_card__center__pb2.ReplaceCardRequest.FromString,
                     response_serializer=jingjinji_dot_v1_dot_card__center__pb2.ReplaceCardResponse.SerializeToString,
+            ),
+            'RecordStandInAdvice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordStandInAdvice,
+                    request_deserializer=jingjinji_dot_v1_dot_card__center__pb2.RecordStandInAdviceRequest.FromString,
+                    response_serializer=jingjinji_dot_v1_dot_card__center__pb2.RecordStandInAdviceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +326,33 @@ class CardCenterService:
             '/jingjinji.v1.CardCenterService/ReplaceCard',
             jingjinji_dot_v1_dot_card__center__pb2.ReplaceCardRequest.SerializeToString,
             jingjinji_dot_v1_dot_card__center__pb2.ReplaceCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordStandInAdvice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jingjinji.v1.CardCenterService/RecordStandInAdvice',
+            jingjinji_dot_v1_dot_card__center__pb2.RecordStandInAdviceRequest.SerializeToString,
+            jingjinji_dot_v1_dot_card__center__pb2.RecordStandInAdviceResponse.FromString,
             options,
             channel_credentials,
             insecure,

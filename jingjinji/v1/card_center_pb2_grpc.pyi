@@ -41,6 +41,11 @@ class CardCenterServiceStub:
     QueryApplication: _grpc.UnaryUnaryMultiCallable[_card_center_pb2.QueryApplicationRequest, _card_center_pb2.QueryApplicationResponse]
     ChangeCardState: _grpc.UnaryUnaryMultiCallable[_card_center_pb2.ChangeCardStateRequest, _card_center_pb2.ChangeCardStateResponse]
     ReplaceCard: _grpc.UnaryUnaryMultiCallable[_card_center_pb2.ReplaceCardRequest, _card_center_pb2.ReplaceCardResponse]
+    RecordStandInAdvice: _grpc.UnaryUnaryMultiCallable[_card_center_pb2.RecordStandInAdviceRequest, _card_center_pb2.RecordStandInAdviceResponse]
+    """同城待遇 stand-in advice: the hub granted a resident service on a card of this centre from a cached
+    state while the centre could not be reached. Deduplicated on `msgid`, the advice id: a repeat is
+    acknowledged again and records nothing new.
+    """
 
 @_typing.type_check_only
 class CardCenterServiceAsyncStub(CardCenterServiceStub):
@@ -55,6 +60,11 @@ class CardCenterServiceAsyncStub(CardCenterServiceStub):
     QueryApplication: _aio.UnaryUnaryMultiCallable[_card_center_pb2.QueryApplicationRequest, _card_center_pb2.QueryApplicationResponse]  # type: ignore[assignment]
     ChangeCardState: _aio.UnaryUnaryMultiCallable[_card_center_pb2.ChangeCardStateRequest, _card_center_pb2.ChangeCardStateResponse]  # type: ignore[assignment]
     ReplaceCard: _aio.UnaryUnaryMultiCallable[_card_center_pb2.ReplaceCardRequest, _card_center_pb2.ReplaceCardResponse]  # type: ignore[assignment]
+    RecordStandInAdvice: _aio.UnaryUnaryMultiCallable[_card_center_pb2.RecordStandInAdviceRequest, _card_center_pb2.RecordStandInAdviceResponse]  # type: ignore[assignment]
+    """同城待遇 stand-in advice: the hub granted a resident service on a card of this centre from a cached
+    state while the centre could not be reached. Deduplicated on `msgid`, the advice id: a repeat is
+    acknowledged again and records nothing new.
+    """
 
 class CardCenterServiceServicer(metaclass=_abc_1.ABCMeta):
     """The Beijing–Tianjin–Hebei card centre's own API. Field names follow the region's
@@ -102,5 +112,16 @@ class CardCenterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _card_center_pb2.ReplaceCardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_card_center_pb2.ReplaceCardResponse, _abc.Awaitable[_card_center_pb2.ReplaceCardResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordStandInAdvice(
+        self,
+        request: _card_center_pb2.RecordStandInAdviceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_card_center_pb2.RecordStandInAdviceResponse, _abc.Awaitable[_card_center_pb2.RecordStandInAdviceResponse]]:
+        """同城待遇 stand-in advice: the hub granted a resident service on a card of this centre from a cached
+        state while the centre could not be reached. Deduplicated on `msgid`, the advice id: a repeat is
+        acknowledged again and records nothing new.
+        """
 
 def add_CardCenterServiceServicer_to_server(servicer: CardCenterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

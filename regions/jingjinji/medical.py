@@ -10,9 +10,6 @@ as ``omsgid``. Money is integer fen, dates ``YYYYMMDD``, enums carry the domain'
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from collections.abc import Mapping
-from typing import TypeVar
 
 from adapters.domain import (
     Bill,
@@ -31,11 +28,8 @@ from adapters.domain import (
 from adapters.errors import Refusal
 from jingjinji.v1 import medical_insurance_pb2 as mpb
 from jingjinji.v1.medical_insurance_pb2_grpc import MedicalInsuranceServiceServicer
-from regions.jingjinji.wire import BadInput, Context, ok, outcome, parse_msgid, wire_date
+from regions.jingjinji.wire import BadInput, Context, ok, outcome, parse_area, parse_enum, parse_msgid, wire_date
 from regions.medical import MedicalSystem
-
-E = TypeVar("E", bound=enum.Enum)
-W = TypeVar("W", bound=int)
 
 HOSPITAL_LEVELS = (1, 2, 3)
 # Bounds that keep every sum of a bill inside int64 (a real bill is far below them).
@@ -49,21 +43,6 @@ WIRE_STATES = {s: mpb.SettlementState.Value(f"SETTLEMENT_STATE_{s.value}") for s
 
 
 # --- wire → domain ------------------------------------------------------------------------------
-
-
-def parse_enum(members: Mapping[W, E], value: W, field: str) -> E:
-    """The domain member a wire enum value stands for; unspecified or unknown values are bad input."""
-    member = members.get(value)
-    if member is None:
-        raise BadInput(f"{field} is unspecified or unknown ({value})")
-    return member
-
-
-def parse_area(area: str, field: str) -> str:
-    """A 6-digit area code."""
-    if len(area) != 6 or not (area.isascii() and area.isdigit()):
-        raise BadInput(f"{field} must be a 6-digit area code")
-    return area
 
 
 def parse_date(wire: str, field: str) -> str:

@@ -12,6 +12,11 @@ insurance types the ``xzlx`` codes 310 and 390.
 A state conflict (1003) says what was asked and what was found in a fixed form, ``action=ENABLE kzt=1``,
 so that a client can rebuild it; ``ChangeCardState`` also carries the card as it is. A reversal of a
 settlement that is no longer settled (1012) names the state it is in the same way, ``state=REVERSED``.
+
+``RecordStandInAdvice`` (DESIGN §4.7) keeps the hub's report of a resident service it granted on a cached
+card state while the centre was unreachable; its ``msgid`` is the advice id, so a resend is acknowledged
+again and records nothing new. Its times are RFC 3339 with an offset, kept as sent. It is a card-centre call:
+an answer delay scoped to settlement calls does not hold it back.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, cast
 
 import grpc
 
+from adapters.domain import ServiceKind, StandInAdvice
 from adapters.errors import (
     CardStateConflict,
     Refusal,
@@ -45,14 +51,19 @@ from regions.jingjinji.wire import (
     ok,
     outcome,
     parse_action,
+    parse_area,
+    parse_card_number,
     parse_delivery,
+    parse_enum,
     parse_msgid,
     parse_reason,
+    parse_time,
     person_info,
 )
 
 FAULT_DETAILS = {"down": "centre is down", "busy": "centre is busy, try again"}
 STOP_GRACE_SECONDS = 0.5
+SERVICE_KINDS = {pb.ServiceKind.Value(f"SERVICE_KIND_{k.value}"): k for k in ServiceKind}
 
 
 class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -94,6 +105,19 @@ class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
 
 # --- the card centre ------------------------------------------------------------------------------
+
+
+def parse_advice(request: pb.RecordStandInAdviceRequest) -> StandInAdvice:
+    """A stand-in advice under its advice id, ``msgid``."""
+    return StandInAdvice(
+        advice_id=parse_msgid(request.msgid),
+        card_number=parse_card_number(request.kh),
+        issuing_area=parse_area(request.fkd, "fkd"),
+        service_kind=parse_enum(SERVICE_KINDS, request.service_kind, "service_kind"),
+        venue_area=parse_area(request.venue_area, "venue_area"),
+        granted_at=parse_time(request.granted_at, "granted_at"),
+        status_confirmed_at=parse_time(request.state_confirmed_at, "state_confirmed_at"),
+    )
 
 
 class CardCenter(CardCenterServiceServicer):
@@ -164,6 +188,16 @@ class CardCenter(CardCenterServiceServicer):
             return pb.ReplaceCardResponse(result=outcome(exc))
         return pb.ReplaceCardResponse(result=ok(), application=application_info(application))
 
+    async def RecordStandInAdvice(
+        self, request: pb.RecordStandInAdviceRequest, context: Context
+    ) -> pb.RecordStandInAdviceResponse:
+        """同城待遇 stand-in advice; a repeat of the advice id records nothing new."""
+        try:
+            self._system.record_advice(parse_advice(request))
+        except BadInput as exc:
+            return pb.RecordStandInAdviceResponse(result=outcome(exc))
+        return pb.RecordStandInAdviceResponse(result=ok())
+
     def _current(self, card_number: str) -> pb.CardInfo | None:
         row = self._system.cards.get(card_number)
         return card_info(row.card) if row else None
@@ -197,8 +231,6 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
     Returns:
         The running server; ``address`` names the port actually bound.
     """
-    # Imported here, not at the top: the medical servicer builds on this module's wire helpers.
-
     server = grpc.aio.server(interceptors=[FaultGate(backend.faults)])
     add_CardCenterServiceServicer_to_server(CardCenter(backend.cards), server)
     add_MedicalInsuranceServiceServicer_to_server(MedicalInsurance(backend.medical), server)

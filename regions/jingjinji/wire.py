@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import enum
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import grpc
 
+from adapters import identifiers
 from adapters.domain import (
     Application,
     Card,
@@ -33,6 +38,9 @@ from adapters.errors import (
 )
 from jingjinji.v1 import card_center_pb2 as pb
 
+E = TypeVar("E", bound=enum.Enum)
+W = TypeVar("W", bound=int)
+
 Context = grpc.aio.ServicerContext[Any, Any]
 
 BAD_INPUT = 1000
@@ -53,6 +61,10 @@ REFUSAL_CODES: dict[type[Refusal], int] = {
 }
 XZLX = {InsuranceType.EMPLOYEE: "310", InsuranceType.RESIDENT: "390"}
 MAX_MSGID_LENGTH = 64
+# RFC 3339 date-time: a full date, a full time with optional fraction, and a mandatory offset.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class BadInput(Exception):
@@ -156,4 +168,35 @@ def parse_reason(reason: str) -> str:
         raise BadInput(f"unknown reason {reason!r}") from None
 
 
-# --- the fault knobs, in front of every call ------------------------------------------------------
+def parse_card_number(kh: str, field: str = "kh") -> str:
+    """A card number: 8 of [0-9A-Z] and its check character."""
+    try:
+        return identifiers.parse_card_number(kh)
+    except identifiers.InvalidIdentifier as exc:
+        raise BadInput(f"{field} {exc.problem}") from None
+
+
+def parse_time(value: str, field: str) -> str:
+    """An RFC 3339 time with its offset (``2025-03-01T08:30:00+08:00``), returned as sent."""
+    try:
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{field} must be an RFC 3339 time with an offset") from None
+    return value
+
+
+def parse_enum(members: Mapping[W, E], value: W, field: str) -> E:
+    """The domain member a wire enum value stands for; unspecified or unknown values are bad input."""
+    member = members.get(value)
+    if member is None:
+        raise BadInput(f"{field} is unspecified or unknown ({value})")
+    return member
+
+
+def parse_area(area: str, field: str) -> str:
+    """A 6-digit area code."""
+    if len(area) != 6 or not (area.isascii() and area.isdigit()):
+        raise BadInput(f"{field} must be a 6-digit area code")
+    return area

@@ -32,6 +32,17 @@ OUT_OF_CATALOGUE), quantity, unitPriceFen, amountFen, priceCapFen (0 = none)}``.
 ``requestId`` is its message id: a repeat with the same bill replays the first answer. The reversal's
 ``requestId`` is the reversal's own message id.
 
+Resident services (DESIGN §4.7): the hub reports a service it granted on a cached card status while the
+region could not be reached::
+
+    POST /v2/stand-in-advices                   {adviceId, cardNo, issuingArea, serviceKind (TRANSIT,
+                                                LIBRARY, MUSEUM, SCENIC_SPOT, PARK), venueArea, grantedAt,
+                                                statusConfirmedAt} → 201 the advice as recorded
+
+``adviceId`` is the advice's message id: a repeat is answered 200 with the same body and records nothing new.
+``grantedAt`` and ``statusConfirmedAt`` (when the region last confirmed the NORMAL status the grant relied
+on) are RFC 3339 times with an offset, kept as sent.
+
 Error codes (HTTP status, code): bad input 400 ``4000``; bad signature 401 ``4010``; stale timestamp 401
 ``4011``; holder mismatch 403 ``4030``; card, person, application not found 404 ``4040``/``4041``/``4042``;
 no medical insurance 404 ``4043``; settlement not found 404 ``4044`` (data: requestId); state conflict 409
@@ -266,6 +277,14 @@ class Resources:
             raise SettlementNotFound("the region has no settlement of this msgId", metadata={"request_id": msg_id})
         return wire.ok(wire.outcome_json(msg_id, outcome))
 
+    # --- resident services ------------------------------------------------------------------------
+
+    async def advise(self, request: web.Request) -> web.Response:
+        advice = wire.stand_in_advice(await wire.body(request))
+        repeat = advice.advice_id in self.system.advices
+        self.system.record_advice(advice)
+        return wire.ok(wire.advice_json(self.system.advices[advice.advice_id]), status=200 if repeat else 201)
+
 
 def create_app(backend: Backend, *, paas_id: str, secret: str, now: Callable[[], float] = time.time) -> web.Application:
     """The region's web application; ``now`` is the clock signatures are checked against."""
@@ -284,6 +303,7 @@ def create_app(backend: Backend, *, paas_id: str, secret: str, now: Callable[[],
     app.router.add_get("/v2/settlements/{msgId}", resources.outcome)
     app.router.add_post("/v2/settlements/{msgId}/correction", resources.correct)
     app.router.add_post("/v2/settlements/{msgId}/reversal", resources.reverse)
+    app.router.add_post("/v2/stand-in-advices", resources.advise)
     return app
 
 

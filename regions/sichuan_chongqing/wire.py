@@ -34,10 +34,13 @@ from adapters.domain import (
     Insurance,
     OutcomeState,
     RegionSettlement,
+    ServiceKind,
     SettlementOutcome,
     Split,
+    StandInAdvice,
     VisitType,
 )
+from adapters.identifiers import InvalidIdentifier, parse_card_number
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -67,6 +70,10 @@ MAX_FEN = 2**63 - 1
 _AREA = re.compile(r"[0-9]{6}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MESSAGE_ID = re.compile(r"[\x20-\x7e]{1,64}")
+# RFC 3339 date-time: a full date, a full time with optional fraction, and a mandatory offset.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 
@@ -178,6 +185,19 @@ def outcome_json(request_id: str, outcome: SettlementOutcome) -> dict[str, Any]:
     }
 
 
+def advice_json(advice: StandInAdvice) -> dict[str, Any]:
+    """A stand-in advice as the region recorded it."""
+    return {
+        "adviceId": advice.advice_id,
+        "cardNo": advice.card_number,
+        "issuingArea": advice.issuing_area,
+        "serviceKind": advice.service_kind.value,
+        "venueArea": advice.venue_area,
+        "grantedAt": advice.granted_at,
+        "statusConfirmedAt": advice.status_confirmed_at,
+    }
+
+
 # --- wire → arguments ---------------------------------------------------------------------------------
 
 
@@ -262,6 +282,26 @@ def date(fields: dict[str, Any], key: str) -> str:
     return value
 
 
+def moment(fields: dict[str, Any], key: str) -> str:
+    """A required RFC 3339 time field with its offset, returned as sent."""
+    value = text(fields, key)
+    try:
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{key} must be an RFC 3339 time with an offset") from None
+    return value
+
+
+def card_number(fields: dict[str, Any], key: str) -> str:
+    """A required card number field: 8 of [0-9A-Z] and its check character."""
+    try:
+        return parse_card_number(text(fields, key))
+    except InvalidIdentifier as exc:
+        raise BadInput(f"{key} {exc.problem}") from None
+
+
 def message_id(request: web.Request) -> str:
     """The settlement message id in the path: 1–64 printable ASCII characters."""
     value = request.match_info["msgId"]
@@ -330,4 +370,20 @@ def bill(fields: dict[str, Any], request_id: str) -> Bill:
         later_admission=boolean(fields, "laterAdmission"),
         lines=tuple(bill_line(line, i) for i, line in enumerate(lines)),
         use_personal_account=boolean(fields, "usePersonalAccount"),
+    )
+
+
+def stand_in_advice(fields: dict[str, Any]) -> StandInAdvice:
+    """The body of ``POST /v2/stand-in-advices``; ``adviceId`` is its message id."""
+    advice_id = text(fields, "adviceId")
+    if not _MESSAGE_ID.fullmatch(advice_id):
+        raise BadInput("adviceId must be 1 to 64 printable ASCII characters")
+    return StandInAdvice(
+        advice_id=advice_id,
+        card_number=card_number(fields, "cardNo"),
+        issuing_area=area(fields, "issuingArea"),
+        service_kind=choice(fields, "serviceKind", ServiceKind),
+        venue_area=area(fields, "venueArea"),
+        granted_at=moment(fields, "grantedAt"),
+        status_confirmed_at=moment(fields, "statusConfirmedAt"),
     )

@@ -41,6 +41,10 @@ infno  service                          ``input.data``
                                         → omsgid, setl_stas
 5201   settlement outcome query         omsgid → omsgid, setl_stas, setlinfo (null when never settled)
 9001   heartbeat                        (none)
+9102   stand-in advice (同城待遇)       msgid = the advice id; mdtrt_cert_no, card_admdvs, serv_type
+                                        (TRANSIT, LIBRARY, MUSEUM, SCENIC_SPOT, PARK), use_admdvs (venue
+                                        area), grnt_time, stas_cfm_time (RFC 3339) → ``advcinfo``: the
+                                        advice as recorded; see ``regions.yangtze_delta.advice``
 =====  ===============================  ==========================================================
 
 The split in ``setlinfo``, every amount a yuan string with two decimals (``"123.45"``): medfee_sumamt
@@ -52,10 +56,11 @@ flags) are listed in ``regions.yangtze_delta.settlement``. Every call is process
 the fault knobs' answer delay, so a caller that gives up early may miss a write that happened.
 
 Writes are deduplicated on ``msgid``: the same ``msgid`` with the same input replays the first answer, with
-a different input it is refused with ``MSGID_REUSED`` (a filing replays the first filing). A settlement
-(2207) is keyed on its ``msgid``; 2208, 2601 and 5201 name it as ``omsgid``. Settlement refusals:
-``NOT_INSURED``, ``SETTLEMENT_NOT_FOUND``, ``SETTLEMENT_NOT_SETTLED`` (output: omsgid, setl_stas),
-``SETTLEMENT_CORRECTED`` (a 2207 whose msgid was corrected before).
+a different input it is refused with ``MSGID_REUSED`` (a filing replays the first filing; an advice, 9102,
+is acknowledged with the advice first recorded under its msgid). A settlement (2207) is keyed on its
+``msgid``; 2208, 2601 and 5201 name it as ``omsgid``. Settlement refusals: ``NOT_INSURED``,
+``SETTLEMENT_NOT_FOUND``, ``SETTLEMENT_NOT_SETTLED`` (output: omsgid, setl_stas), ``SETTLEMENT_CORRECTED``
+(a 2207 whose msgid was corrected before).
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ from adapters.errors import (
 )
 from regions.backend import Backend
 from regions.config import RegionConfig
-from regions.yangtze_delta import fields, settlement
+from regions.yangtze_delta import advice, fields, settlement
 from regions.yangtze_delta.fields import BadInput
 
 PATH = "/fsi/api/rsfComIfsService/callService"
@@ -252,6 +257,7 @@ SERVICES: dict[str, Handler] = {
     "2803": _replace,
     "2804": _progress,
     **settlement.SERVICES,
+    **advice.SERVICES,
     "9001": _heartbeat,
 }
 

@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sb_serve.add_argument("--region", required=True)
     sb_serve.add_argument("--port", type=int, default=None)
     sb_serve.add_argument("--admin-port", type=int, default=None)
+    sb_serve.add_argument("--hub", default=None, help="hub gRPC address to publish card events to")
     cards = sandbox.add_parser("cards", help="the sandbox people and cards, one JSON object per line")
     cards.add_argument("--region", default=None)
     cards.add_argument("--status", default=None, help="card status name, e.g. NORMAL")
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hub = args.hub or _endpoints(args.data_dir)["hub"]
             return asyncio.run(commands.clearing_report(hub, args.period))
         if args.sandbox_command == "serve":
-            return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port))
+            return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub))
         if args.sandbox_command == "cards":
             return commands.print_cards(args.region, args.status, args.limit)
         if args.sandbox_command == "policy":

@@ -97,12 +97,14 @@ async def serve(
     return 0
 
 
-async def serve_sandbox(region_id: str, port: int | None, admin_port: int | None) -> int:
+async def serve_sandbox(region_id: str, port: int | None, admin_port: int | None, hub: str | None = None) -> int:
     regions = {r.region_id: r for r in load_regions()}
     if region_id not in regions:
         print(f"unknown region {region_id!r}; configured: {', '.join(regions)}")
         return 2
     sandbox = await start_sandbox(regions[region_id], port=port, admin_port=admin_port)
+    if hub:
+        sandbox.events.point_at(hub)
     print(f"{region_id} sandbox {sandbox.address} admin {sandbox.admin_url}", flush=True)
     try:
         await wait_for_signal()

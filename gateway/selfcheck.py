@@ -10,8 +10,17 @@ import grpc
 
 from adapters.domain import CardStatus, InsuranceType
 from gateway.status import error_reason
+from regions.ecard import credential_of, issue_token
 from regions.seed import SeededPerson, generate
-from yikatong.v1 import card_pb2, card_pb2_grpc, common_pb2, settlement_pb2, settlement_pb2_grpc
+from yikatong.v1 import (
+    card_pb2,
+    card_pb2_grpc,
+    common_pb2,
+    resident_pb2,
+    resident_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
+)
 from yikatong.v1.settlement_pb2 import BillLine
 
 
@@ -197,4 +206,33 @@ async def run_self_check(hub_address: str, out: Callable[[str], None] = print) -
                 ok = reason == check.expect_reason != ""
             passed &= ok
             out(f"  [{'ok' if ok else 'FAILED'}] {check.title}: {got}")
+        for title, ok, got in await _resident_checks(channel):
+            passed &= ok
+            out(f"  [{'ok' if ok else 'FAILED'}] {title}: {got}")
     return passed
+
+
+async def _resident_checks(channel: grpc.aio.Channel) -> list[tuple[str, bool, str]]:
+    """Resident services: alliance agreements, an e-card token, and no agreement across alliances by default."""
+    stub = resident_pb2_grpc.ResidentServiceStub(channel)
+    shanghai = next(p for p in generate("yangtze-delta", ("31", "32", "33", "34")) if _normal_in("31")(p))
+    chongqing = next(p for p in generate("sichuan-chongqing", ("50", "51")) if _normal_in("50")(p))
+    token = common_pb2.CardCredential(ecard_token=issue_token(credential_of(chongqing), ttl_seconds=30))
+    asks = (
+        ("Shanghai card on Hangzhou transit", _credential(shanghai), resident_pb2.SERVICE_KIND_TRANSIT, "330100", True),
+        ("Chongqing e-card token at a Chengdu park", token, resident_pb2.SERVICE_KIND_PARK, "510100", True),
+        ("Shanghai card at a Beijing museum", _credential(shanghai), resident_pb2.SERVICE_KIND_MUSEUM, "110105", False),
+    )
+    results = []
+    for title, card, kind, venue, expected in asks:
+        request = resident_pb2.AuthorizeServiceRequest(
+            card=card, service_kind=kind, venue=common_pb2.Venue(area_code=venue)
+        )
+        try:
+            answer = await stub.AuthorizeService(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            results.append((title, False, f"error: {exc.code().name} / {error_reason(exc)}"))
+            continue
+        got = f"authorized ({answer.issuing_region})" if answer.authorized else f"refused: {answer.reason}"
+        results.append((title, answer.authorized == expected, got))
+    return results

@@ -42,7 +42,7 @@ def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(tmp_pa
         try:
             lines = wait_for_line(process, "serving")
             assert "self-check passed" in lines
-            assert sum(line.strip().startswith("[ok]") for line in lines) == 6
+            assert sum(line.strip().startswith("[ok]") for line in lines) == 9
             splits = [re.search(SPLIT_LINE, line) for line in lines if "yuan = fund" in line]
             assert len(splits) == 2
             for split in splits:

@@ -18,7 +18,7 @@ from regions import ecard
 from regions.config import load_regions
 from regions.policy import load_policies
 from regions.sandbox import RunningSandbox, start_sandbox
-from regions.seed import generate
+from regions.seed import people_of
 from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, federation_pb2, federation_pb2_grpc
 
 
@@ -129,7 +129,7 @@ def print_cards(region_id: str | None, status: str | None, limit: int | None) ->
     for region in load_regions():
         if region_id and region.region_id != region_id:
             continue
-        for p in generate(region.region_id, region.provinces):
+        for p in people_of(region):
             if (status and (p.status is None or p.status.name != status.upper())) or (
                 limit is not None and printed >= limit
             ):
@@ -166,9 +166,7 @@ def print_ecard_token(social_security_number: str, ttl_seconds: int) -> int:
     """One QR token of the sandbox e-card platform for the person's card as seeded; 2 when there is none."""
     ssn = social_security_number.strip().upper()
     for region in load_regions():
-        person = next(
-            (p for p in generate(region.region_id, region.provinces) if p.social_security_number == ssn), None
-        )
+        person = next((p for p in people_of(region) if p.social_security_number == ssn), None)
         if person is not None:
             try:
                 print(ecard.issue_token(ecard.credential_of(person), ttl_seconds=ttl_seconds))

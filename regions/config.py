@@ -5,6 +5,7 @@ Every error names the file, the key and the bad value.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
+REGIONS_DIR_VARIABLE = "YIKATONG_REGIONS_DIR"
 _REGION_ID = re.compile(r"[a-z][a-z0-9-]{1,40}")
 _PROVINCE = re.compile(r"[1-8][0-9]")
 
@@ -74,12 +76,17 @@ class SandboxSettings:
         admin_port: admin HTTP port (fault knobs, clock) of the sandbox (0 = any free port).
         stage_seconds: seconds each card-production stage takes on the sandbox clock.
         temporary_loss_days: days after which a temporary loss report lapses.
+        cities: city area codes of each province for the seeded people (default: ``regions.seed.CITIES``,
+            which knows the built-in regions' provinces).
+        policies_file: the insured places' policy table (default: ``regions/policies.toml``), absolute.
     """
 
     port: int = 0
     admin_port: int = 0
     stage_seconds: float = 60.0
     temporary_loss_days: int = 15
+    cities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    policies_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,18 @@ class RegionConfig:
     source: str = ""
 
 
+def _cities(t: Table) -> dict[str, tuple[str, ...]]:
+    cities: dict[str, tuple[str, ...]] = {}
+    for province, codes in t.data.items():
+        if not _PROVINCE.fullmatch(province) or not isinstance(codes, list) or not codes:
+            raise ConfigError(t.path, t.prefix + province, codes, "must map a province code to a list of area codes")
+        for code in codes:
+            if not (isinstance(code, str) and len(code) == 6 and code.isdigit() and code.startswith(province)):
+                raise ConfigError(t.path, t.prefix + province, code, "must be 6-digit area codes of that province")
+        cities[province] = tuple(codes)
+    return cities
+
+
 def load_region(path: Path) -> RegionConfig:
     t = Table.load(path)
     region_id = t.get("id", str)
@@ -186,6 +205,8 @@ def load_region(path: Path) -> RegionConfig:
         admin_port=s.get("admin_port", int, 0),
         stage_seconds=s.positive("stage_seconds", float, 60.0),
         temporary_loss_days=s.positive("temporary_loss_days", int, 15),
+        cities=_cities(s.table("cities")),
+        policies_file=str((path.parent / s.get("policies_file", str)).resolve()) if "policies_file" in s.data else "",
     )
     return RegionConfig(
         region_id=region_id,
@@ -200,9 +221,18 @@ def load_region(path: Path) -> RegionConfig:
     )
 
 
-def load_regions(directory: Path = CONFIG_DIR) -> list[RegionConfig]:
-    """Every ``*.toml`` region file in ``directory``; a province served twice is refused."""
-    regions = [load_region(p) for p in sorted(directory.glob("*.toml"))]
+def config_dirs() -> list[Path]:
+    """Where region files are read from: ``$YIKATONG_REGIONS_DIR`` (folders separated by ``os.pathsep``), or
+    the built-in ``regions/config``. A partner's region is added by listing its folder beside the built-in one."""
+    listed = os.environ.get(REGIONS_DIR_VARIABLE, "")
+    return [Path(d) for d in listed.split(os.pathsep) if d] or [CONFIG_DIR]
+
+
+def load_regions(directory: Path | None = None) -> list[RegionConfig]:
+    """Every ``*.toml`` region file in ``directory`` (default: :func:`config_dirs`); a province served twice is
+    refused."""
+    folders = [directory] if directory is not None else config_dirs()
+    regions = [load_region(p) for folder in folders for p in sorted(folder.glob("*.toml"))]
     owner: dict[str, str] = {}
     for region in regions:
         for province in region.provinces:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from itertools import product
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -25,9 +27,11 @@ from regions.events import EventPublisher
 from regions.faults import Faults
 from regions.medical import MedicalSystem
 from regions.policy import POLICY_FILE, load_policies
-from regions.seed import generate
+from regions.seed import people_of
 
-# Region id → module that defines ``async def serve(backend, config, host, port) -> ProtocolServer``.
+# Region id → module that defines ``async def serve(backend, config, host, port) -> ProtocolServer``. A partner's
+# region registers its ``serve`` under the entry-point group ``yikatong.sandboxes``, named like its adapter.
+SANDBOX_ENTRY_POINTS = "yikatong.sandboxes"
 SERVERS = {
     "yangtze-delta": "regions.yangtze_delta",
     "sichuan-chongqing": "regions.sichuan_chongqing",
@@ -79,15 +83,27 @@ class RunningSandbox:
         await self._admin.cleanup()
 
 
+def protocol_server(config: RegionConfig) -> ServeFn:
+    """The ``serve`` function of the region's sandbox protocol: built in, or a partner's entry point."""
+    if config.region_id in SERVERS:
+        serve: ServeFn = importlib.import_module(SERVERS[config.region_id]).serve
+        return serve
+    for entry in entry_points(group=SANDBOX_ENTRY_POINTS, name=config.adapter):
+        loaded: ServeFn = entry.load()
+        return loaded
+    raise ConfigError(config.source, "adapter", config.adapter, f"no sandbox registered under {SANDBOX_ENTRY_POINTS}")
+
+
 def build_backend(config: RegionConfig) -> Backend:
-    """The region's systems with its seeded people and the shipped policy tables."""
-    people = generate(config.region_id, config.provinces)
-    policies = load_policies()
+    """The region's systems with its seeded people and its policy table (``sandbox.policies_file``)."""
+    people = people_of(config)
+    policy_file = Path(config.sandbox.policies_file) if config.sandbox.policies_file else POLICY_FILE
+    policies = load_policies(policy_file)
     for province in config.provinces:
         missing = [k for k in product(InsuranceType, VisitType) if (province, *k) not in policies]
         if missing:
             raise ConfigError(
-                POLICY_FILE, "policy", province, f"no policy row for {missing[0][0].value} {missing[0][1].value}"
+                policy_file, "policy", province, f"no policy row for {missing[0][0].value} {missing[0][1].value}"
             )
     faults = Faults()
     clock = SandboxClock()
@@ -172,7 +188,7 @@ async def start_sandbox(
     events = EventPublisher(config.region_id, config.options.get("event_token", ""), backend.faults)
     backend.cards.listeners.append(events.on_change)
     events.start()
-    serve: ServeFn = importlib.import_module(SERVERS[config.region_id]).serve
+    serve = protocol_server(config)
     server = await serve(backend, config, host, config.sandbox.port if port is None else port)
     runner = web.AppRunner(admin_app(backend, events), access_log=None)
     await runner.setup()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from adapters.domain import CardStatus, Gender, Insurance, InsuranceType
 from adapters.identifiers import CARD_CODE_MARK, card_number_check, ssn_check
+from regions.config import RegionConfig
 
 SEED = 20261128
 PEOPLE_PER_PROVINCE = 220
@@ -87,8 +89,8 @@ def _weighted_status(rng: random.Random) -> CardStatus | None:
     return status
 
 
-def _person(rng: random.Random, province: str, index: int) -> SeededPerson:
-    issuing_area = rng.choice(CITIES[province])
+def _person(rng: random.Random, province: str, index: int, cities: Mapping[str, Sequence[str]]) -> SeededPerson:
+    issuing_area = rng.choice(cities[province])
     moved = index % 9 == 4
     origin = rng.choice(ORIGINS_ELSEWHERE) if moved else issuing_area
     ssn, born = make_ssn(rng, origin)
@@ -123,9 +125,23 @@ def _person(rng: random.Random, province: str, index: int) -> SeededPerson:
     )
 
 
-def generate(region_id: str, provinces: tuple[str, ...], seed: int = SEED) -> list[SeededPerson]:
-    """The region's people: ``PEOPLE_PER_PROVINCE`` per province, the same on every machine."""
+def generate(
+    region_id: str,
+    provinces: tuple[str, ...],
+    seed: int = SEED,
+    cities: Mapping[str, Sequence[str]] | None = None,
+) -> list[SeededPerson]:
+    """The region's people: ``PEOPLE_PER_PROVINCE`` per province, the same on every machine.
+
+    ``cities`` gives the area codes of provinces :data:`CITIES` does not know (a partner's region).
+    """
     rng = random.Random(f"{region_id}:{seed}")
-    people = [_person(rng, province, i) for province in provinces for i in range(PEOPLE_PER_PROVINCE)]
+    known = {**CITIES, **(cities or {})}
+    people = [_person(rng, province, i, known) for province in provinces for i in range(PEOPLE_PER_PROVINCE)]
     unique = {p.social_security_number: p for p in people}  # drop the rare SSN collision
     return list(unique.values())
+
+
+def people_of(config: RegionConfig) -> list[SeededPerson]:
+    """The seeded people of a configured region (its own city codes included)."""
+    return generate(config.region_id, config.provinces, cities=config.sandbox.cities)

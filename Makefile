@@ -7,7 +7,7 @@ BUF := .tools/node_modules/.bin/buf
 PROTO_FILES := $(wildcard protos/yikatong/v1/*.proto protos/jingjinji/v1/*.proto)
 ARGS ?=
 
-.PHONY: run test protos protos-check lint typecheck buf-lint check clean venv
+.PHONY: run test protos protos-check lint typecheck buf-lint buf-breaking check clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ $(BUF):
 buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
+# The API may only grow: buf breaking (FILE level) against an earlier commit, the previous one by default.
+BREAKING_AGAINST ?= HEAD~1
+buf-breaking: $(BUF)
+	@if git rev-parse -q --verify "$(BREAKING_AGAINST)^{commit}" >/dev/null; then \
+		cd protos && ../$(BUF) breaking --against '../.git#ref=$(BREAKING_AGAINST),subdir=protos' && \
+		echo "no breaking change against $(BREAKING_AGAINST)"; \
+	else echo "buf breaking: no commit $(BREAKING_AGAINST) to compare with"; fi
+
 # promtool and prometheus (tests/test_prometheus.py) from Debian's package, when missing; needs root. No service
 # is started: the install runs under a policy-rc.d that forbids it (containers ship one; if there is none, a
 # temporary one is put in place and removed afterwards).
@@ -62,7 +70,7 @@ rules-check: prometheus-install
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
-check: lint typecheck buf-lint protos-check rules-check test
+check: lint typecheck buf-lint buf-breaking protos-check rules-check test
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache var

@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yikatong", description="Yikatong federation hub")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="hub and the three sandbox regions on this machine, with a self-check")
+    up = sub.add_parser("up", help="the hub and every configured region's sandbox on this machine, with a self-check")
     up.add_argument("--hub-port", type=int, default=7100)
     up.add_argument("--admin-port", type=int, default=7180)
     up.add_argument("--data-dir", type=Path, default=Path("var"))
@@ -79,6 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--period", required=True, help="YYYY-MM")
     report.add_argument("--hub", default=None, help="hub address (default: from <data-dir>/endpoints.json)")
     report.add_argument("--data-dir", type=Path, default=Path("var"))
+
+    adapter = sub.add_parser("adapter", help="the partner kit: adapters, scaffold, conformance suite").add_subparsers(
+        dest="adapter_command", required=True
+    )
+    adapter.add_parser("list", help="installed adapters and the configured regions that use each")
+    new = adapter.add_parser("new", help="write a new adapter package from the template")
+    new.add_argument("name", help="the adapter's name: lower-case letters, digits and dashes, e.g. greater-bay")
+    new.add_argument("--dir", type=Path, default=Path("."), help="folder to write yikatong-adapter-NAME/ into")
+    check = adapter.add_parser("check", help="the conformance suite against a region's adapter and its sandbox")
+    check.add_argument("--region", required=True, help="a configured region id")
+    check.add_argument("--rule", action="append", default=[], metavar="RULE-ID", help="only this rule (repeatable)")
     return parser
 
 
@@ -104,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(commands.serve(args.config, args.data_dir, args.port, args.admin_port, endpoints))
         if args.command == "regions":
             return asyncio.run(commands.list_regions(args.hub or _endpoints(args.data_dir)["hub"]))
+        if args.command == "adapter":
+            return _adapter(args)
         if args.command == "clearing":
             hub = args.hub or _endpoints(args.data_dir)["hub"]
             return asyncio.run(commands.clearing_report(hub, args.period))
@@ -119,6 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _adapter(args: argparse.Namespace) -> int:
+    from gateway import commands
+
+    if args.adapter_command == "list":
+        return commands.list_adapters()
+    if args.adapter_command == "new":
+        return commands.new_adapter(args.name, args.dir)
+    return asyncio.run(commands.check_adapter(args.region, args.rule))
 
 
 def _fault(args: argparse.Namespace) -> int:

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import grpc
 
+from adapters import conformance
+from adapters.registry import ENTRY_POINT_GROUP, AdapterRegistry, RegistryError
+from adapters.scaffold import ScaffoldError, scaffold
 from gateway.config import DEFAULT_FILE, load_hub_config
 from gateway.hub import Hub
 from gateway.selfcheck import run_self_check, yuan
 from regions import ecard
-from regions.config import load_regions
-from regions.policy import load_policies
+from regions.config import ConfigError, load_regions
+from regions.policy import POLICY_FILE, load_policies
 from regions.sandbox import RunningSandbox, start_sandbox
 from regions.seed import people_of
 from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, federation_pb2, federation_pb2_grpc
@@ -34,7 +40,7 @@ async def wait_for_signal(hub: Hub | None = None) -> None:
 
 
 async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -> int:
-    """Start the three sandboxes (free ports) and the hub; write endpoints.json; self-check; serve."""
+    """Start every configured region's sandbox (free ports) and the hub; write endpoints.json; self-check; serve."""
     config = load_hub_config(DEFAULT_FILE, data_dir=data_dir)
     sandboxes: list[RunningSandbox] = []
     try:
@@ -49,7 +55,7 @@ async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -
             _write_endpoints(data_dir, hub, sandboxes)
             print(f"hub       gRPC {hub.address}   admin {hub.admin_url}  (/healthz /readyz /metrics)")
             for s in sandboxes:
-                print(f"{s.config.region_id:<22} {s.address:<28} admin {s.admin_url}")
+                print(f"{s.config.region_id:<26} {s.address:<28} admin {s.admin_url}")
             print(f"endpoints written to {data_dir / 'endpoints.json'}")
             if self_check:
                 await hub.federation.probe()
@@ -119,7 +125,7 @@ async def list_regions(hub_address: str) -> int:
         answer = await stub.ListRegions(federation_pb2.ListRegionsRequest(), timeout=5)
     for r in answer.regions:
         state = "healthy" if r.healthy else "unhealthy"
-        print(f"{r.id:<22} {','.join(r.provinces):<12} {r.adapter:<22} {state}  {r.name}")
+        print(f"{r.id:<26} {','.join(r.provinces):<12} {r.adapter:<26} {state}  {r.name}")
     return 0
 
 
@@ -153,10 +159,10 @@ def print_cards(region_id: str | None, status: str | None, limit: int | None) ->
 
 
 def print_policies(province: str | None) -> int:
-    """One JSON object per policy row (DESIGN §9), optionally of one province."""
-    for (code, _, _), policy in sorted(
-        load_policies().items(), key=lambda kv: (kv[0][0], kv[0][1].value, kv[0][2].value)
-    ):
+    """One JSON object per policy row (DESIGN §9) of every configured region's table, optionally of one province."""
+    files = {Path(r.sandbox.policies_file) if r.sandbox.policies_file else POLICY_FILE for r in load_regions()}
+    rows = {key: policy for path in sorted(files) for key, policy in load_policies(path).items()}
+    for (code, _, _), policy in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1].value, kv[0][2].value)):
         if province is None or code == province:
             print(json.dumps(policy.as_json()))
     return 0
@@ -202,5 +208,81 @@ def format_report(report: clearing_pb2.ClearingReport) -> str:
     lines += [f"{'total':<19} {report.count:>7} {yuan(report.fund_pay_fen):>16}", "", "province        net (yuan)"]
     lines += [f"{p.province:<8} {yuan(p.net_fen):>17}" for p in report.provinces]
     lines += ["", "region                      net (yuan)"]
-    lines += [f"{r.region:<22} {yuan(r.net_fen):>17}" for r in report.regions]
+    lines += [f"{r.region:<26} {yuan(r.net_fen):>13}" for r in report.regions]
     return "\n".join(lines)
+
+
+# --- the partner kit: yikatong adapter list | new | check -------------------------------------------------
+
+
+def list_adapters() -> int:
+    """Installed adapters (entry points ``yikatong.adapters``) and the configured regions that use each.
+
+    An adapter that cannot be loaded or registered is listed with the reason, and the exit code is 1.
+    """
+    try:
+        regions = load_regions()
+    except ConfigError as exc:
+        print(f"warning: region files not read: {exc}", file=sys.stderr)
+        regions = []
+    users: dict[str, list[str]] = {}
+    for region in regions:
+        users.setdefault(region.adapter, []).append(region.region_id)
+    registry, problems = AdapterRegistry(), []
+    rows = [("NAME", "CLASS", "DISTRIBUTION", "REGIONS")]
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        try:
+            registry.register(entry.name, entry.load())
+        except Exception as exc:  # a broken plugin is reported, not fatal to the listing
+            problems.append(f"adapter {entry.name} ({entry.value}) is not usable: {exc}")
+        dist = f"{entry.dist.name} {entry.dist.version}" if entry.dist is not None else "-"
+        rows.append((entry.name, entry.value, dist, ", ".join(users.pop(entry.name, [])) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+    for adapter, region_ids in sorted(users.items()):
+        problems.append(f"region {', '.join(region_ids)} names adapter {adapter!r}, which is not installed")
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def new_adapter(name: str, directory: Path) -> int:
+    """Write a new adapter package from the template; 2 when the name is bad or the folder exists."""
+    try:
+        made = scaffold(name, directory)
+    except ScaffoldError as exc:
+        print(f"adapter new: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {made.distribution} in {made.root}:")
+    for path in made.files:
+        print(f"  {path}")
+    print(f"adapter {made.name} is {made.package}.adapter:{made.class_name}; next (see {made.root / 'README.md'}):")
+    print(f"  pip install -e {made.root}")
+    print("  yikatong adapter list")
+    print(f"  cd {made.root} && pytest")
+    return 0
+
+
+async def check_adapter(region_id: str, rule_ids: Sequence[str] = ()) -> int:
+    """The conformance suite against the region's configured adapter and a sandbox started for it.
+
+    One line per rule, ``PASS`` or ``FAIL`` with what was expected and got; 0 when every rule passes, 1 when
+    one fails, 2 when the region, its adapter or a rule id is unknown.
+    """
+    try:
+        config = conformance.resolve_region(region_id)
+        cls = conformance.adapter_class_of(config)
+        selected = conformance.rules(*rule_ids)
+    except (LookupError, RegistryError) as exc:
+        print(f"adapter check: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    # The sandbox's HTTP servers log callers that hang up mid-request; the deadline rule does so on purpose.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    print(f"conformance of {cls.__module__}:{cls.__qualname__} against region {config.region_id}", flush=True)
+    report = await conformance.run(
+        region=config, adapter_class=cls, only=selected, on_result=lambda r: print(r.line(), flush=True)
+    )
+    failed = len(report.failures)
+    print(f"{len(report.results)} rules: {len(report.results) - failed} passed, {failed} failed")
+    return 0 if report.passed else 1

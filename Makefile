@@ -7,7 +7,7 @@ BUF := .tools/node_modules/.bin/buf
 PROTO_FILES := $(wildcard protos/yikatong/v1/*.proto protos/jingjinji/v1/*.proto)
 ARGS ?=
 
-.PHONY: run test protos protos-check lint typecheck buf-lint buf-breaking check clean venv
+.PHONY: run test protos protos-check lint typecheck buf-lint buf-breaking conformance check clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,18 @@ rules-check: prometheus-install
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
-check: lint typecheck buf-lint buf-breaking protos-check rules-check test
+# The conformance suite against every built-in region and the example fourth region (installed into a temporary
+# folder, so the environment is left as it was).
+EXAMPLE := examples/guangdong-guangxi-hainan
+conformance: .venv/.installed
+	@for region in yangtze-delta sichuan-chongqing beijing-tianjin-hebei; do \
+		.venv/bin/yikatong adapter check --region $$region || exit 1; done
+	@tmp=$$(mktemp -d) && cp -r $(EXAMPLE) $$tmp/src && \
+	.venv/bin/python -m pip install -q --no-deps --no-build-isolation --no-index --target $$tmp/site $$tmp/src && \
+	PYTHONPATH=$$tmp/site YIKATONG_REGIONS_DIR=regions/config:$(EXAMPLE)/config \
+		.venv/bin/yikatong adapter check --region guangdong-guangxi-hainan; rc=$$?; rm -rf $$tmp; exit $$rc
+
+check: lint typecheck buf-lint buf-breaking protos-check rules-check test conformance
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache var

@@ -7,7 +7,7 @@ BUF := .tools/node_modules/.bin/buf
 PROTO_FILES := $(wildcard protos/yikatong/v1/*.proto protos/jingjinji/v1/*.proto)
 ARGS ?=
 
-.PHONY: run test protos protos-check lint typecheck buf-lint buf-breaking conformance check clean venv
+.PHONY: run test bench protos protos-check lint typecheck buf-lint buf-breaking conformance check clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ rules-check: prometheus-install
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
+
+# What the hub adds to a call, as ratios against a direct-adapter baseline measured in the same run.
+bench: .venv/.installed
+	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py
 
 # The conformance suite against every built-in region and the example fourth region (installed into a temporary
 # folder, so the environment is left as it was).

@@ -9,11 +9,6 @@ _CODE = re.compile(r"(?<![0-9A-F])(\d{6})D156000005[0-9A-F]{12}([0-9A-F]{4})(?![
 _CARD = re.compile(r"(?<![0-9A-Za-z])([0-9A-Z]{2})[0-9A-Z]{5}([0-9A-Z]{2})(?![0-9A-Za-z])")
 
 
-def mask_ssn(ssn: str) -> str:
-    """``510105199001011234`` → ``5101**********1234``."""
-    return ssn[:4] + "*" * (len(ssn) - 8) + ssn[-4:] if len(ssn) > 8 else "*" * len(ssn)
-
-
 def mask_text(text: str) -> str:
     """Mask every SSN, card identification code and card number found in free text."""
     text = _SSN.sub(lambda m: m.group(1) + "*" * 10 + m.group(2), text)

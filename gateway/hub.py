@@ -1,4 +1,5 @@
-"""The hub assembled: ledger, federation, directory, gRPC server and admin server.
+"""The hub assembled: ledger, federation, directory, settlement, clearing, resident services, outbox, e-card
+verifier, gRPC server and admin server.
 
 ``Hub.start()`` binds the gRPC and admin ports (0 picks free ones) and returns when both serve;
 ``Hub.stop()`` (DESIGN §7) turns health to NOT_SERVING and readiness false, keeps serving for the drain

@@ -51,6 +51,7 @@ from adapters.errors import (
     SettlementNotSettled,
     YikatongError,
 )
+from adapters.http import HttpSession, transport_errors
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.sichuan_chongqing import codec
 from adapters.sichuan_chongqing.signing import signed_headers
@@ -111,17 +112,10 @@ def translated_errors(region: str, request_id: str = "") -> Iterator[None]:
         RegionProtocolError: a dropped connection, a reply that is not the protocol, or an unexpected code.
     """
     try:
-        yield
+        with transport_errors(region):
+            yield
     except codec.ErrorReply as exc:
         raise _from_reply(region, exc, request_id) from None
-    except aiohttp.ConnectionTimeoutError as exc:  # the connection was never made: nothing reached the region
-        raise RegionUnavailable(region, f"could not connect in time: {exc}") from None
-    except TimeoutError:
-        raise RegionTimeout(region, "no answer within the deadline") from None
-    except aiohttp.ClientConnectorError as exc:
-        raise RegionUnavailable(region, f"could not connect: {exc}") from None
-    except (aiohttp.ClientError, ValueError) as exc:
-        raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from None
 
 
 def _option(settings: AdapterSettings, key: str) -> str:
@@ -151,18 +145,15 @@ class SichuanChongqingAdapter(RegionAdapter):
         self._secret = _option(settings, "secret")
         self._base = settings.endpoint.rstrip("/")
         self._clock = clock
-        self._http: aiohttp.ClientSession | None = None
+        self._http = HttpSession(settings.region_id)
 
     async def start(self) -> None:
         """Open the HTTP session every call shares."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
+        await self._http.start()
 
     async def close(self) -> None:
         """Close the HTTP session and its connections."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._http.close()
 
     async def get_card(self, credential: CardCredential, *, timeout: float) -> CardRecord:
         """Look a card up with its holder and insurances; see :meth:`RegionAdapter.get_card`."""
@@ -369,12 +360,6 @@ class SichuanChongqingAdapter(RegionAdapter):
     def _settlement_path(request_id: str) -> str:
         return f"/v2/settlements/{quote(request_id, safe='')}"
 
-    @property
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            raise RuntimeError(f"adapter for {self.region_id} used before start()")
-        return self._http
-
     async def _call(
         self,
         method: str,
@@ -394,7 +379,7 @@ class SichuanChongqingAdapter(RegionAdapter):
             headers["Content-Type"] = "application/json"
         request_id = str(body.get("requestId", "")) if body else ""
         with translated_errors(self.region_id, request_id):
-            async with self._session.request(
+            async with self._http.session.request(
                 method,
                 self._base + path,
                 params=params,

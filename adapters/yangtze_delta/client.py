@@ -1,23 +1,15 @@
 """The 长三角 envelope client: sends one envelope, returns its decoded output.
 
-This is the only module of the adapter that sees aiohttp, and :meth:`EnvelopeClient._translated` is the one
-place where foreign errors become adapter errors:
-
-=========================================================  ==========================================
-what happened                                              raised
-=========================================================  ==========================================
-connection refused, connect timed out, HTTP 503            :class:`~adapters.errors.RegionUnavailable`
-no complete answer within ``timeout``                      :class:`~adapters.errors.RegionTimeout`
-disconnect mid-call, other HTTP status, unreadable reply   :class:`~adapters.errors.RegionProtocolError`
-``infcode`` -1 with a business ``err_code``                the matching :class:`~adapters.errors.Refusal`
-=========================================================  ==========================================
+This is the only module of the adapter that sees aiohttp. Transport errors are translated by
+:func:`adapters.http.transport_errors`; the envelope's own answers here: HTTP 503 is
+:class:`~adapters.errors.RegionUnavailable`, another HTTP status :class:`~adapters.errors.RegionProtocolError`,
+``infcode`` -1 with a business ``err_code`` the matching :class:`~adapters.errors.Refusal`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -34,13 +26,13 @@ from adapters.errors import (
     NotInsured,
     Refusal,
     RegionProtocolError,
-    RegionTimeout,
     RegionUnavailable,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
     YikatongError,
 )
+from adapters.http import HttpSession, transport_errors
 from adapters.yangtze_delta.codec import decode_state
 
 T = TypeVar("T")
@@ -72,18 +64,15 @@ class EnvelopeClient:
         self.region_id = region_id
         self.url = endpoint.rstrip("/") + PATH
         self.hub_area = hub_area
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpSession(region_id)
 
     async def start(self) -> None:
         """Open the HTTP session."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        await self._http.start()
 
     async def close(self) -> None:
         """Close the HTTP session and its pooled connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def call(
         self,
@@ -118,8 +107,6 @@ class EnvelopeClient:
             RegionTimeout: no answer within ``timeout``.
             RegionProtocolError: the answer was not in the region's protocol.
         """
-        if self._session is None:
-            raise RuntimeError("EnvelopeClient.start() was not called")
         body = {
             "infno": infno,
             "msgid": msgid,
@@ -128,28 +115,11 @@ class EnvelopeClient:
             "infver": INFVER,
             "input": {"data": dict(data)},
         }
-        async with self._translated():
+        with transport_errors(self.region_id):
             request_timeout = aiohttp.ClientTimeout(total=timeout)
-            async with self._session.post(self.url, json=body, timeout=request_timeout) as response:
+            async with self._http.session.post(self.url, json=body, timeout=request_timeout) as response:
                 reply = await self._reply(response)
             return decode(self._output(reply, msgid))
-
-    @contextlib.asynccontextmanager
-    async def _translated(self) -> AsyncIterator[None]:
-        """Turn every aiohttp, timeout and decoding error into an adapter error."""
-        region = self.region_id
-        try:
-            yield
-        except aiohttp.ConnectionTimeoutError as exc:  # never connected, so nothing was sent
-            raise RegionUnavailable(region, "connection timed out") from exc
-        except TimeoutError as exc:
-            raise RegionTimeout(region, "no answer in time") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise RegionUnavailable(region, f"cannot connect: {exc.os_error}") from exc
-        except aiohttp.ClientError as exc:
-            raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RegionProtocolError(region, f"unreadable reply ({type(exc).__name__}: {exc})") from exc
 
     async def _reply(self, response: aiohttp.ClientResponse) -> Mapping[str, Any]:
         if response.status == 503:

@@ -13,14 +13,13 @@ not its own. ``output.advcinfo`` echoes the advice under ``advc_msgid``.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.domain import ServiceKind, StandInAdvice
 from adapters.identifiers import InvalidIdentifier, parse_card_number
 from regions.backend import Backend
+from regions.moments import is_rfc3339
 from regions.yangtze_delta import fields
 from regions.yangtze_delta.fields import BadInput
 
@@ -28,21 +27,13 @@ Output = dict[str, Any]
 Handler = Callable[[Backend, str, Mapping[str, Any]], Output]
 
 STAND_IN_ADVICE = "9102"
-# RFC 3339 date-time: a full date, a full time with optional fraction, and a mandatory offset.
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
 
 
 def _moment(data: Mapping[str, Any], key: str) -> str:
     """An RFC 3339 date-time with its offset, returned as sent."""
     value = fields.text(data, key)
-    try:
-        if not _RFC3339.fullmatch(value):
-            raise ValueError(value)
-        dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(f"{key} must be an RFC 3339 time with an offset, e.g. 2025-03-01T08:30:00+08:00") from None
+    if not is_rfc3339(value):
+        raise BadInput(f"{key} must be an RFC 3339 time with an offset, e.g. 2025-03-01T08:30:00+08:00")
     return value
 
 

@@ -78,8 +78,10 @@ class Federation:
         self._probe_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Open the adapters and probe every region once, so health is known before the first call."""
         for region in self.regions.values():
             await region.adapter.start()
+        await self.probe()
         self._probe_task = asyncio.create_task(self._probe_forever())
 
     async def close(self) -> None:
@@ -160,5 +162,5 @@ class Federation:
 
     async def _probe_forever(self) -> None:
         while True:
-            await self.probe()
             await asyncio.sleep(self.config.probe_interval_seconds)
+            await self.probe()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from yikatong.v1 import (
 )
 
 REGION_IDS = ("yangtze-delta", "sichuan-chongqing", "beijing-tianjin-hebei")
+YIKATONG = str(Path(sys.executable).parent / "yikatong")  # the command line, as a user runs it
 
 StartSandbox = Callable[[str], Awaitable[RunningSandbox]]
 
@@ -70,6 +72,12 @@ class Federation:
     def pick(self, region_id: str, predicate: Callable[[SeededPerson], bool]) -> SeededPerson:
         return next(p for p in self.people(region_id) if predicate(p))
 
+    def tune(self, region_id: str, **settings: float) -> None:
+        """Change a region's resilience settings in the running hub (its guard and breaker read them per call)."""
+        guard = self.hub.federation.regions[region_id].guard
+        guard.settings = replace(guard.settings, **settings)
+        guard.breaker.settings = guard.settings
+
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.hub.metrics.registry.get_sample_value(name, labels or {}) or 0.0
 
@@ -88,7 +96,9 @@ async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterato
     """The hub on port 0 with all three sandboxes as real servers on port 0."""
     sandboxes = {r: await start_region(r) for r in REGION_IDS}
     config = load_hub_config(data_dir=tmp_path)
-    config = replace(config.with_endpoints({r: s.address for r, s in sandboxes.items()}), port=0, admin_port=0)
+    # Probed once at start; no background probe during a test, so breaker counts and fault draws are the test's own.
+    endpoints = {r: s.address for r, s in sandboxes.items()}
+    config = replace(config.with_endpoints(endpoints), port=0, admin_port=0, probe_interval_seconds=3600)
     hub = Hub(config)
     await hub.start()
     for sandbox in sandboxes.values():

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,8 +15,7 @@ import pytest
 
 from gateway.config import load_hub_config
 from regions.config import ConfigError, load_region
-
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
+from tests.conftest import YIKATONG
 
 
 def wait_for_line(process: subprocess.Popen[str], text: str, seconds: float = 30) -> list[str]:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Awaitable
 from dataclasses import replace
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -22,9 +20,8 @@ from adapters.errors import AdapterError, RegionTimeout
 from adapters.sichuan_chongqing import SichuanChongqingAdapter
 from regions.config import CONFIG_DIR
 
-from .conftest import REGION_IDS
+from .conftest import REGION_IDS, YIKATONG
 
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 RULE_IDS = [r.id for r in rules()]
 T = TypeVar("T")
 

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import subprocess
-import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,8 +28,8 @@ from gateway.status import code_of
 from regions import ecard
 from regions.config import load_regions
 from regions.seed import SeededPerson, generate
+from tests.conftest import YIKATONG
 
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 NOW = 1_790_000_000.0
 SKEW = 5.0
 FIELD = "card.ecard_token"

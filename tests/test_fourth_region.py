@@ -27,6 +27,7 @@ from adapters.domain import BillLine, CardStatus, CatalogueClass, InsuranceType,
 from regions.config import RegionConfig, load_region, load_regions
 from regions.policy import POLICY_FILE, Accumulator, FilingCover, compute_split, load_policies
 from regions.seed import SeededPerson, people_of
+from tests.conftest import YIKATONG
 from yikatong.v1 import (
     card_pb2,
     card_pb2_grpc,
@@ -42,7 +43,6 @@ from yikatong.v1 import (
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "guangdong-guangxi-hainan"
 REGION = "guangdong-guangxi-hainan"
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 SHANGHAI, CHENGDU, BEIJING, GUANGZHOU = "310104", "510100", "110105", "440106"  # venues: 徐汇, 成都, 朝阳, 天河
 T = 10.0  # seconds each call to the hub may take
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import grpc
 import pytest
@@ -18,7 +16,6 @@ from yikatong.v1 import clearing_pb2 as cpb
 from yikatong.v1 import settlement_pb2 as pb
 
 T = 5
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 
 
 async def settle_everywhere(federation: Federation) -> list[pb.Settlement]:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -22,10 +20,9 @@ from adapters.identifiers import InvalidIdentifier, parse_card_identification_co
 from gateway.status import error_reason
 from regions.seed import SeededPerson
 from tests.bills import insured, settle_request
-from tests.conftest import REGION_IDS, Federation, credential
+from tests.conftest import REGION_IDS, YIKATONG, Federation, credential
 from yikatong.v1 import card_affairs_pb2, card_pb2, common_pb2, federation_pb2
 
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 VENUE = common_pb2.Venue(area_code="310104")
 
 
@@ -79,12 +76,6 @@ def normal(federation: Federation, region: str, skip: int = 0) -> SeededPerson:
 async def verify(federation: Federation, person: SeededPerson, timeout: float = 5) -> card_pb2.VerifyCardResponse:
     request = card_pb2.VerifyCardRequest(card=credential(person), venue=VENUE)
     return await federation.cards.VerifyCard(request, timeout=timeout)
-
-
-def tune(federation: Federation, region: str, **settings: float) -> None:
-    guard = federation.hub.federation.regions[region].guard
-    guard.settings = replace(guard.settings, **settings)
-    guard.breaker.settings = guard.settings
 
 
 # --- metrics from real traffic --------------------------------------------------------------------------------
@@ -185,7 +176,7 @@ async def test_a_slow_region_times_out_within_the_callers_deadline_and_the_other
 async def test_an_erroring_region_is_retried_where_a_retry_is_safe(federation: Federation, tmp_path: Path) -> None:
     region = "sichuan-chongqing"
     # Retries alone: the breaker is set so high it stays closed.
-    tune(federation, region, max_attempts=6, breaker_consecutive_failures=50, breaker_failure_ratio=1.0)
+    federation.tune(region, max_attempts=6, breaker_consecutive_failures=50, breaker_failure_ratio=1.0)
     await fault(federation, tmp_path, region, "--error-rate", "0.4")
     people = [insured(federation, region, skip=20 + i) for i in range(8)]
 
@@ -210,7 +201,7 @@ async def test_a_dead_region_opens_its_circuit_fails_fast_and_closes_after_recov
     federation: Federation, tmp_path: Path
 ) -> None:
     region = "beijing-tianjin-hebei"
-    tune(federation, region, max_attempts=1, breaker_consecutive_failures=4, breaker_cooldown_seconds=0.5)
+    federation.tune(region, max_attempts=1, breaker_consecutive_failures=4, breaker_cooldown_seconds=0.5)
     await fault(federation, tmp_path, region, "--down")
     person = normal(federation, region)
 
@@ -255,7 +246,7 @@ async def test_a_dead_region_opens_its_circuit_fails_fast_and_closes_after_recov
 
 async def test_a_saturated_region_answers_resource_exhausted(federation: Federation, tmp_path: Path) -> None:
     region = "yangtze-delta"
-    tune(federation, region, max_in_flight=2)
+    federation.tune(region, max_in_flight=2)
     await fault(federation, tmp_path, region, "--latency-ms", "500")
     people = [normal(federation, region, i) for i in range(6)]
 

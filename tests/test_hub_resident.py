@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -20,10 +18,9 @@ from gateway.status import error_reason
 from regions.agreements import AGREEMENTS_FILE
 from regions.seed import SeededPerson, generate
 from tests.bills import VENUES
-from tests.conftest import Federation, StartSandbox, credential
+from tests.conftest import YIKATONG, Federation, StartSandbox, credential
 from yikatong.v1 import common_pb2, resident_pb2, resident_pb2_grpc
 
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 ALL = set(ServiceKind)
 # The default agreements of the issue, written out here rather than read from the file under test.
 ALLIANCES = (
@@ -150,9 +147,7 @@ async def test_without_the_event_the_loss_is_refused_once_the_cached_status_expi
 
 async def test_stand_in_grants_a_recently_seen_card_and_the_region_gets_every_advice(federation: Federation) -> None:
     region = "sichuan-chongqing"
-    guard = federation.hub.federation.regions[region].guard
-    guard.settings = replace(guard.settings, breaker_cooldown_seconds=0.2)
-    guard.breaker.settings = guard.settings
+    federation.tune(region, breaker_cooldown_seconds=0.2)
     federation.hub.outbox.base_delay_seconds, federation.hub.outbox.poll_seconds = 0.05, 0.05
     seen, unseen, stale = card_of(federation, "51", 1), card_of(federation, "51", 2), card_of(federation, "50", 0)
     resident = federation.hub.resident

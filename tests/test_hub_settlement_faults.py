@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -21,18 +19,17 @@ from gateway.status import error_reason
 from regions.sandbox import RunningSandbox
 from regions.seed import generate
 from tests.bills import after, insured, ledger_rows, money, settle_request
-from tests.conftest import REGION_IDS, Federation, StartSandbox
+from tests.conftest import REGION_IDS, YIKATONG, Federation, StartSandbox
 from yikatong.v1 import settlement_pb2 as pb
 from yikatong.v1 import settlement_pb2_grpc
 
 T = 5
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 
 
 def fast_hub(federation: Federation, call_timeout: float = 0.4) -> None:
     """Shorten the hub's per-call timeout and the outbox's retry delays, so faults play out in seconds."""
-    for region in federation.hub.federation.regions.values():
-        region.guard.settings = replace(region.guard.settings, call_timeout_seconds=call_timeout)
+    for region in federation.hub.federation.regions:
+        federation.tune(region, call_timeout_seconds=call_timeout)
     federation.hub.outbox.base_delay_seconds = 0.05
     federation.hub.outbox.max_delay_seconds = 0.2
     federation.hub.outbox.poll_seconds = 0.05

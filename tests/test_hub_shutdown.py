@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -16,10 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapters.domain import CardStatus
 from regions.seed import generate
-from tests.conftest import StartSandbox, credential
+from tests.conftest import YIKATONG, StartSandbox, credential
 from yikatong.v1 import card_pb2, card_pb2_grpc, common_pb2
 
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
 DRAIN = 1.0  # config/hub.toml's drain_seconds
 
 

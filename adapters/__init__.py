@@ -33,7 +33,7 @@ from adapters.domain import (
     StandInAdvice,
     VisitType,
 )
-from adapters.interface import AdapterSettings, RegionAdapter
+from adapters.interface import AdapterSettings, RegionAdapter, RetryPolicy
 from adapters.registry import ENTRY_POINT_GROUP, AdapterRegistry, RegistryError
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "RegistryError",
     "ReplaceCard",
     "ReplaceReason",
+    "RetryPolicy",
     "Reversal",
     "ServiceKind",
     "SettlementOutcome",

@@ -15,13 +15,18 @@ region deduplicates a retried write.
 
 Adapters are registered under the entry-point group ``yikatong.adapters``; the hub builds one instance per
 configured region with :class:`AdapterSettings` and calls :meth:`RegionAdapter.start` before use.
+
+Each method declares here, once, how the hub may retry it (:class:`RetryPolicy`, DESIGN §6); the hub reads the
+declaration with :func:`retry_policy`. An adapter needs to do nothing about it.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from adapters.domain import (
     Application,
@@ -40,6 +45,37 @@ from adapters.domain import (
     Split,
     StandInAdvice,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RetryPolicy(enum.Enum):
+    """When the hub may send a call to a region again after it failed (DESIGN §6)."""
+
+    SAFE = "SAFE"
+    """A read, or a write the region deduplicates on its message id: resend on any retryable failure."""
+    NOT_REACHED = "NOT_REACHED"
+    """Resend only when the failure provably happened before the request reached the region."""
+    NEVER = "NEVER"
+    """Never resend (health probes: the next probe asks again)."""
+
+
+def retries(policy: RetryPolicy) -> Callable[[F], F]:
+    """Declare a :class:`RegionAdapter` method's retry policy."""
+
+    def declare(method: F) -> F:
+        method.retry_policy = policy  # type: ignore[attr-defined]
+        return method
+
+    return declare
+
+
+def retry_policy(method_name: str) -> RetryPolicy:
+    """The retry policy :class:`RegionAdapter` declares for one of its methods."""
+    policy = getattr(getattr(RegionAdapter, method_name), "retry_policy", None)
+    if not isinstance(policy, RetryPolicy):
+        raise LookupError(f"RegionAdapter.{method_name} declares no retry policy")
+    return policy
 
 
 @dataclass(frozen=True)
@@ -79,6 +115,7 @@ class RegionAdapter(abc.ABC):
         """Release connections. Called once at shutdown."""
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def get_card(self, credential: CardCredential, *, timeout: float) -> CardRecord:
         """Look a card up with its holder and insurances, whatever its status.
 
@@ -88,10 +125,12 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def knows_holder(self, social_security_number: str, *, timeout: float) -> bool:
         """Whether the region holds a record (card or application) of this person."""
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def apply_card(self, request: ApplyCard, *, timeout: float) -> Application:
         """申领: submit an application for a new card.
 
@@ -102,6 +141,7 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def change_card(self, request: ChangeCard, *, timeout: float) -> Card:
         """Enable the social-security function, report a temporary loss, or cancel that report.
 
@@ -110,10 +150,12 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def replace_card(self, request: ReplaceCard, *, timeout: float) -> Application:
         """补换: cancel the card and start production of its replacement."""
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def get_application(self, social_security_number: str, holder_name: str, *, timeout: float) -> Application:
         """The person's latest application.
 
@@ -124,6 +166,7 @@ class RegionAdapter(abc.ABC):
     # --- medical settlement at the insured place (DESIGN §4.5) -----------------------------------------
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def file_remote_care(self, request: FileRemoteCare, *, timeout: float) -> Filing:
         """备案: record that the insured person will be treated in another area.
 
@@ -136,6 +179,7 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def pre_settle(self, bill: Bill, *, timeout: float) -> Split:
         """预结算: the split the insured place's policy gives the bill now, with no side effects.
 
@@ -144,6 +188,7 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.NOT_REACHED)
     async def settle(self, bill: Bill, *, timeout: float) -> RegionSettlement:
         """结算: compute the split, add it to the person's accumulators and debit the personal account.
 
@@ -156,10 +201,12 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def settlement_outcome(self, request_id: str, *, timeout: float) -> SettlementOutcome:
         """What the region knows of a settlement request id; ``NOT_FOUND`` when it never saw it."""
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def correct_settlement(self, request_id: str, *, timeout: float) -> None:
         """冲正: void the settlement of ``request_id`` whether or not it was applied.
 
@@ -168,6 +215,7 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def reverse_settlement(self, request: Reversal, *, timeout: float) -> None:
         """撤销: undo a settled bill once, restoring accumulators and account exactly.
 
@@ -181,6 +229,7 @@ class RegionAdapter(abc.ABC):
     # --- resident services (DESIGN §4.7) ----------------------------------------------------------------
 
     @abc.abstractmethod
+    @retries(RetryPolicy.SAFE)
     async def send_stand_in_advice(self, advice: StandInAdvice, *, timeout: float) -> None:
         """Tell the issuing region of a service granted in stand-in while it was unreachable.
 
@@ -191,5 +240,6 @@ class RegionAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    @retries(RetryPolicy.NEVER)
     async def check_health(self, *, timeout: float) -> None:
         """Return when the back-end answers; raise an ``AdapterError`` when it does not."""

@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from gateway import commands
+    from gateway.api import client
 
     try:
         if args.command == "up":
@@ -114,12 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoints = dict(e.split("=", 1) for e in args.endpoint if "=" in e)
             return asyncio.run(commands.serve(args.config, args.data_dir, args.port, args.admin_port, endpoints))
         if args.command == "regions":
-            return asyncio.run(commands.list_regions(args.hub or _endpoints(args.data_dir)["hub"]))
+            return asyncio.run(client.list_regions(args.hub or _endpoints(args.data_dir)["hub"]))
         if args.command == "adapter":
             return _adapter(args)
         if args.command == "clearing":
             hub = args.hub or _endpoints(args.data_dir)["hub"]
-            return asyncio.run(commands.clearing_report(hub, args.period))
+            return asyncio.run(client.clearing_report(hub, args.period))
         if args.sandbox_command == "serve":
             return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub))
         if args.sandbox_command == "cards":

@@ -30,6 +30,8 @@ yikatong_status_cache_lookups_total             result (hit, miss)
 yikatong_stand_in_grants_total                  region, service_kind
 yikatong_card_events_total                      region, status
 yikatong_ecard_tokens_total                     outcome (accepted, or the refusal reason)
+yikatong_ledger_commits_total                   (none)
+yikatong_ledger_writes_total                    (none)
 ==============================================  ======================================================
 
 ``home_region`` is the region the call was routed to (the card's issuing region, or the insured place's
@@ -176,3 +178,16 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.ledger_commits = Counter(
+            "yikatong_ledger_commits", "Ledger transactions committed (each one disk sync).", registry=r
+        )
+        self.ledger_writes = Counter(
+            "yikatong_ledger_writes",
+            "Ledger write operations committed; several share a commit under load (group commit).",
+            registry=r,
+        )
+
+    def ledger_commit(self, writes: int) -> None:
+        """One ledger commit that carried ``writes`` write operations (called from the ledger's thread)."""
+        self.ledger_commits.inc()
+        self.ledger_writes.inc(writes)

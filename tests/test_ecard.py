@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from adapters import errors
 from adapters.domain import CardCredential
+from gateway import errors as hub_errors
+from gateway.api.status import code_of
 from gateway.config import DEFAULT_FILE, ConfigError, load_hub_config
-from gateway.ecard import TokenVerifier
-from gateway.sqlite_ledger import SqliteLedger
-from gateway.status import code_of
+from gateway.ledger import SqliteLedger
+from gateway.services.ecard import TokenVerifier
 from regions import ecard
 from regions.config import load_regions
 from regions.seed import SeededPerson, generate
@@ -152,7 +153,7 @@ async def test_a_second_key_id_is_accepted_when_configured_and_refused_once_remo
 async def test_an_expired_token_is_refused() -> None:
     store = FakeStore()
     error = await refused(verifier(store, clock=FakeClock(NOW + 60 + SKEW + 1)), token())
-    assert isinstance(error, errors.ECardTokenExpired)
+    assert isinstance(error, hub_errors.ECardTokenExpired)
     assert (error.reason, error.metadata["expires_at"]) == ("ECARD_TOKEN_EXPIRED", str(int(NOW) + 60))
     assert store.used == {}
 
@@ -204,18 +205,18 @@ async def test_a_replayed_token_is_refused() -> None:
     v, value = verifier(), token()
     assert await v.credential(value) == CARD
     error = await refused(v, value)
-    assert isinstance(error, errors.ECardTokenUsed)
+    assert isinstance(error, hub_errors.ECardTokenUsed)
     assert (error.reason, error.metadata["token_id"]) == ("ECARD_TOKEN_USED", decode(value)["jti"])
     assert await v.credential(token()) == CARD  # a new token of the same card is fine
 
 
 def test_every_refusal_is_unauthenticated_with_its_own_reason() -> None:
     refusals = [
-        errors.ECardKeyUnknown("k"),
-        errors.ECardSignatureInvalid("k"),
-        errors.ECardTokenExpired("expired"),
-        errors.ECardTokenNotYetValid("future"),
-        errors.ECardTokenUsed("t"),
+        hub_errors.ECardKeyUnknown("k"),
+        hub_errors.ECardSignatureInvalid("k"),
+        hub_errors.ECardTokenExpired("expired"),
+        hub_errors.ECardTokenNotYetValid("future"),
+        hub_errors.ECardTokenUsed("t"),
     ]
     assert {code_of(e) for e in refusals} == {grpc.StatusCode.UNAUTHENTICATED}
     assert len({e.reason for e in refusals}) == len(refusals)

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from adapters.domain import CardStatus
-from gateway.status import error_reason
+from gateway.api.status import error_reason
 from tests.conftest import REGION_IDS, Federation, credential
 from yikatong.v1 import card_affairs_pb2 as affairs
 from yikatong.v1 import card_pb2, common_pb2

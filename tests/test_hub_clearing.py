@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 import grpc
 import pytest
 
-from gateway.commands import format_report
+from gateway.api.client import format_report
+from gateway.api.status import error_reason
 from gateway.periods import day_of, next_period, period_end
-from gateway.status import error_reason
 from tests.bills import OUTPATIENT, VENUES, insured, ledger_rows, settle_request
 from tests.conftest import REGION_IDS, Federation
 from yikatong.v1 import clearing_pb2 as cpb

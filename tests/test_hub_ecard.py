@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from adapters.domain import CardStatus
-from gateway.status import error_reason
+from gateway.api.status import error_reason
 from regions.ecard import b64url, credential_of, derive_key, issue_token
 from regions.seed import SeededPerson
 from tests.conftest import Federation

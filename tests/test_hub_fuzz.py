@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from adapters.domain import CardStatus
 from adapters.identifiers import ssn_check
-from gateway.status import error_reason
+from gateway.api.status import error_reason
 from regions.config import load_regions
 from regions.seed import SeededPerson, generate
 from tests.conftest import Federation, credential

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.domain import CardStatus
 from adapters.identifiers import InvalidIdentifier, parse_card_identification_code, parse_card_number, parse_ssn
-from gateway.status import error_reason
+from gateway.api.status import error_reason
 from regions.seed import SeededPerson
 from tests.bills import insured, settle_request
 from tests.conftest import REGION_IDS, YIKATONG, Federation, credential

@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from adapters.domain import CardStatus, ServiceKind
+from gateway.api.status import error_reason
 from gateway.config import DEFAULT_FILE
-from gateway.status import error_reason
 from regions.agreements import AGREEMENTS_FILE
 from regions.seed import SeededPerson, generate
 from tests.bills import VENUES
@@ -127,7 +127,7 @@ async def test_a_loss_reported_at_the_region_is_refused_within_a_second_through_
 
 
 async def test_without_the_event_the_loss_is_refused_once_the_cached_status_expires(federation: Federation) -> None:
-    federation.hub.resident.cache_seconds = 1.0
+    federation.hub.services.resident.cache_seconds = 1.0
     person = card_of(federation, "11", skip=2)
     federation.sandboxes["beijing-tianjin-hebei"].faults.update({"drop_events": True})
     assert (await authorize(federation, person, ServiceKind.LIBRARY, "120103")).authorized
@@ -148,9 +148,9 @@ async def test_without_the_event_the_loss_is_refused_once_the_cached_status_expi
 async def test_stand_in_grants_a_recently_seen_card_and_the_region_gets_every_advice(federation: Federation) -> None:
     region = "sichuan-chongqing"
     federation.tune(region, breaker_cooldown_seconds=0.2)
-    federation.hub.outbox.base_delay_seconds, federation.hub.outbox.poll_seconds = 0.05, 0.05
+    federation.hub.services.outbox.base_delay_seconds, federation.hub.services.outbox.poll_seconds = 0.05, 0.05
     seen, unseen, stale = card_of(federation, "51", 1), card_of(federation, "51", 2), card_of(federation, "50", 0)
-    resident = federation.hub.resident
+    resident = federation.hub.services.resident
     resident.cache_seconds = 0.0  # every call asks the region, so stand-in is what answers when it is down
     assert (await authorize(federation, stale, ServiceKind.PARK, "510100")).authorized
     federation.hub.clock.advance(resident.stand_in_seconds + 60)  # that confirmation is now too old

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from adapters.domain import CardStatus, InsuranceType, VisitType
+from gateway.api.status import error_reason
 from gateway.periods import BEIJING, period_of
-from gateway.status import error_reason
 from regions.policy import load_policies, rnd
 from tests.bills import (
     OUTPATIENT,

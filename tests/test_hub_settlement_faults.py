@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from adapters.domain import CardStatus, InsuranceType, OutcomeState, VisitType
-from gateway.status import error_reason
+from gateway.api.status import error_reason
 from regions.sandbox import RunningSandbox
 from regions.seed import generate
 from tests.bills import after, insured, ledger_rows, money, settle_request
@@ -30,9 +30,9 @@ def fast_hub(federation: Federation, call_timeout: float = 0.4) -> None:
     """Shorten the hub's per-call timeout and the outbox's retry delays, so faults play out in seconds."""
     for region in federation.hub.federation.regions:
         federation.tune(region, call_timeout_seconds=call_timeout)
-    federation.hub.outbox.base_delay_seconds = 0.05
-    federation.hub.outbox.max_delay_seconds = 0.2
-    federation.hub.outbox.poll_seconds = 0.05
+    federation.hub.services.outbox.base_delay_seconds = 0.05
+    federation.hub.services.outbox.max_delay_seconds = 0.2
+    federation.hub.services.outbox.poll_seconds = 0.05
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:

@@ -1,4 +1,4 @@
-"""Resilience per region (gateway/resilience.py): breaker, bulkhead, deadline, retries, budget and their metrics.
+"""Resilience per region (gateway/services/resilience.py): breaker, bulkhead, deadline, retries, budget, metrics.
 
 Logic only, with fakes: a fake clock the breaker reads, a recorded ``sleep`` that returns at once, a seeded
 ``random.Random`` for the jitter, a fresh ``Metrics`` per test and attempt functions that return or raise a
@@ -17,16 +17,16 @@ import pytest
 
 from adapters.errors import (
     CardNotFound,
-    CircuitOpen,
-    RegionBusy,
     RegionProtocolError,
     RegionSplitInvalid,
     RegionTimeout,
     RegionUnavailable,
     YikatongError,
 )
+from adapters.interface import RetryPolicy
+from gateway.errors import CircuitOpen, RegionBusy
 from gateway.metrics import Metrics
-from gateway.resilience import CircuitBreaker, RegionGuard, RetryPolicy
+from gateway.services.resilience import CircuitBreaker, RegionGuard
 from regions.config import ResilienceSettings
 
 REGION = "yangtze-delta"

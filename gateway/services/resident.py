@@ -26,25 +26,15 @@ from dataclasses import dataclass
 
 from adapters import domain
 from adapters.errors import AdapterError
-from gateway import callstate
+from gateway.domain import Decision, PresentedCard
 from gateway.ledger import ADVICE, LedgerStore
-from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
-from gateway.outbox import Outbox, encode_advice
 from gateway.periods import stamp
+from gateway.services.call import Call
+from gateway.services.cards import Cards, status_refusal
+from gateway.services.directory import HolderDirectory
+from gateway.services.outbox import Outbox, encode_advice
 from regions.agreements import Agreements
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What ``authorize`` decided."""
-
-    authorized: bool
-    reason: str
-    issuing_region: str
-    status: domain.CardStatus | None
-    local: bool
-    via_stand_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,8 @@ class Resident:
     """Resident-service decisions (module docstring).
 
     Args:
-        lookup: card lookup at the issuing region.
+        cards: card look-up at the issuing region.
+        directory: the holder directory, taught by card events.
         agreements: returns the agreements in force (swapped whole on reload).
         cache: card statuses.
         ledger: where stand-in advices are queued.
@@ -109,7 +100,8 @@ class Resident:
 
     def __init__(
         self,
-        lookup: CardLookup,
+        cards: Cards,
+        directory: HolderDirectory,
         agreements: Callable[[], Agreements],
         cache: StatusCache,
         ledger: LedgerStore,
@@ -120,14 +112,18 @@ class Resident:
         stand_in_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.lookup, self.federation = lookup, lookup.federation
+        self.cards, self.federation, self.directory = cards, cards.federation, directory
         self.agreements, self.cache, self.ledger, self.outbox, self.metrics = agreements, cache, ledger, outbox, metrics
         self.cache_seconds, self.stand_in_seconds, self.clock = cache_seconds, stand_in_seconds, clock
 
-    async def authorize(self, credential: domain.CardCredential, kind: domain.ServiceKind, venue_area: str) -> Decision:
+    async def authorize(
+        self, call: Call, presented: PresentedCard, kind: domain.ServiceKind, venue_area: str
+    ) -> Decision:
+        """Whether the card may use the service kind at the venue (module docstring)."""
+        credential = await self.cards.credential(presented)
         region = self.federation.region_for_area(credential.issuing_area)
-        self.federation.note_venue(venue_area)
-        callstate.current().region = region  # named on the call even when the region is not asked
+        self.federation.note_venue(call, venue_area)
+        call.region = region  # named on the call even when the region is not asked
         local = credential.issuing_area[:2] == venue_area[:2]
         if not self.agreements().allows(credential.issuing_area[:2], venue_area[:2], kind):
             return Decision(False, "SERVICE_NOT_AGREED", region, None, local)
@@ -136,7 +132,7 @@ class Resident:
         if cached is not None:
             return _decide(cached.status, region, local)
         try:
-            _, record = await self.lookup.record(credential)
+            record = (await self.cards.record(call, credential)).record
         except AdapterError:
             stood_in = await self._stand_in(credential, kind, venue_area, region, local)
             if stood_in is None:
@@ -166,8 +162,16 @@ class Resident:
         self.metrics.stand_in_grants.labels(region, kind.value).inc()
         return Decision(True, "", region, domain.CardStatus.NORMAL, local, via_stand_in=True)
 
+    def card_event(self, event: domain.CardEvent) -> None:
+        """A region published a card's status change: drop the cached status, learn who holds the card."""
+        self.cache.forget(event.card_number)
+        if event.social_security_number:
+            self.directory.learn(event.social_security_number, event.region)
+        self.metrics.card_events.labels(event.region, event.status.name).inc()
+
 
 def _decide(status: domain.CardStatus, region: str, local: bool) -> Decision:
-    if status is domain.CardStatus.NORMAL:
+    refusal = status_refusal(status)
+    if refusal is None:
         return Decision(True, "", region, status, local)
-    return Decision(False, f"CARD_{status.name}", region, status, local)
+    return Decision(False, refusal.reason, region, status, local)

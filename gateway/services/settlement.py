@@ -25,19 +25,20 @@ from itertools import product
 
 from adapters import domain
 from adapters.errors import (
-    AdapterError,
-    Refusal,
     RegionSplitInvalid,
-    RequestInProgress,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
-    SettlementOutcomeUnknown,
+    YikatongError,
 )
+from gateway.domain import FiledCare, PreSettled, ReverseRequest
+from gateway.errors import RequestInProgress, SettlementOutcomeUnknown
 from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, SettlementState
-from gateway.lookup import CardLookup
 from gateway.metrics import Metrics
-from gateway.outbox import Outbox
+from gateway.services.call import Call
+from gateway.services.cards import Cards
+from gateway.services.idempotency import Idempotency
+from gateway.services.outbox import Outbox
 
 OUTCOMES = ("settled", "refused", "outcome_unknown", "split_invalid", "reversed")
 
@@ -46,8 +47,9 @@ class Settlements:
     """Settlement orchestration over the federation and the ledger.
 
     Args:
-        lookup: card lookup at the issuing region, and the insured region of a card.
+        cards: card look-up at the issuing region, and the insured region of a card.
         ledger: where settlements and their clearing entries live.
+        idempotency: runs each write once per request id.
         outbox: delivers corrections until the region acknowledges them.
         metrics: settlement counters.
         clock: wall time; decides the clearing period and booking day.
@@ -55,44 +57,56 @@ class Settlements:
 
     def __init__(
         self,
-        lookup: CardLookup,
+        cards: Cards,
         ledger: LedgerStore,
+        idempotency: Idempotency,
         outbox: Outbox,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.lookup, self.federation = lookup, lookup.federation
-        self.ledger, self.outbox, self.metrics, self.clock = ledger, outbox, metrics, clock
+        self.cards, self.federation = cards, cards.federation
+        self.ledger, self.idempotency, self.outbox, self.metrics, self.clock = (
+            ledger,
+            idempotency,
+            outbox,
+            metrics,
+            clock,
+        )
         for insured, treatment, outcome in product(self.federation.regions, self.federation.regions, OUTCOMES):
             metrics.settlements.labels(insured, treatment, outcome)  # at 0, so the first event shows in rates
 
-    async def file(self, request: domain.FileRemoteCare) -> tuple[domain.Filing, domain.Insurance, str]:
-        """备案 at the insured place's region; returns the filing, the insurance and the region id."""
-        insurance, region = await self.lookup.insurance(request.credential)
-        filing = await self.federation.call(
-            region, "file_remote_care", lambda a, t: a.file_remote_care(request, timeout=t)
-        )
-        return filing, insurance, region
+    async def file(self, call: Call, request: domain.FileRemoteCare) -> FiledCare:
+        """备案 at the insured place's region."""
 
-    async def pre_settle(self, bill: domain.Bill) -> tuple[domain.Split, domain.Insurance, str]:
+        async def produce() -> FiledCare:
+            insurance, region = await self.cards.insurance(call, request.credential)
+            filing = await self.federation.region(region, call).file_remote_care(request)
+            return FiledCare(filing, region, insurance.insured_area)
+
+        return await self.idempotency.run("FileRemoteCare", request, produce, FiledCare)
+
+    async def pre_settle(self, call: Call, bill: domain.Bill) -> PreSettled:
         """The split the insured place gives the bill now; nothing is booked."""
-        self.federation.note_venue(bill.treatment_area)
+        self.federation.note_venue(call, bill.treatment_area)
         self.federation.region_for_area(bill.treatment_area)
-        insurance, region = await self.lookup.insurance(bill.credential)
+        insurance, region = await self.cards.insurance(call, bill.credential)
         bill = replace(bill, insured_area=insurance.insured_area)
-        split = await self.federation.call(region, "pre_settle", lambda a, t: a.pre_settle(bill, timeout=t))
+        split = await self.federation.region(region, call).pre_settle(bill)
         if broken := _violations(bill, split):
             raise RegionSplitInvalid(region, broken)
-        return split, insurance, region
+        return PreSettled(split, insurance.insured_area, region)
 
-    async def settle(self, bill: domain.Bill) -> SettlementRecord:
+    async def settle(self, call: Call, bill: domain.Bill) -> SettlementRecord:
         """Settle a bill once per request id (the module docstring says how)."""
+        return await self.idempotency.run("Settle", bill, lambda: self._settle(call, bill), SettlementRecord)
+
+    async def _settle(self, call: Call, bill: domain.Bill) -> SettlementRecord:
         existing = await self.ledger.settlement_by_request(bill.request_id)
         if existing is not None:
             return _settled_before(existing)
-        self.federation.note_venue(bill.treatment_area)
+        self.federation.note_venue(call, bill.treatment_area)
         treatment_region = self.federation.region_for_area(bill.treatment_area)
-        insurance, region = await self.lookup.insurance(bill.credential)
+        insurance, region = await self.cards.insurance(call, bill.credential)
         bill = replace(bill, insured_area=insurance.insured_area)
         record = SettlementRecord(
             settlement_id=f"stl-{uuid.uuid4().hex}",
@@ -110,9 +124,9 @@ class Settlements:
         await self.ledger.begin_settlement(record)
         labels = (region, treatment_region)
         try:
-            answer = await self.federation.call(region, "settle", lambda a, t: a.settle(bill, timeout=t))
-        except (Refusal, AdapterError) as exc:
-            if isinstance(exc, Refusal) or not exc.may_have_reached:
+            answer = await self.federation.region(region, call).settle(bill)
+        except YikatongError as exc:
+            if not exc.may_have_reached:  # a refusal, or provably never sent: nothing happened at the region
                 await self.ledger.drop_pending(record.settlement_id)
                 self.metrics.settlements.labels(*labels, "refused").inc()
                 raise
@@ -121,17 +135,15 @@ class Settlements:
             raise
         else:
             return await self._book(record, bill, answer, labels)
-        return await self._resolve(record, bill, labels)
+        return await self._resolve(call, record, bill, labels)
 
-    async def _resolve(self, record: SettlementRecord, bill: domain.Bill, labels: tuple[str, str]) -> SettlementRecord:
+    async def _resolve(
+        self, call: Call, record: SettlementRecord, bill: domain.Bill, labels: tuple[str, str]
+    ) -> SettlementRecord:
         """Ask the region what became of the request id; book it or void it."""
         try:
-            outcome = await self.federation.call(
-                record.insured_region,
-                "settlement_outcome",
-                lambda a, t: a.settlement_outcome(record.request_id, timeout=t),
-            )
-        except (AdapterError, Refusal):
+            outcome = await self.federation.region(record.insured_region, call).settlement_outcome(record.request_id)
+        except YikatongError:
             outcome = domain.SettlementOutcome(domain.OutcomeState.NOT_FOUND)
         except asyncio.CancelledError:
             await asyncio.shield(self._void(record, "the caller cancelled while the outcome was asked", labels))
@@ -161,41 +173,56 @@ class Settlements:
         self.metrics.settlements.labels(*labels, outcome).inc()
         self.outbox.wake()
 
-    async def reverse(self, request_id: str, settlement_id: str, reason: str) -> SettlementRecord:
+    async def reverse(self, call: Call, request: ReverseRequest) -> SettlementRecord:
         """撤销 once: at the insured region, then booked negative into the period open now."""
-        record = await self.get(settlement_id)
+        return await self.idempotency.run(
+            "ReverseSettlement", request, lambda: self._reverse(call, request), SettlementRecord
+        )
+
+    async def _reverse(self, call: Call, request: ReverseRequest) -> SettlementRecord:
+        record = await self.get(request.settlement_id)
         if record.state is not SettlementState.SETTLED:
-            raise SettlementNotSettled(settlement_id, record.state.value)
-        reversal = domain.Reversal(request_id, record.request_id, record.social_security_number, reason)
+            raise SettlementNotSettled(record.settlement_id, record.state.value)
+        region = self.federation.region(record.insured_region, call)
+        reversal = domain.Reversal(request.request_id, record.request_id, record.social_security_number, request.reason)
         try:
-            await self.federation.call(
-                record.insured_region, "reverse_settlement", lambda a, t: a.reverse_settlement(reversal, timeout=t)
-            )
+            await region.reverse_settlement(reversal)
         except SettlementNotSettled:
-            await self._catch_up_reversal(record)
-            raise SettlementNotSettled(settlement_id, SettlementState.REVERSED.value) from None
+            await self._catch_up_reversal(call, record)
+            raise SettlementNotSettled(record.settlement_id, SettlementState.REVERSED.value) from None
         try:
-            reversed_ = await self.ledger.book_reversal(settlement_id, self.clock())
+            reversed_ = await self.ledger.book_reversal(record.settlement_id, self.clock())
         except LedgerConflict:
-            raise SettlementNotSettled(settlement_id, (await self.get(settlement_id)).state.value) from None
+            state = (await self.get(record.settlement_id)).state.value
+            raise SettlementNotSettled(record.settlement_id, state) from None
         treatment_region = self.federation.region_of_province(record.treatment_area[:2])
         self.metrics.settlements.labels(record.insured_region, treatment_region, "reversed").inc()
         return reversed_
 
-    async def _catch_up_reversal(self, record: SettlementRecord) -> None:
+    async def _catch_up_reversal(self, call: Call, record: SettlementRecord) -> None:
         """The region already reversed it (an earlier reversal whose answer was lost): book that reversal."""
-        outcome = await self.federation.call(
-            record.insured_region, "settlement_outcome", lambda a, t: a.settlement_outcome(record.request_id, timeout=t)
-        )
+        outcome = await self.federation.region(record.insured_region, call).settlement_outcome(record.request_id)
         if outcome.state is domain.OutcomeState.REVERSED:
             with contextlib.suppress(LedgerConflict):  # booked meanwhile by the reversal that won
                 await self.ledger.book_reversal(record.settlement_id, self.clock())
 
     async def get(self, settlement_id: str) -> SettlementRecord:
+        """A settlement by its id.
+
+        Raises:
+            SettlementNotFound: the ledger has none.
+        """
         record = await self.ledger.settlement(settlement_id)
         if record is None:
             raise SettlementNotFound(f"no settlement {settlement_id}", metadata={"settlement_id": settlement_id})
         return record
+
+    async def recover(self) -> list[str]:
+        """Void the PENDING settlements a crash left (their callers never got an answer); their ids."""
+        voided = await self.ledger.recover_pending(self.clock())
+        if voided:
+            self.outbox.wake()
+        return voided
 
 
 def _violations(bill: domain.Bill, split: domain.Split) -> list[str]:

@@ -11,9 +11,13 @@ Every call to a region passes one :class:`RegionGuard`:
    the region counts as failure; a refusal is the region answering.
 3. **Deadline** — each attempt gets the caller's remaining time less a margin, capped per region.
 4. **Retries** (tenacity) with jittered exponential backoff, at most ``max_attempts`` attempts, only where
-   DESIGN §6 makes them safe (:class:`RetryPolicy`), only while time is left, and only while the region's
-   retry budget — a token bucket that each call refills by ``retry_budget_ratio`` and each retry drains by
-   one — has tokens, so that a failing region never receives a retry storm.
+   DESIGN §6 makes them safe (the method's :class:`~adapters.interface.RetryPolicy` and the error's
+   ``retryable`` and ``may_have_reached``), only while time is left, and only while the region's retry
+   budget — a token bucket that each call refills by ``retry_budget_ratio`` and each retry drains by one — has
+   tokens, so that a failing region never receives a retry storm. The retry machinery is built only once a
+   first attempt has failed.
+
+What counts as a failure, and the outcome label of a call, are the error's own attributes (``adapters.errors``).
 
 The clock, the sleep and the jitter are injectable, so tests of backoff and breakers take milliseconds.
 """
@@ -21,7 +25,6 @@ The clock, the sleep and the jitter are injectable, so tests of backoff and brea
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import time
@@ -39,15 +42,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from adapters.errors import (
-    AdapterError,
-    CircuitOpen,
-    Refusal,
-    RegionBusy,
-    RegionTimeout,
-    RegionUnavailable,
-    YikatongError,
-)
+from adapters.errors import RegionTimeout, YikatongError
+from adapters.interface import RetryPolicy
+from gateway.errors import CircuitOpen, RegionBusy
 from gateway.metrics import CIRCUIT_STATES, Metrics
 from regions.config import ResilienceSettings
 
@@ -55,14 +52,6 @@ T = TypeVar("T")
 log = logging.getLogger("yikatong.resilience")
 
 MIN_ATTEMPT_SECONDS = 0.01  # an attempt with less time than this left is not started
-
-
-class RetryPolicy(enum.Enum):
-    """When an operation may be retried automatically (DESIGN §6)."""
-
-    SAFE = "SAFE"  # a read, or a write the region deduplicates on its message id
-    NOT_REACHED = "NOT_REACHED"  # only when the failure provably happened before the request left the hub
-    NEVER = "NEVER"
 
 
 class CircuitBreaker:
@@ -196,9 +185,15 @@ class RegionGuard:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await self._with_retries(operation, policy, attempt, time_left)
+            try:
+                return await self._attempt(attempt, time_left)
+            except YikatongError as exc:
+                if not self._may_retry(exc, policy):
+                    raise
+                first_failure = exc
+            return await self._with_retries(operation, policy, attempt, time_left, first_failure)
         except YikatongError as exc:
-            outcome = _outcome(exc)
+            outcome = exc.outcome
             raise
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -212,16 +207,30 @@ class RegionGuard:
             self.metrics.region_requests.labels(self.region, operation, outcome).inc()
             self.metrics.region_seconds.labels(self.region, operation).observe(time.perf_counter() - started)
 
+    def _may_retry(self, exc: BaseException, policy: RetryPolicy) -> bool:
+        """Whether a failed attempt may be sent again; once the circuit has opened, the caller gets the
+        region's real error, not CircuitOpen."""
+        if not isinstance(exc, YikatongError) or not exc.retryable or policy is RetryPolicy.NEVER:
+            return False
+        if policy is RetryPolicy.NOT_REACHED and exc.may_have_reached:
+            return False
+        return self.budget.can_retry() and self.breaker.state != "open"
+
     async def _with_retries(
         self,
         operation: str,
         policy: RetryPolicy,
         attempt: Callable[[float], Awaitable[T]],
         time_left: Callable[[], float],
+        first_failure: YikatongError,
     ) -> T:
-        def retry_allowed(exc: BaseException) -> bool:
-            # Once the circuit has opened, the caller gets the region's real error, not CircuitOpen.
-            return _may_retry(exc, policy) and self.budget.can_retry() and self.breaker.state != "open"
+        """The retries after a failed first attempt (tenacity, built only when needed)."""
+        replay: list[YikatongError] = [first_failure]
+
+        async def again() -> T:
+            if replay:  # tenacity's first attempt is the one that already failed
+                raise replay.pop()
+            return await self._attempt(attempt, time_left)
 
         async def before_sleep(state: RetryCallState) -> None:
             self.budget.withdraw()
@@ -230,12 +239,12 @@ class RegionGuard:
         retrying = AsyncRetrying(
             stop=stop_any(stop_after_attempt(self.settings.max_attempts), _OutOfTime(time_left)),
             wait=_JitteredBackoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds, self.rng),
-            retry=retry_if_exception(retry_allowed),
+            retry=retry_if_exception(lambda exc: self._may_retry(exc, policy)),
             sleep=self.sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
-        return await retrying(self._attempt, attempt, time_left)
+        return await retrying(again)
 
     async def _attempt(self, attempt: Callable[[float], Awaitable[T]], time_left: Callable[[], float]) -> T:
         timeout = min(time_left(), self.settings.call_timeout_seconds)
@@ -255,11 +264,8 @@ class RegionGuard:
         except TimeoutError:
             ok = False
             raise RegionTimeout(self.region, f"no answer within {timeout:.3f}s") from None
-        except Refusal:
-            ok = True  # the region answered
-            raise
-        except AdapterError:
-            ok = False
+        except YikatongError as exc:
+            ok = not exc.breaker_failure  # a refusal is the region answering
             raise
         finally:
             self.breaker.record(ok)
@@ -283,23 +289,3 @@ class _OutOfTime(stop_base):
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self.time_left() - (retry_state.upcoming_sleep or 0.0) < MIN_ATTEMPT_SECONDS
-
-
-def _may_retry(exc: BaseException, policy: RetryPolicy) -> bool:
-    if not isinstance(exc, AdapterError) or not exc.retryable or policy is RetryPolicy.NEVER:
-        return False
-    return policy is RetryPolicy.SAFE or not exc.may_have_reached
-
-
-def _outcome(exc: YikatongError) -> str:
-    if isinstance(exc, Refusal):
-        return "refused"
-    if isinstance(exc, CircuitOpen):
-        return "circuit_open"
-    if isinstance(exc, RegionBusy):
-        return "bulkhead_full"
-    if isinstance(exc, RegionTimeout):
-        return "timeout"
-    if isinstance(exc, RegionUnavailable):
-        return "unavailable"
-    return "protocol_error"

@@ -11,7 +11,17 @@ from typing import Any
 
 from adapters import domain
 from adapters.errors import InvalidArgument
-from gateway.codec import decode_area, decode_credential, decode_name, decode_request_id
+from gateway.api.codec import decode_area, decode_credential, decode_name, decode_request_id
+from gateway.domain import (
+    ClearingReport,
+    ClosePeriod,
+    FiledCare,
+    PreSettled,
+    ReconcileEntry,
+    ReconcileResult,
+    Reconciliation,
+    ReverseRequest,
+)
 from gateway.ledger import SettlementRecord
 from gateway.periods import is_period, stamp
 from yikatong.v1 import clearing_pb2 as clearing_pb
@@ -119,28 +129,47 @@ def decode_settlement_id(value: str, field: str = "settlement_id") -> str:
     return _text(value, field, MAX_CODE)
 
 
-def decode_reconcile(msg: clearing_pb.ReconcileRequest) -> clearing_pb.ReconcileRequest:
-    """The request itself, once every field is checked."""
-    decode_area(msg.treatment_area, "treatment_area")
-    decode_date(msg.date, "date")
-    for i, entry in enumerate(msg.entries):
-        decode_settlement_id(entry.settlement_id, f"entries[{i}].settlement_id")
-    return msg
+def decode_reconcile(msg: clearing_pb.ReconcileRequest) -> Reconciliation:
+    return Reconciliation(
+        treatment_area=decode_area(msg.treatment_area, "treatment_area"),
+        date=decode_date(msg.date, "date"),
+        count=msg.count,
+        fund_pay_fen=msg.fund_pay_fen,
+        entries=tuple(
+            ReconcileEntry(decode_settlement_id(e.settlement_id, f"entries[{i}].settlement_id"), e.fund_pay_fen)
+            for i, e in enumerate(msg.entries)
+        ),
+    )
 
 
-def decode_reason(value: str) -> str:
-    return decode_name(value, "reason", required=False) or "撤销"
+def decode_reversal(msg: pb.ReverseSettlementRequest) -> ReverseRequest:
+    return ReverseRequest(
+        request_id=decode_request_id(msg.request_id),
+        settlement_id=decode_settlement_id(msg.settlement_id),
+        reason=decode_name(msg.reason, "reason", required=False) or "撤销",
+    )
+
+
+def decode_close(msg: clearing_pb.CloseClearingPeriodRequest) -> ClosePeriod:
+    return ClosePeriod(decode_request_id(msg.request_id), decode_period(msg.period))
 
 
 def encode_split(split: domain.Split) -> pb.Split:
     return pb.Split(**vars(split))
 
 
-def encode_filing(filing: domain.Filing, region: str, insured_area: str) -> pb.FileRemoteCareResponse:
+def encode_pre_settled(answer: PreSettled) -> pb.PreSettleResponse:
+    return pb.PreSettleResponse(
+        split=encode_split(answer.split), insured_area=answer.insured_area, insured_region=answer.insured_region
+    )
+
+
+def encode_filing(answer: FiledCare) -> pb.FileRemoteCareResponse:
+    filing = answer.filing
     return pb.FileRemoteCareResponse(
         filing_id=filing.filing_id,
-        insured_region=region,
-        insured_area=insured_area,
+        insured_region=answer.insured_region,
+        insured_area=answer.insured_area,
         treatment_area=filing.treatment_area,
         filing_type=pb.FilingType.Value(f"FILING_TYPE_{filing.filing_type.value}"),
         valid_from=filing.valid_from,
@@ -165,4 +194,34 @@ def encode_settlement(r: SettlementRecord) -> pb.Settlement:
         settled_at=stamp(r.settled_at),
         reversed_at=stamp(r.reversed_at),
         reversal_period=r.reversal_period,
+    )
+
+
+def encode_report(report: ClearingReport) -> clearing_pb.ClearingReport:
+    return clearing_pb.ClearingReport(
+        period=report.period,
+        state=clearing_pb.PeriodState.Value(f"PERIOD_STATE_{report.state.value}"),
+        pairs=[
+            clearing_pb.ClearingPair(
+                insured_province=p.insured_province,
+                treatment_province=p.treatment_province,
+                count=p.count,
+                fund_pay_fen=p.fund_pay_fen,
+            )
+            for p in report.pairs
+        ],
+        provinces=[clearing_pb.ProvincePosition(province=p.name, net_fen=p.net_fen) for p in report.provinces],
+        regions=[clearing_pb.RegionPosition(region=r.name, net_fen=r.net_fen) for r in report.regions],
+        count=report.count,
+        fund_pay_fen=report.fund_pay_fen,
+        closed_at=report.closed_at,
+    )
+
+
+def encode_reconciliation(result: ReconcileResult) -> clearing_pb.ReconcileResponse:
+    return clearing_pb.ReconcileResponse(
+        matched=result.matched,
+        differing_settlement_ids=result.differing_settlement_ids,
+        count=result.count,
+        fund_pay_fen=result.fund_pay_fen,
     )

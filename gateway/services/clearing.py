@@ -3,7 +3,8 @@
 Every settled fund payment is a debt of the insured province to the treatment province. The ledger books a
 settlement (+1, +fund) into the period open when it settles and a reversal (−1, −fund) into the period open
 when it is reversed. A province's net position is what it is owed as a treatment place less what it owes as
-an insured place, so the nets of every province — and of every region — sum to exactly 0.
+an insured place, so the nets of every province — and of every region — sum to exactly 0. A closed period's
+report is frozen in the ledger as canonical JSON (``gateway.canonical``).
 """
 
 from __future__ import annotations
@@ -11,18 +12,28 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from google.protobuf import json_format
-
-from adapters.errors import PeriodNotClosable
-from gateway.federation import Federation
+from gateway import canonical
+from gateway.domain import (
+    ClearingPair,
+    ClearingReport,
+    ClosePeriod,
+    PeriodState,
+    Position,
+    ReconcileResult,
+    Reconciliation,
+)
+from gateway.errors import PeriodNotClosable
 from gateway.ledger import Booking, LedgerStore
 from gateway.periods import period_end, stamp
-from yikatong.v1 import clearing_pb2 as pb
+from gateway.services.idempotency import Idempotency
 
 
-def build_report(period: str, bookings: Sequence[Booking], region_of: Callable[[str], str]) -> pb.ClearingReport:
-    """The pair matrix and net positions of a period's bookings (state left for the caller to set)."""
+def build_report(
+    period: str, bookings: Sequence[Booking], region_of: Callable[[str], str], state: PeriodState
+) -> ClearingReport:
+    """The pair matrix and net positions of a period's bookings."""
     pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     provinces: dict[str, int] = defaultdict(int)
     for b in bookings:
@@ -34,14 +45,12 @@ def build_report(period: str, bookings: Sequence[Booking], region_of: Callable[[
     regions: dict[str, int] = defaultdict(int)
     for province, net in provinces.items():
         regions[region_of(province) or "(unfederated)"] += net
-    return pb.ClearingReport(
+    return ClearingReport(
         period=period,
-        pairs=[
-            pb.ClearingPair(insured_province=i, treatment_province=t, count=c, fund_pay_fen=f)
-            for (i, t), (c, f) in sorted(pairs.items())
-        ],
-        provinces=[pb.ProvincePosition(province=p, net_fen=n) for p, n in sorted(provinces.items())],
-        regions=[pb.RegionPosition(region=r, net_fen=n) for r, n in sorted(regions.items())],
+        state=state,
+        pairs=tuple(ClearingPair(i, t, c, f) for (i, t), (c, f) in sorted(pairs.items())),
+        provinces=tuple(Position(p, n) for p, n in sorted(provinces.items())),
+        regions=tuple(Position(r, n) for r, n in sorted(regions.items())),
         count=sum(c for c, _ in pairs.values()),
         fund_pay_fen=sum(f for _, f in pairs.values()),
     )
@@ -52,34 +61,43 @@ class Clearing:
 
     Args:
         ledger: the bookings and closed periods.
-        federation: which region each province belongs to.
+        idempotency: runs each period close once per request id.
+        region_of: the region of a two-digit province code ("" when none).
         clock: wall time; a period may be closed once it has ended.
     """
 
-    def __init__(self, ledger: LedgerStore, federation: Federation, clock: Callable[[], float] = time.time) -> None:
-        self.ledger, self.federation, self.clock = ledger, federation, clock
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        idempotency: Idempotency,
+        region_of: Callable[[str], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger, self.idempotency, self.region_of, self.clock = ledger, idempotency, region_of, clock
 
-    async def report(self, period: str) -> pb.ClearingReport:
+    async def report(self, period: str) -> ClearingReport:
         """The frozen report of a closed period, or the running figures of an open one."""
         closed = await self.ledger.closed_report(period)
         if closed is not None:
-            return _thaw(*closed)
-        report = build_report(period, await self.ledger.bookings(period), self.federation.region_of_province)
-        report.state = pb.PERIOD_STATE_OPEN
-        return report
+            return canonical.decode(ClearingReport, closed)
+        return build_report(period, await self.ledger.bookings(period), self.region_of, PeriodState.OPEN)
 
-    async def close(self, period: str) -> pb.ClearingReport:
+    async def close(self, request: ClosePeriod) -> ClearingReport:
         """Freeze a period that has ended; closing it again returns the same frozen report."""
-        now = self.clock()
-        if now < period_end(period):
-            raise PeriodNotClosable(period, "has not ended yet")
-        report = build_report(period, await self.ledger.bookings(period), self.federation.region_of_province)
-        report.state = pb.PERIOD_STATE_CLOSED
-        report.closed_at = stamp(now)
-        return _thaw(*await self.ledger.close_period(period, json_format.MessageToJson(report), now))
 
-    async def reconcile(self, request: pb.ReconcileRequest) -> pb.ReconcileResponse:
-        """对账 of one treatment area and day; ``request`` is already validated."""
+        async def produce() -> ClearingReport:
+            now = self.clock()
+            if now < period_end(request.period):
+                raise PeriodNotClosable(request.period, "has not ended yet")
+            bookings = await self.ledger.bookings(request.period)
+            report = build_report(request.period, bookings, self.region_of, PeriodState.CLOSED)
+            frozen = canonical.encode(replace(report, closed_at=stamp(now))).decode()
+            return canonical.decode(ClearingReport, await self.ledger.close_period(request.period, frozen, now))
+
+        return await self.idempotency.run("CloseClearingPeriod", request, produce, ClearingReport)
+
+    async def reconcile(self, request: Reconciliation) -> ReconcileResult:
+        """对账 of one treatment area and day."""
         bookings = await self.ledger.bookings_on(request.date, request.treatment_area)
         net: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for b in bookings:
@@ -95,10 +113,4 @@ class Clearing:
             matched = matched and not differing
         else:
             differing = [] if matched else sorted(ours)
-        return pb.ReconcileResponse(matched=matched, differing_settlement_ids=differing, count=count, fund_pay_fen=fund)
-
-
-def _thaw(closed_at: float, frozen: str) -> pb.ClearingReport:
-    report = json_format.Parse(frozen, pb.ClearingReport())
-    report.closed_at = report.closed_at or stamp(closed_at)
-    return report
+        return ReconcileResult(matched, tuple(differing), count, fund)

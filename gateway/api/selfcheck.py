@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import grpc
 
 from adapters.domain import CardStatus, InsuranceType
-from gateway.status import error_reason
+from gateway.api.status import error_reason
 from regions.ecard import credential_of, issue_token
 from regions.seed import SeededPerson, generate
 from yikatong.v1 import (

@@ -30,16 +30,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from adapters import domain
-from adapters.errors import (
+from adapters.errors import InvalidArgument
+from gateway import validation
+from gateway.errors import (
     ECardKeyUnknown,
     ECardSignatureInvalid,
     ECardTokenExpired,
     ECardTokenNotYetValid,
     ECardTokenUsed,
-    InvalidArgument,
 )
-from adapters.identifiers import parse_card_identification_code, parse_card_number
-from gateway.codec import _checked, decode_area, decode_name, decode_ssn
 
 __all__ = ["MAX_TOKEN_LENGTH", "TokenStore", "TokenVerifier"]
 
@@ -59,7 +58,7 @@ MAX_ID_LENGTH = 64
 
 
 class TokenStore(Protocol):
-    """Where used token ids are remembered (``gateway.sqlite_ledger.SqliteLedger`` is one)."""
+    """Where used token ids are remembered (the ledger is one)."""
 
     async def use_token(self, token_id: str, expires_at: float, now: float) -> bool:
         """Mark ``token_id`` used until ``expires_at``; False when it was used before. Must be atomic."""
@@ -177,14 +176,15 @@ class TokenVerifier:
 
     @staticmethod
     def _card(claims: Mapping[str, str], field: str) -> domain.CardCredential:
-        """The card named in a genuine token, validated like a physical card's credential."""
-        ssn = decode_ssn(claims["social_security_number"], f"{field}.social_security_number")
-        number = _checked(f"{field}.card_number", parse_card_number, claims["card_number"])
-        code = _checked(
-            f"{field}.card_identification_code", parse_card_identification_code, claims["card_identification_code"]
+        """The card named in a genuine token, validated like a physical card's credential (its code required)."""
+        if not claims["card_identification_code"]:
+            raise InvalidArgument(f"{field}.card_identification_code", "is required")
+        return validation.credential(
+            claims["social_security_number"],
+            claims["card_number"],
+            claims["card_identification_code"],
+            claims["issuing_area"],
+            claims["holder_name"],
+            field,
+            name_required=True,
         )
-        area = decode_area(claims["issuing_area"], f"{field}.issuing_area") if claims["issuing_area"] else code[:6]
-        if area != code[:6]:
-            raise InvalidArgument(f"{field}.issuing_area", "does not agree with the card identification code")
-        name = decode_name(claims["holder_name"], f"{field}.holder_name")
-        return domain.CardCredential(ssn, number, code, area, name)

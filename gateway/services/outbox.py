@@ -14,30 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import Callable
 from itertools import groupby
 
-from adapters.domain import ServiceKind, StandInAdvice
-from adapters.errors import InvalidArgument, RegionBusy, RegionUnavailable, YikatongError
-from gateway.federation import Federation
+from adapters.domain import StandInAdvice
+from adapters.errors import InvalidArgument, YikatongError
+from gateway import canonical
 from gateway.ledger import ADVICE, CORRECTION, LedgerStore, OutboxItem
 from gateway.metrics import Metrics
+from gateway.services.call import Call
+from gateway.services.federation import Federation
 
 log = logging.getLogger("yikatong.outbox")
 
 
 def encode_advice(advice: StandInAdvice) -> str:
-    """An advice as the outbox keeps it (JSON)."""
-    return json.dumps({**vars(advice), "service_kind": advice.service_kind.value}, sort_keys=True)
-
-
-def decode_advice(payload: str) -> StandInAdvice:
-    fields = json.loads(payload)
-    return StandInAdvice(**{**fields, "service_kind": ServiceKind(fields["service_kind"])})
+    """An advice as the outbox keeps it (canonical JSON)."""
+    return canonical.encode(advice).decode()
 
 
 class Outbox:
@@ -106,29 +102,19 @@ class Outbox:
             failure = await self._deliver(item)
             if failure is None:
                 delivered += 1
-            elif failure.retryable or isinstance(failure, (RegionUnavailable, RegionBusy)):
-                break  # the region is failing: leave its later items for the next round
+            elif not failure.answered:
+                break  # the region is failing or was not asked: leave its later items for the next round
             # else the region refused this one item: it waits for its own retry, the others go on
         return delivered
 
     async def _deliver(self, item: OutboxItem) -> YikatongError | None:
         """Deliver one item; the error when it was not acknowledged."""
+        region = self.federation.region(item.region, Call.within(self.call_seconds))
         try:
             if item.kind == CORRECTION:
-                await self.federation.call(
-                    item.region,
-                    "correct_settlement",
-                    lambda a, t: a.correct_settlement(item.key, timeout=t),
-                    budget=self.call_seconds,
-                )
+                await region.correct_settlement(item.key)
             elif item.kind == ADVICE:
-                advice = decode_advice(item.payload)
-                await self.federation.call(
-                    item.region,
-                    "send_stand_in_advice",
-                    lambda a, t: a.send_stand_in_advice(advice, timeout=t),
-                    budget=self.call_seconds,
-                )
+                await region.send_stand_in_advice(canonical.decode(StandInAdvice, item.payload))
             else:
                 raise InvalidArgument("outbox.kind", f"unknown kind {item.kind}")
         except YikatongError as exc:

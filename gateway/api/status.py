@@ -12,13 +12,14 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from adapters import errors
+from gateway import errors as hub
 
 DOMAIN = "yikatong.gateway"
 
 CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.RegionNotFederated: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.CardNotUsable: grpc.StatusCode.FAILED_PRECONDITION,
+    hub.RegionNotFederated: grpc.StatusCode.FAILED_PRECONDITION,
+    hub.CardNotUsable: grpc.StatusCode.FAILED_PRECONDITION,
     errors.CardStateConflict: grpc.StatusCode.FAILED_PRECONDITION,
     errors.CardAlreadyHeld: grpc.StatusCode.FAILED_PRECONDITION,
     errors.CardNotFound: grpc.StatusCode.NOT_FOUND,
@@ -26,13 +27,15 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     errors.HolderNotFound: grpc.StatusCode.NOT_FOUND,
     errors.ApplicationNotFound: grpc.StatusCode.NOT_FOUND,
     errors.IdempotencyKeyReused: grpc.StatusCode.ALREADY_EXISTS,
-    errors.RequestInProgress: grpc.StatusCode.ABORTED,
+    hub.RequestInProgress: grpc.StatusCode.ABORTED,
     errors.SettlementNotFound: grpc.StatusCode.NOT_FOUND,
-    errors.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
+    hub.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
     errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ECardTokenRejected: grpc.StatusCode.UNAUTHENTICATED,
-    errors.RegionNotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.RegionBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    hub.ECardTokenRejected: grpc.StatusCode.UNAUTHENTICATED,
+    hub.RegionNotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    hub.NotSupported: grpc.StatusCode.UNIMPLEMENTED,
+    hub.LedgerUnavailable: grpc.StatusCode.UNAVAILABLE,
+    hub.RegionBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RegionUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.RegionTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.RegionProtocolError: grpc.StatusCode.UNAVAILABLE,
@@ -40,28 +43,10 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
 }
 
 
-class Unsupported(errors.YikatongError):
-    """A request uses a feature this hub does not offer yet."""
-
-    reason = "NOT_SUPPORTED"
-
-
-class StoredOutcome(errors.YikatongError):
-    """A refusal replayed from an idempotency record, with the status code it was first given."""
-
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
-        super().__init__(message, metadata=metadata)
-        self.code, self.reason = code, reason
-
-
-CODES[Unsupported] = grpc.StatusCode.UNIMPLEMENTED
-
-
 def code_of(error: errors.YikatongError) -> grpc.StatusCode:
-    """The status code of an error: its own (replayed) or that of its nearest class in the table."""
-    if isinstance(error, StoredOutcome):
-        return error.code
-    for cls in type(error).__mro__:
+    """The status code of an error: that of its nearest class in the table (of its origin, when replayed)."""
+    kind = error.origin if isinstance(error, hub.StoredRefusal) else type(error)
+    for cls in kind.__mro__:
         if cls in CODES:
             return CODES[cls]
     return grpc.StatusCode.INTERNAL

@@ -1,7 +1,7 @@
-"""Protobuf ↔ canonical domain, with the validation of DESIGN §4.1 on the way in.
+"""Protobuf ↔ canonical domain for cards, card affairs, resident services and events, validating on the way in.
 
 Every ``decode_*`` raises :class:`~adapters.errors.InvalidArgument` naming the request field
-(``card.card_number``), before any region is called.
+(``card.card_number``), before any region is called (``gateway.validation``).
 """
 
 from __future__ import annotations
@@ -11,83 +11,46 @@ from typing import Any, cast
 
 from adapters import domain
 from adapters.errors import InvalidArgument
-from adapters.identifiers import (
-    InvalidIdentifier,
-    parse_area,
-    parse_card_identification_code,
-    parse_card_number,
-    parse_ssn,
-)
-from gateway.federation import Federation
-from gateway.status import Unsupported
+from adapters.identifiers import parse_card_number
+from gateway import validation
+from gateway.domain import Decision, ECardToken, PresentedCard, RegionApplication
+from gateway.errors import NotSupported
 from yikatong.v1 import card_affairs_pb2 as affairs_pb
 from yikatong.v1 import common_pb2 as pb
 from yikatong.v1 import events_pb2 as events_pb
 from yikatong.v1 import resident_pb2 as resident_pb
 
-MAX_NAME = 64
-
-
-def _checked(field: str, parse: Callable[[str], str], value: str) -> str:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    try:
-        return parse(value)
-    except InvalidIdentifier as exc:
-        raise InvalidArgument(field, exc.problem) from None
-
-
-def decode_ssn(value: str, field: str) -> str:
-    return _checked(field, parse_ssn, value)
-
-
-def decode_area(value: str, field: str) -> str:
-    return _checked(field, parse_area, value)
-
-
-def decode_request_id(value: str, field: str = "request_id") -> str:
-    """1–64 printable ASCII characters (DESIGN §6)."""
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > 64 or not all(" " < c <= "~" for c in value):
-        raise InvalidArgument(field, "must be 1 to 64 printable ASCII characters")
-    return value
-
-
-def decode_name(value: str, field: str, *, required: bool = True) -> str:
-    name = value.strip()
-    if not name:
-        if required:
-            raise InvalidArgument(field, "is required")
-        return ""
-    if len(name) > MAX_NAME or not name.isprintable():
-        raise InvalidArgument(field, f"must be at most {MAX_NAME} printable characters")
-    return name
+decode_ssn = validation.ssn
+decode_area = validation.area
+decode_request_id = validation.request_id
+decode_name = validation.name
 
 
 def decode_credential(
     msg: pb.CardCredential, field: str = "card", *, name_required: bool = False
 ) -> domain.CardCredential:
-    """A validated credential whose issuing area is known (from the identification code or stated)."""
+    """A validated credential of a physical card's fields; an e-card token is not taken here."""
     if msg.ecard_token:
-        raise Unsupported(
-            "e-card tokens are accepted by VerifyCard and AuthorizeService only",
+        raise NotSupported(
+            "e-card tokens are accepted by VerifyCard, GetCardStatus and AuthorizeService only",
             metadata={"field": f"{field}.ecard_token"},
         )
-    ssn = decode_ssn(msg.social_security_number, f"{field}.social_security_number")
-    number = _checked(f"{field}.card_number", parse_card_number, msg.card_number)
-    code = ""
-    if msg.card_identification_code:
-        code = _checked(
-            f"{field}.card_identification_code", parse_card_identification_code, msg.card_identification_code
-        )
-    area = decode_area(msg.issuing_area, f"{field}.issuing_area") if msg.issuing_area else code[:6]
-    if not area:
-        raise InvalidArgument(f"{field}.card_identification_code", "is required when issuing_area is not given")
-    if code and area != code[:6]:
-        raise InvalidArgument(f"{field}.issuing_area", "does not agree with the card identification code")
-    name = decode_name(msg.holder_name, f"{field}.holder_name", required=name_required)
-    return domain.CardCredential(ssn, number, code, area, name)
+    return validation.credential(
+        msg.social_security_number,
+        msg.card_number,
+        msg.card_identification_code,
+        msg.issuing_area,
+        msg.holder_name,
+        field,
+        name_required=name_required,
+    )
+
+
+def decode_presented(msg: pb.CardCredential, field: str = "card") -> PresentedCard:
+    """A card's fields, or an e-card token standing for them (verified later, by the cards service)."""
+    if msg.ecard_token:
+        return ECardToken(msg.ecard_token, f"{field}.ecard_token")
+    return decode_credential(msg, field)
 
 
 def decode_venue(msg: pb.Venue, field: str = "venue") -> str:
@@ -107,15 +70,13 @@ def decode_status(value: int, field: str) -> domain.CardStatus:
     return domain.CardStatus[pb.CardStatus.Name(cast(Any, value)).removeprefix("CARD_STATUS_")]
 
 
-def decode_card_event(msg: events_pb.CardEvent, federation: Federation) -> domain.CardEvent:
-    """A region's card event; the card must be one the publishing region issued."""
+def decode_card_event(msg: events_pb.CardEvent, region_of: Callable[[str], str]) -> domain.CardEvent:
+    """A region's card event; the card must be one the publishing region issued (``region_of`` a province)."""
     event_id = decode_request_id(msg.event_id, "event.event_id")
-    if msg.region not in federation.regions:
-        raise InvalidArgument("event.region", "is not a federated region")
-    number = _checked("event.card_number", parse_card_number, msg.card_number)
+    number = validation.checked("event.card_number", parse_card_number, msg.card_number)
     area = decode_area(msg.issuing_area, "event.issuing_area")
-    if federation.region_of_province(area[:2]) != msg.region:
-        raise InvalidArgument("event.issuing_area", f"is not served by region {msg.region}")
+    if not msg.region or region_of(area[:2]) != msg.region:
+        raise InvalidArgument("event.issuing_area", f"is not served by region {msg.region[:64]!r}")
     ssn = decode_ssn(msg.social_security_number, "event.social_security_number") if msg.social_security_number else ""
     status = decode_status(msg.status, "event.status")
     return domain.CardEvent(event_id, msg.region, number, area, status, ssn)
@@ -167,7 +128,8 @@ def encode_insurance(insurance: domain.Insurance) -> pb.Insurance:
     )
 
 
-def encode_application(app: domain.Application, region_id: str) -> affairs_pb.Application:
+def encode_application(found: RegionApplication) -> affairs_pb.Application:
+    app, region_id = found.application, found.region
     return affairs_pb.Application(
         application_id=app.application_id,
         stage=affairs_pb.ApplicationStage.Value(f"APPLICATION_STAGE_{app.stage.name}"),
@@ -180,4 +142,15 @@ def encode_application(app: domain.Application, region_id: str) -> affairs_pb.Ap
         failure_reason=app.failure_reason,
         issuing_region=region_id,
         card=encode_card(app.card) if app.card else None,
+    )
+
+
+def encode_decision(decision: Decision) -> resident_pb.AuthorizeServiceResponse:
+    return resident_pb.AuthorizeServiceResponse(
+        authorized=decision.authorized,
+        reason=decision.reason,
+        via_stand_in=decision.via_stand_in,
+        issuing_region=decision.issuing_region,
+        card_status=encode_status(decision.status) if decision.status else pb.CARD_STATUS_UNSPECIFIED,
+        local=decision.local,
     )

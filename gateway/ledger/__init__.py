@@ -1,0 +1,29 @@
+"""The hub's ledger: records, the store protocol, and the embedded SQLite store."""
+
+from gateway.ledger.records import (
+    ADVICE,
+    CORRECTION,
+    Booking,
+    Claim,
+    ClaimResult,
+    OutboxItem,
+    SettlementRecord,
+    SettlementState,
+)
+from gateway.ledger.sqlite import SqliteLedger
+from gateway.ledger.store import Ledger, LedgerConflict, LedgerStore
+
+__all__ = [
+    "ADVICE",
+    "CORRECTION",
+    "Booking",
+    "Claim",
+    "ClaimResult",
+    "Ledger",
+    "LedgerConflict",
+    "LedgerStore",
+    "OutboxItem",
+    "SettlementRecord",
+    "SettlementState",
+    "SqliteLedger",
+]

@@ -1,0 +1,88 @@
+"""The records the hub's ledger keeps: settlements, clearing bookings, outbox items, idempotency claims."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from adapters.domain import Split, VisitType
+
+
+class Claim(enum.Enum):
+    """What :meth:`LedgerStore.claim` found for a request id."""
+
+    NEW = "NEW"  # the caller now owns the request and must complete or release it
+    REPLAY = "REPLAY"  # finished before with the same fingerprint: ``outcome`` holds the answer
+    IN_PROGRESS = "IN_PROGRESS"  # another call with the same id is running
+    MISMATCH = "MISMATCH"  # the id was used for a different request
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    outcome: bytes | None = None
+
+
+class SettlementState(enum.Enum):
+    """Where a settlement stands in the hub's ledger."""
+
+    PENDING = "PENDING"  # sent to the insured region, no answer yet
+    SETTLED = "SETTLED"  # confirmed and booked for clearing
+    REVERSED = "REVERSED"  # reversed once; the reversal is booked too
+    CORRECTION_PENDING = "CORRECTION_PENDING"  # unconfirmed or invalid: a correction waits in the outbox
+    CORRECTED = "CORRECTED"  # the region acknowledged the correction; never booked
+
+
+@dataclass(frozen=True)
+class SettlementRecord:
+    """One settlement row. ``split`` and ``period`` are set once SETTLED; money in fen."""
+
+    settlement_id: str
+    request_id: str
+    state: SettlementState
+    social_security_number: str
+    insured_area: str
+    treatment_area: str
+    insured_region: str
+    institution_id: str
+    visit_type: VisitType
+    hospital_level: int
+    created_at: float
+    region_settlement_id: str = ""
+    split: Split | None = None
+    settled_at: float | None = None
+    period: str = ""
+    reversed_at: float | None = None
+    reversal_period: str = ""
+    void_reason: str = ""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message the hub owes a region, kept until the region acknowledges it."""
+
+    kind: str  # CORRECTION
+    key: str  # for a correction: the settlement's request id
+    region: str
+    payload: str
+    created_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One clearing entry: +1 and the fund payment for a settlement, −1 and its negation for a reversal."""
+
+    settlement_id: str
+    kind: str
+    period: str
+    booked_on: str
+    insured_province: str
+    treatment_province: str
+    treatment_area: str
+    count: int
+    fund_pay_fen: int
+
+
+CORRECTION = "CORRECTION"
+ADVICE = "ADVICE"

@@ -1,0 +1,191 @@
+"""The store protocol every ledger implements, and :class:`Ledger`, its implementation over a connection worker.
+
+The ledger holds the idempotency records, the settlements with their clearing bookings, the durable outbox, the
+closed clearing periods and the used e-card tokens. The SQL lives once per concern (``idempotency``,
+``settlements``, ``outbox``, ``clearing``, ``tokens``) as functions of a DB-API connection; :class:`Ledger`
+runs them on a :class:`~gateway.ledger.worker.ConnectionWorker`, so a store differs from another only in how it
+connects (``gateway.ledger.sqlite``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from adapters.domain import Split
+from gateway.ledger import clearing, idempotency, outbox, settlements, tokens
+from gateway.ledger.records import CORRECTION, Booking, ClaimResult, OutboxItem, SettlementRecord
+from gateway.ledger.settlements import LedgerConflict
+from gateway.ledger.worker import ConnectionWorker, Db
+
+__all__ = ["Ledger", "LedgerConflict", "LedgerStore"]
+
+T = TypeVar("T")
+
+
+class LedgerStore(Protocol):
+    """What the hub needs of its ledger. Every method is one transaction; money in fen."""
+
+    async def claim(self, method: str, request_id: str, fingerprint: str) -> ClaimResult: ...
+
+    async def complete(self, method: str, request_id: str, outcome: bytes) -> None: ...
+
+    async def release(self, method: str, request_id: str) -> None: ...
+
+    async def begin_settlement(self, record: SettlementRecord) -> None: ...
+
+    async def settlement(self, settlement_id: str) -> SettlementRecord | None: ...
+
+    async def settlement_by_request(self, request_id: str) -> SettlementRecord | None: ...
+
+    async def drop_pending(self, settlement_id: str) -> None: ...
+
+    async def book_settlement(
+        self, settlement_id: str, region_settlement_id: str, split: Split, now: float
+    ) -> SettlementRecord: ...
+
+    async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord: ...
+
+    async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord: ...
+
+    async def recover_pending(self, now: float) -> list[str]: ...
+
+    async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None: ...
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]: ...
+
+    async def outbox_delivered(self, item: OutboxItem, now: float) -> None: ...
+
+    async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None: ...
+
+    async def outbox_backlog(self) -> tuple[int, float | None]: ...
+
+    async def bookings(self, period: str) -> list[Booking]: ...
+
+    async def bookings_on(self, day: str, treatment_area: str) -> list[Booking]: ...
+
+    async def closed_report(self, period: str) -> str | None: ...
+
+    async def close_period(self, period: str, report: str, now: float) -> str: ...
+
+    async def use_token(self, token_id: str, expires_at: float, now: float) -> bool: ...
+
+
+class Ledger:
+    """The :class:`LedgerStore` over one connection worker.
+
+    Args:
+        worker: runs the operations on the store's connection.
+        lease_seconds: an IN_PROGRESS idempotency record older than this is taken over by the next claim (the
+            first owner crashed); the region deduplicates on the same id, so sending again is safe.
+        clock: wall clock, injectable for tests.
+    """
+
+    def __init__(
+        self, worker: ConnectionWorker, *, lease_seconds: float = 60.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.worker, self.lease_seconds, self._clock = worker, lease_seconds, clock
+
+    @property
+    def is_open(self) -> bool:
+        return self.worker.is_open
+
+    async def open(self) -> None:
+        await self.worker.open()
+
+    async def close(self) -> None:
+        await self.worker.close()
+
+    async def _write(self, operation: Callable[[Db], T]) -> T:
+        return await self.worker.run(operation, write=True)
+
+    async def _read(self, operation: Callable[[Db], T]) -> T:
+        return await self.worker.run(operation, write=False)
+
+    async def schema_version(self) -> int:
+        """The version the store's schema is at."""
+        return int(await self._read(lambda db: db.execute("SELECT version FROM schema_version").fetchone()[0]))
+
+    # --- idempotency ---------------------------------------------------------------------------------------
+
+    async def claim(self, method: str, request_id: str, fingerprint: str) -> ClaimResult:
+        now = self._clock()
+        return await self._write(
+            lambda db: idempotency.claim(db, method, request_id, fingerprint, now, self.lease_seconds)
+        )
+
+    async def complete(self, method: str, request_id: str, outcome: bytes) -> None:
+        await self._write(lambda db: idempotency.complete(db, method, request_id, outcome))
+
+    async def release(self, method: str, request_id: str) -> None:
+        await self._write(lambda db: idempotency.release(db, method, request_id))
+
+    # --- settlements -----------------------------------------------------------------------------------------
+
+    async def begin_settlement(self, record: SettlementRecord) -> None:
+        await self._write(lambda db: settlements.begin(db, record))
+
+    async def settlement(self, settlement_id: str) -> SettlementRecord | None:
+        return await self._read(lambda db: settlements.get(db, "settlement_id", settlement_id))
+
+    async def settlement_by_request(self, request_id: str) -> SettlementRecord | None:
+        return await self._read(lambda db: settlements.get(db, "request_id", request_id))
+
+    async def drop_pending(self, settlement_id: str) -> None:
+        await self._write(lambda db: settlements.drop_pending(db, settlement_id))
+
+    async def book_settlement(
+        self, settlement_id: str, region_settlement_id: str, split: Split, now: float
+    ) -> SettlementRecord:
+        return await self._write(lambda db: settlements.book(db, settlement_id, region_settlement_id, split, now))
+
+    async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord:
+        return await self._write(lambda db: settlements.book_reversal(db, settlement_id, now))
+
+    async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord:
+        return await self._write(lambda db: settlements.void(db, settlement_id, reason, now))
+
+    async def recover_pending(self, now: float) -> list[str]:
+        return await self._write(lambda db: settlements.recover_pending(db, now))
+
+    # --- the outbox --------------------------------------------------------------------------------------------
+
+    async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None:
+        await self._write(lambda db: outbox.enqueue(db, kind, key, region, now, payload))
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
+        return await self._read(lambda db: outbox.due(db, now, limit))
+
+    async def outbox_delivered(self, item: OutboxItem, now: float) -> None:
+        def delivered(db: Db) -> None:
+            outbox.delivered(db, item, now)
+            if item.kind == CORRECTION:
+                settlements.corrected(db, item.key)
+
+        await self._write(delivered)
+
+    async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None:
+        await self._write(lambda db: outbox.failed(db, item, error, retry_at))
+
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        return await self._read(outbox.backlog)
+
+    # --- clearing ------------------------------------------------------------------------------------------------
+
+    async def bookings(self, period: str) -> list[Booking]:
+        return await self._read(lambda db: clearing.bookings(db, period))
+
+    async def bookings_on(self, day: str, treatment_area: str) -> list[Booking]:
+        return await self._read(lambda db: clearing.bookings_on(db, day, treatment_area))
+
+    async def closed_report(self, period: str) -> str | None:
+        return await self._read(lambda db: clearing.closed_report(db, period))
+
+    async def close_period(self, period: str, report: str, now: float) -> str:
+        return await self._write(lambda db: clearing.close_period(db, period, report, now))
+
+    # --- e-card tokens ---------------------------------------------------------------------------------------------
+
+    async def use_token(self, token_id: str, expires_at: float, now: float) -> bool:
+        return await self._write(lambda db: tokens.use_token(db, token_id, expires_at, now))

@@ -1,0 +1,92 @@
+"""The hub's application services, on the canonical domain; the API layer (``gateway.api``) calls them.
+
+One service per concern — cards, card affairs, settlement, clearing, resident services — over the federation
+(routing and the guarded region calls), the holder directory, idempotency, the outbox and the ledger.
+:func:`assemble` builds them all from the configuration; tests build them with fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adapters.registry import AdapterRegistry
+from gateway.config import HubConfig
+from gateway.ledger import LedgerStore
+from gateway.metrics import Metrics
+from gateway.services.affairs import CardAffairs
+from gateway.services.cards import Cards
+from gateway.services.clearing import Clearing
+from gateway.services.directory import HolderDirectory, load_key
+from gateway.services.ecard import TokenVerifier
+from gateway.services.federation import Federation
+from gateway.services.idempotency import Idempotency
+from gateway.services.outbox import Outbox
+from gateway.services.resident import Resident, StatusCache
+from gateway.services.settlement import Settlements
+from regions.agreements import Agreements
+
+__all__ = ["Services", "assemble"]
+
+
+@dataclass
+class Services:
+    """Every application service of one hub."""
+
+    federation: Federation
+    directory: HolderDirectory
+    cards: Cards
+    affairs: CardAffairs
+    settlements: Settlements
+    clearing: Clearing
+    resident: Resident
+    outbox: Outbox
+
+
+def assemble(
+    config: HubConfig,
+    ledger: LedgerStore,
+    registry: AdapterRegistry,
+    metrics: Metrics,
+    agreements: Callable[[], Agreements],
+    clock: Callable[[], float] = time.time,
+) -> Services:
+    """The services of a hub with this configuration, over this ledger and these adapters."""
+    federation = Federation(config, registry, metrics)
+    key = load_key(config.directory_key_file)  # keys the hashes of SSNs and card numbers the hub keeps
+    directory = HolderDirectory(
+        key, metrics, ttl_seconds=config.directory_ttl_seconds, max_entries=config.directory_max_entries
+    )
+    tokens = TokenVerifier(
+        config.ecard_keys,
+        ledger,
+        clock=clock,
+        skew_seconds=config.ecard_clock_skew_seconds,
+        max_ttl_seconds=config.ecard_max_ttl_seconds,
+    )
+    cards = Cards(federation, directory, tokens, metrics)
+    idempotency = Idempotency(ledger)
+    outbox = Outbox(ledger, federation, metrics, clock)
+    resident = Resident(
+        cards,
+        directory,
+        agreements,
+        StatusCache(key, config.status_cache_max_entries, clock),
+        ledger,
+        outbox,
+        metrics,
+        cache_seconds=config.status_cache_seconds,
+        stand_in_seconds=config.stand_in_seconds,
+        clock=clock,
+    )
+    return Services(
+        federation=federation,
+        directory=directory,
+        cards=cards,
+        affairs=CardAffairs(cards, idempotency),
+        settlements=Settlements(cards, ledger, idempotency, outbox, metrics, clock),
+        clearing=Clearing(ledger, idempotency, federation.region_of_province, clock),
+        resident=resident,
+        outbox=outbox,
+    )

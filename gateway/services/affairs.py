@@ -1,0 +1,64 @@
+"""The five cross-province card services (跨省通办, DESIGN §4.4), each write idempotent on its request id.
+
+An application goes to the region that knows the person (the holder directory); a change of a card goes to the
+card's issuing region.
+"""
+
+from __future__ import annotations
+
+from adapters import domain
+from gateway.domain import RegionApplication
+from gateway.services.call import Call
+from gateway.services.cards import Cards
+from gateway.services.idempotency import Idempotency
+
+# Idempotency keys are per method (DESIGN §6): the RPC each card action comes from.
+_CHANGES = {
+    domain.CardAction.ENABLE: "EnableSocialSecurity",
+    domain.CardAction.REPORT_LOSS: "ReportLoss",
+    domain.CardAction.CANCEL_LOSS: "CancelLossReport",
+}
+
+
+class CardAffairs:
+    """Applications, status changes and replacements at the regions.
+
+    Args:
+        cards: card and person look-ups.
+        idempotency: runs each write once per request id.
+    """
+
+    def __init__(self, cards: Cards, idempotency: Idempotency) -> None:
+        self.cards, self.federation, self.idempotency = cards, cards.federation, idempotency
+
+    async def apply(self, call: Call, request: domain.ApplyCard) -> RegionApplication:
+        """申领 at the person's region."""
+
+        async def produce() -> RegionApplication:
+            region = await self.cards.holder_region(call, request.social_security_number)
+            return RegionApplication(await self.federation.region(region, call).apply_card(request), region)
+
+        return await self.idempotency.run("ApplyCard", request, produce, RegionApplication)
+
+    async def change(self, call: Call, request: domain.ChangeCard) -> domain.Card:
+        """Enable the social-security function, report a temporary loss, or cancel that report."""
+        region = self.federation.region_for_area(request.credential.issuing_area)
+
+        async def produce() -> domain.Card:
+            return await self.federation.region(region, call).change_card(request)
+
+        return await self.idempotency.run(_CHANGES[request.action], request, produce, domain.Card)
+
+    async def replace(self, call: Call, request: domain.ReplaceCard) -> RegionApplication:
+        """补换 at the card's issuing region."""
+        region = self.federation.region_for_area(request.credential.issuing_area)
+
+        async def produce() -> RegionApplication:
+            return RegionApplication(await self.federation.region(region, call).replace_card(request), region)
+
+        return await self.idempotency.run("ReplaceCard", request, produce, RegionApplication)
+
+    async def progress(self, call: Call, ssn: str, holder_name: str) -> RegionApplication:
+        """制卡进度查询: the person's latest application at their region."""
+        region = await self.cards.holder_region(call, ssn)
+        return RegionApplication(await self.federation.region(region, call).get_application(ssn, holder_name), region)

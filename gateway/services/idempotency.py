@@ -1,0 +1,81 @@
+"""Idempotent writes (DESIGN §6): a request id with a fingerprint of the request, and its stored outcome.
+
+The fingerprint is the SHA-256 of the canonical encoding (``gateway.canonical``) of the domain request without
+its ``request_id``. Same id and same fingerprint replays the stored outcome; same id with another request is
+refused; the same id while the first call still runs is refused as in progress. Only definite outcomes are
+stored — an answer (its canonical encoding) or an error whose ``definite`` is set (a refusal, a voided
+settlement). When the region could not be reached or did not answer, the claim is released so the caller's
+retry, with the same id, reaches the region again (which deduplicates on it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from adapters.errors import IdempotencyKeyReused, YikatongError
+from gateway import canonical
+from gateway.errors import RequestInProgress, StoredRefusal, error_class
+from gateway.ledger import Claim, LedgerStore
+
+R = TypeVar("R")
+
+
+class Request(Protocol):
+    """A domain write request: a frozen dataclass with a ``request_id``."""
+
+    @property
+    def request_id(self) -> str: ...
+
+
+def fingerprint(request: Request) -> str:
+    """SHA-256 of the request's canonical encoding without its ``request_id``."""
+    without_id = dataclasses.replace(request, request_id="")  # type: ignore[type-var]
+    return hashlib.sha256(canonical.encode(without_id)).hexdigest()
+
+
+class Idempotency:
+    """Runs writes at most once per (method, request id)."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+
+    async def run(self, method: str, request: Request, produce: Callable[[], Awaitable[R]], answer: type[R]) -> R:
+        """``produce()`` once for the request; replays and refusals per the module docstring."""
+        request_id = request.request_id
+        found = await self.store.claim(method, request_id, fingerprint(request))
+        if found.claim is Claim.MISMATCH:
+            raise IdempotencyKeyReused(request_id)
+        if found.claim is Claim.IN_PROGRESS:
+            raise RequestInProgress(request_id)
+        if found.claim is Claim.REPLAY:
+            return _replay(found.outcome or b"{}", answer)
+        try:
+            outcome = await produce()
+        except YikatongError as exc:
+            if exc.definite:
+                await self.store.complete(method, request_id, _refusal(exc))
+            else:
+                await self.store.release(method, request_id)
+            raise
+        except BaseException:
+            await self.store.release(method, request_id)
+            raise
+        await self.store.complete(method, request_id, canonical.encode({"answer": outcome}))
+        return outcome
+
+
+def _refusal(refusal: YikatongError) -> bytes:
+    stored = {"error": type(refusal).__name__, "reason": refusal.reason, "message": refusal.message}
+    return canonical.encode({"refusal": {**stored, "metadata": refusal.metadata}})
+
+
+def _replay(outcome: bytes, answer: type[R]) -> R:
+    stored: dict[str, Any] = json.loads(outcome)
+    if "answer" in stored:
+        return canonical.from_json(answer, stored["answer"])  # type: ignore[no-any-return]
+    refusal = stored["refusal"]
+    raise StoredRefusal(error_class(refusal["error"]), refusal["reason"], refusal["message"], refusal["metadata"])

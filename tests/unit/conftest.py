@@ -1,0 +1,36 @@
+"""The unit layer: the hub's logic with fakes, no socket opened (a test that tries one fails)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import Harness, harness
+
+
+class SocketOpened(AssertionError):
+    """A unit test tried to connect a socket."""
+
+
+@pytest.fixture(autouse=True)
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any connect, so a unit test that reaches the network cannot pass."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise SocketOpened(f"a unit test opened a connection: {args[1:]!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Harness]:
+    """A hub's services over fake regions (``tests.unit.fakes``)."""
+    built = await harness(tmp_path)
+    yield built
+    await built.close()

@@ -1,0 +1,112 @@
+"""The SQLite ledger on a real file: records survive a restart, errors are LEDGER_UNAVAILABLE, writes share commits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.api.status import code_of
+from gateway.errors import LedgerUnavailable
+from gateway.ledger import Claim, ClaimResult, LedgerConflict, SqliteLedger
+from gateway.ledger.schema import MIGRATIONS
+from gateway.ledger.worker import Db
+
+
+async def test_a_finished_write_is_replayed_after_the_ledger_is_reopened(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    await ledger.open()
+    assert (await ledger.claim("ReportLoss", "r-1", "fp")).claim is Claim.NEW
+    assert (await ledger.claim("ReportLoss", "r-1", "fp")).claim is Claim.IN_PROGRESS
+    await ledger.complete("ReportLoss", "r-1", b"answer")
+    await ledger.close()
+
+    reopened = SqliteLedger(tmp_path / "ledger.sqlite3")
+    await reopened.open()
+    assert await reopened.schema_version() == len(MIGRATIONS)
+    assert await reopened.claim("ReportLoss", "r-1", "fp") == ClaimResult(Claim.REPLAY, b"answer")
+    assert (await reopened.claim("ReportLoss", "r-1", "other")).claim is Claim.MISMATCH
+    assert (await reopened.claim("ApplyCard", "r-1", "other")).claim is Claim.NEW
+    await reopened.close()
+
+
+async def test_a_claim_left_by_a_crash_is_taken_over_after_the_lease(tmp_path: Path) -> None:
+    now = [1000.0]
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", lease_seconds=60, clock=lambda: now[0])
+    await ledger.open()
+    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.NEW
+    now[0] += 30
+    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.IN_PROGRESS
+    now[0] += 31
+    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.NEW
+    await ledger.release("ReplaceCard", "r-2")
+    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.NEW
+    await ledger.close()
+
+
+async def test_a_locked_ledger_is_unavailable_not_an_internal_error(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = SqliteLedger(path, busy_timeout_ms=50)
+    await ledger.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the file
+
+    with pytest.raises(LedgerUnavailable) as locked:
+        await ledger.claim("Settle", "r-3", "fp")
+    other.execute("ROLLBACK")
+    other.close()
+
+    assert "locked" in locked.value.message
+    assert code_of(locked.value).name == "UNAVAILABLE" and locked.value.reason == "LEDGER_UNAVAILABLE"
+    assert (await ledger.claim("Settle", "r-3", "fp")).claim is Claim.NEW  # and it recovers once the lock is gone
+    await ledger.close()
+
+
+async def test_a_corrupt_ledger_file_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"this is not a database, just some bytes" * 200)
+    ledger = SqliteLedger(path)
+
+    with pytest.raises(LedgerUnavailable) as corrupt:
+        await ledger.open()
+    with pytest.raises(LedgerUnavailable):
+        await ledger.claim("Settle", "r-4", "fp")
+
+    assert "not a database" in corrupt.value.message
+    await ledger.close()
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    commits: list[int] = []
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", on_commit=commits.append)
+    await ledger.open()
+
+    claims = await asyncio.gather(*(ledger.claim("Settle", f"r-{i}", "fp") for i in range(200)))
+
+    assert all(c.claim is Claim.NEW for c in claims)
+    assert sum(commits) == 200  # every write committed ...
+    assert len(commits) < 200  # ... in fewer transactions than writes
+    await ledger.close()
+
+
+async def test_a_failed_operation_in_a_shared_commit_undoes_only_itself(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    await ledger.open()
+
+    def half_then_fail(db: Db) -> None:
+        db.execute("INSERT INTO ecard_tokens VALUES ('half', 1.0)")
+        raise LedgerConflict("refused after writing")
+
+    results = await asyncio.gather(
+        ledger.use_token("before", 10.0, 0.0),
+        ledger.worker.run(half_then_fail, write=True),
+        ledger.use_token("after", 10.0, 0.0),
+        return_exceptions=True,
+    )
+
+    assert results[0] is True and results[2] is True and isinstance(results[1], LedgerConflict)
+    rows = await ledger.worker.run(lambda db: db.execute("SELECT token_id FROM ecard_tokens").fetchall(), write=False)
+    assert sorted(r[0] for r in rows) == ["after", "before"]
+    await ledger.close()

@@ -1,19 +1,40 @@
-# One target per job. The environment lives in .venv, created here; nothing else is needed.
+# One target per job. The environment lives in .venv, created here from requirements.lock; nothing else is needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BUF := .tools/node_modules/.bin/buf
+LOCK := requirements.lock
+TOOLS := .tools
+UV_VERSION := 0.13.9
+UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
+BUF := $(TOOLS)/buf/node_modules/.bin/buf
+BUF_STAMP := $(TOOLS)/buf/.installed
 PROTO_FILES := $(wildcard protos/yikatong/v1/*.proto protos/jingjinji/v1/*.proto)
 ARGS ?=
 
-.PHONY: run test bench protos protos-check lint typecheck buf-lint buf-breaking conformance check clean venv
+.PHONY: run test bench protos protos-check lint typecheck buf-lint buf-breaking conformance check clean venv lock
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# .venv holds exactly what requirements.lock pins, so it is built afresh (--clear) whenever the lock or pyproject
+# changes: the pins with their hashes (pip refuses anything unpinned or unhashed), then this project on top with
+# neither dependencies nor a build environment of its own. pip itself is the one the interpreter ships.
+$(STAMP): $(LOCK) pyproject.toml
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null || \
+		{ $(BIN)/pip check; echo "$(LOCK) misses what pyproject.toml asks: run make lock" >&2; exit 1; }
 	touch $(STAMP)
+
+# requirements.lock from pyproject.toml (with the dev extra), for every platform, with hashes. Pins already in the lock
+# are kept while they still fit, so adding a dependency adds only it and what it needs; UPGRADE=1 takes the newest
+# release of everything.
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock' --quiet $(if $(UPGRADE),--upgrade) --output-file $(LOCK)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)/uv-$(UV_VERSION)
+	$(TOOLS)/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
 
 venv: $(STAMP)
 
@@ -36,15 +57,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-$(BUF):
-	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1
+# buf at the version tools/buf/package-lock.json pins, checked against its integrity hashes. Its install script only
+# speeds up finding the platform binary, which bin/buf finds without it.
+$(BUF_STAMP): tools/buf/package.json tools/buf/package-lock.json
+	rm -rf $(TOOLS)/buf && mkdir -p $(TOOLS)/buf && cp $^ $(TOOLS)/buf/
+	npm ci --silent --ignore-scripts --no-audit --no-fund --prefix $(TOOLS)/buf
+	touch $@
 
-buf-lint: $(BUF)
+buf-lint: $(BUF_STAMP)
 	cd protos && ../$(BUF) lint
 
 # The API may only grow: buf breaking (FILE level) against an earlier commit, the previous one by default.
 BREAKING_AGAINST ?= HEAD~1
-buf-breaking: $(BUF)
+buf-breaking: $(BUF_STAMP)
 	@if git rev-parse -q --verify "$(BREAKING_AGAINST)^{commit}" >/dev/null; then \
 		cd protos && ../$(BUF) breaking --against '../.git#ref=$(BREAKING_AGAINST),subdir=protos' && \
 		echo "no breaking change against $(BREAKING_AGAINST)"; \
@@ -71,13 +96,13 @@ rules-check: prometheus-install
 	promtool test rules deploy/prometheus/alerts_test.yml
 
 # What the hub adds to a call, as ratios against a direct-adapter baseline measured in the same run.
-bench: .venv/.installed
+bench: $(STAMP)
 	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py
 
 # The conformance suite against every built-in region and the example fourth region (installed into a temporary
 # folder, so the environment is left as it was).
 EXAMPLE := examples/guangdong-guangxi-hainan
-conformance: .venv/.installed
+conformance: $(STAMP)
 	@for region in yangtze-delta sichuan-chongqing beijing-tianjin-hebei; do \
 		.venv/bin/yikatong adapter check --region $$region || exit 1; done
 	@tmp=$$(mktemp -d) && cp -r $(EXAMPLE) $$tmp/src && \
@@ -88,4 +113,4 @@ conformance: .venv/.installed
 check: lint typecheck buf-lint buf-breaking protos-check rules-check test conformance
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache var
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache var

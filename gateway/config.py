@@ -33,6 +33,8 @@ class HubConfig:
         data_dir: folder for the ledger and the directory key.
         ledger_path: the SQLite ledger file.
         idempotency_lease_seconds: age after which an unfinished idempotency record may be taken over.
+        ledger_busy_timeout_ms: how long a ledger statement waits for another process's lock on the file before
+            the call is answered ``UNAVAILABLE`` / ``LEDGER_UNAVAILABLE``.
         directory_key_file: key of the holder directory's keyed hash.
         directory_ttl_seconds: how long a learned SSN → region entry is trusted.
         directory_max_entries: size bound of the directory cache.
@@ -60,6 +62,7 @@ class HubConfig:
     data_dir: Path = Path("var")
     ledger_path: Path = Path("var/ledger.sqlite3")
     idempotency_lease_seconds: float = 60.0
+    ledger_busy_timeout_ms: int = 5000
     directory_key_file: Path = Path("var/directory.key")
     directory_ttl_seconds: float = 86400.0
     directory_max_entries: int = 200_000
@@ -138,6 +141,7 @@ def load_hub_config(
         data_dir=data_dir,
         ledger_path=data_dir / ledger.get("path", str, "ledger.sqlite3"),
         idempotency_lease_seconds=ledger.positive("idempotency_lease_seconds", float, 60.0),
+        ledger_busy_timeout_ms=ledger.positive("busy_timeout_ms", int, 5000),
         directory_key_file=data_dir / directory.get("key_file", str, "directory.key"),
         directory_ttl_seconds=directory.positive("ttl_seconds", float, 86400.0),
         directory_max_entries=directory.positive("max_entries", int, 200_000),

@@ -68,6 +68,7 @@ class Hub:
             config.ledger_path,
             lease_seconds=config.idempotency_lease_seconds,
             clock=now,
+            busy_timeout_ms=config.ledger_busy_timeout_ms,
             on_commit=self.metrics.ledger_commit,
         )
         self.agreements_file = config.agreements_file

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from gateway.api.status import error_reason
 from regions.seed import SeededPerson
 from tests.bills import insured, settle_request
 from tests.conftest import REGION_IDS, YIKATONG, Federation, credential
-from yikatong.v1 import card_affairs_pb2, card_pb2, common_pb2, federation_pb2
+from yikatong.v1 import card_affairs_pb2, card_pb2, common_pb2, federation_pb2, settlement_pb2
 
 VENUE = common_pb2.Venue(area_code="310104")
 
@@ -258,3 +259,19 @@ async def test_a_saturated_region_answers_resource_exhausted(federation: Federat
     samples = await scrape(federation)
     assert sample(samples, "yikatong_region_rejected_total", region=region, reason="bulkhead_full") == 4
     assert sample(samples, "yikatong_region_in_flight", region=region) == 0
+
+
+async def test_a_locked_ledger_answers_unavailable_and_the_hub_recovers(federation: Federation) -> None:
+    person = insured(federation, "sichuan-chongqing", skip=2)
+    await federation.hub.ledger.worker.run(lambda db: db.execute("PRAGMA busy_timeout=100"), write=False)
+    other = sqlite3.connect(federation.hub.config.ledger_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the ledger file
+
+    with pytest.raises(grpc.aio.AioRpcError) as locked:
+        await federation.settlement.Settle(settle_request(person, "310104"), timeout=5)
+    other.execute("ROLLBACK")
+    other.close()
+
+    assert (locked.value.code(), error_reason(locked.value)) == (grpc.StatusCode.UNAVAILABLE, "LEDGER_UNAVAILABLE")
+    settled = await federation.settlement.Settle(settle_request(person, "310104"), timeout=5)
+    assert settled.settlement.state == settlement_pb2.SETTLEMENT_STATE_SETTLED

@@ -34,8 +34,8 @@ from adapters.errors import (
     SettlementNotFound,
     SettlementNotSettled,
 )
+from adapters.jsonwire import is_rfc3339
 from jingjinji.v1 import card_center_pb2 as pb
-from regions.moments import is_rfc3339
 
 E = TypeVar("E", bound=enum.Enum)
 W = TypeVar("W", bound=int)

@@ -41,7 +41,7 @@ from adapters.domain import (
     VisitType,
 )
 from adapters.identifiers import InvalidIdentifier, parse_card_number
-from regions.moments import is_rfc3339
+from adapters.jsonwire import is_rfc3339
 
 E = TypeVar("E", bound=enum.Enum)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from adapters.domain import ServiceKind, StandInAdvice
 from adapters.identifiers import InvalidIdentifier, parse_card_number
+from adapters.jsonwire import is_rfc3339
 from regions.backend import Backend
-from regions.moments import is_rfc3339
 from regions.yangtze_delta import fields
 from regions.yangtze_delta.fields import BadInput
 

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from conftest import bill, card_row, credential
 from yikatong_ggh import codec, translated_errors
+from yikatong_ggh.client import request, response
 from yikatong_ggh.dialect import Code, Method
 from yikatong_ggh.sandbox import GGHServer
 
@@ -25,6 +26,7 @@ from adapters.errors import (
     SettlementNotSettled,
     YikatongError,
 )
+from adapters.jsonwire import ErrorAnswer, WireError
 from regions.backend import Backend
 from regions.config import RegionConfig
 
@@ -73,7 +75,7 @@ async def test_a_settlement_travels_in_integer_fen_under_its_idempotency_key(
 ) -> None:
     row = card_row(backend, CardStatus.NORMAL, insurance=InsuranceType.RESIDENT, province="45")
     the_bill = bill(credential(backend, row), row.card.issuing_area)
-    params = codec.bill_params(the_bill)
+    params = codec.bill_json(the_bill)
     key = str(uuid.uuid4())
 
     status, settled = await rpc(server, config, "bill.settle", params, key=key)
@@ -134,7 +136,7 @@ async def test_a_bad_bill_line_is_named_and_a_write_needs_its_key(
     server: GGHServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.NORMAL, insurance=InsuranceType.EMPLOYEE)
-    params = codec.bill_params(bill(credential(backend, row), row.card.issuing_area))
+    params = codec.bill_json(bill(credential(backend, row), row.card.issuing_area))
     bad = {**params, "items": [params["items"][0], {**params["items"][1], "amount": -1}]}
 
     _, bad_line = await rpc(server, config, "bill.preview", bad)
@@ -149,7 +151,7 @@ async def test_refusals_carry_the_codes_a_client_rebuilds_them_from(
     server: GGHServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.LOCKED)
-    person = codec.person(credential(backend, row))
+    person = codec.person_json(credential(backend, row))
 
     _, conflict = await rpc(server, config, "card.change", {"person": person, "op": "JG"}, key="k1")
     _, replayed = await rpc(server, config, "card.change", {"person": person, "op": "JG"}, key="k1")
@@ -190,17 +192,17 @@ def _connector_error() -> aiohttp.ClientConnectorError:
 @pytest.mark.parametrize(
     ("raised", "expected"),
     [
-        (codec.RpcError(200, Code.CARD_NOT_FOUND, "无此卡", None), CardNotFound),
-        (codec.RpcError(200, Code.CARD_STATE_CONFLICT, "x", {"op": "LG", "status": "X"}), CardStateConflict),
-        (codec.RpcError(200, Code.CARD_STATE_CONFLICT, "x", {"op": "??", "status": "X"}), RegionProtocolError),
-        (codec.RpcError(200, Code.SETTLEMENT_NOT_SETTLED, "x", {"msg_id": "m", "state": "Z"}), SettlementNotSettled),
-        (codec.RpcError(200, Code.IDEMPOTENCY_KEY_REUSED, "x", {"request_id": "k"}), IdempotencyKeyReused),
-        (codec.RpcError(200, Code.SYSTEM_BUSY, "busy", None), RegionUnavailable),
-        (codec.RpcError(503, Code.INTERNAL_ERROR, "from a proxy", None), RegionUnavailable),
-        (codec.RpcError(401, Code.UNAUTHORIZED, "channel key refused", None), RegionProtocolError),
-        (codec.RpcError(200, Code.INVALID_PARAMS, "bad", {"field": "ssn"}), RegionProtocolError),
-        (codec.RpcError(200, 4242, "a code of a newer protocol", None), RegionProtocolError),
-        (codec.MalformedReply("no result"), RegionProtocolError),
+        (ErrorAnswer(200, Code.CARD_NOT_FOUND, "无此卡", None), CardNotFound),
+        (ErrorAnswer(200, Code.CARD_STATE_CONFLICT, "x", {"op": "LG", "status": "X"}), CardStateConflict),
+        (ErrorAnswer(200, Code.CARD_STATE_CONFLICT, "x", {"op": "??", "status": "X"}), RegionProtocolError),
+        (ErrorAnswer(200, Code.SETTLEMENT_NOT_SETTLED, "x", {"msg_id": "m", "state": "Z"}), SettlementNotSettled),
+        (ErrorAnswer(200, Code.IDEMPOTENCY_KEY_REUSED, "x", {"request_id": "k"}), IdempotencyKeyReused),
+        (ErrorAnswer(200, Code.SYSTEM_BUSY, "busy", None), RegionUnavailable),
+        (ErrorAnswer(503, Code.INTERNAL_ERROR, "from a proxy", None), RegionUnavailable),
+        (ErrorAnswer(401, Code.UNAUTHORIZED, "channel key refused", None), RegionProtocolError),
+        (ErrorAnswer(200, Code.INVALID_PARAMS, "bad", {"field": "ssn"}), RegionProtocolError),
+        (ErrorAnswer(200, 4242, "a code of a newer protocol", None), RegionProtocolError),
+        (WireError("no result"), RegionProtocolError),
         (aiohttp.ServerDisconnectedError(), RegionProtocolError),
         (aiohttp.ConnectionTimeoutError(), RegionUnavailable),
         (TimeoutError(), RegionTimeout),
@@ -216,7 +218,7 @@ def test_a_refused_connection_is_unavailable_and_a_reused_key_names_the_write() 
     with pytest.raises(RegionUnavailable), translated_errors("guangdong-guangxi-hainan"):
         raise _connector_error()
     with pytest.raises(IdempotencyKeyReused) as caught, translated_errors("guangdong-guangxi-hainan", "write-1"):
-        raise codec.RpcError(200, Code.IDEMPOTENCY_KEY_REUSED, "reused", None)
+        raise ErrorAnswer(200, Code.IDEMPOTENCY_KEY_REUSED, "reused", None)
     assert caught.value.metadata == {"request_id": "write-1"}
 
 
@@ -231,12 +233,12 @@ def test_a_refused_connection_is_unavailable_and_a_reused_key_names_the_write() 
     ],
 )
 def test_an_answer_that_is_not_the_protocol_is_malformed(status: int, payload: bytes) -> None:
-    with pytest.raises(codec.MalformedReply):
-        codec.response(status, payload, 7)
+    with pytest.raises(WireError):
+        response(status, payload, 7)
 
 
 def test_a_request_object_is_json_rpc_2() -> None:
-    assert json.loads(codec.request(3, Method.PING, {})) == {
+    assert json.loads(request(3, Method.PING, {})) == {
         "jsonrpc": "2.0",
         "id": 3,
         "method": "system.ping",

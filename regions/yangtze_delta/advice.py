@@ -19,14 +19,13 @@ from typing import Any
 from adapters.domain import ServiceKind, StandInAdvice
 from adapters.identifiers import InvalidIdentifier, parse_card_number
 from adapters.jsonwire import is_rfc3339
+from adapters.yangtze_delta.protocol import STAND_IN_ADVICE
 from regions.backend import Backend
 from regions.yangtze_delta import fields
 from regions.yangtze_delta.fields import BadInput
 
 Output = dict[str, Any]
 Handler = Callable[[Backend, str, Mapping[str, Any]], Output]
-
-STAND_IN_ADVICE = "9102"
 
 
 def _moment(data: Mapping[str, Any], key: str) -> str:

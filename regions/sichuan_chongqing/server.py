@@ -59,7 +59,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -71,6 +70,7 @@ from adapters.sichuan_chongqing import codec, protocol
 from regions.backend import Backend
 from regions.config import ConfigError, RegionConfig
 from regions.faults import Faults
+from regions.sandbox import HttpServer, serve_http
 from regions.sichuan_chongqing import signature, wire
 
 log = logging.getLogger(__name__)
@@ -260,22 +260,6 @@ def create_app(backend: Backend, *, paas_id: str, secret: str, now: Callable[[],
     return app
 
 
-@dataclass
-class SichuanChongqingServer:
-    """The running protocol server.
-
-    Attributes:
-        address: the base URL the adapter's ``endpoint`` setting should hold.
-    """
-
-    address: str
-    _runner: web.AppRunner
-
-    async def stop(self) -> None:
-        """Stop listening and finish the requests in flight."""
-        await self._runner.cleanup()
-
-
 def _option(config: RegionConfig, key: str) -> str:
     value = config.options.get(key, "")
     if not value:
@@ -283,7 +267,7 @@ def _option(config: RegionConfig, key: str) -> str:
     return value
 
 
-async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> SichuanChongqingServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> HttpServer:
     """Start the region's protocol server on ``host:port`` (port 0 picks a free one).
 
     Args:
@@ -296,9 +280,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         The running server, with its address.
     """
     app = create_app(backend, paas_id=_option(config, "paas_id"), secret=_option(config, "secret"))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return SichuanChongqingServer(f"http://{host}:{bound}", runner)
+    return await serve_http(app, host, port)

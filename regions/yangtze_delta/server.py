@@ -80,6 +80,7 @@ from adapters.yangtze_delta import protocol
 from adapters.yangtze_delta.protocol import BEIJING_TIME, ERR_CODES, FAULT_CODES, MAKE_STAS_CODES, OPT_TIME, PATH
 from regions.backend import Backend
 from regions.config import RegionConfig
+from regions.sandbox import HttpServer, serve_http
 from regions.yangtze_delta import advice, fields, settlement
 from regions.yangtze_delta.fields import BadInput
 
@@ -223,37 +224,22 @@ def _refusal(exc: Refusal) -> tuple[str, Output]:
 
 
 class YangtzeDeltaServer:
-    """The running protocol server of the 长三角 sandbox.
+    """The 长三角 sandbox's one envelope endpoint, in front of the region's systems.
 
-    Attributes:
-        address: the base URL an adapter's ``endpoint`` setting should be, e.g. ``http://127.0.0.1:7111``.
+    Args:
+        backend: the region's card and medical systems and its fault knobs.
     """
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.faults = backend.faults
-        self.address = ""
         self._serial = itertools.count(1)
-        self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         """The aiohttp application with the one envelope endpoint."""
         app = web.Application()
         app.router.add_post(PATH, self.call_service)
         return app
-
-    async def start(self, host: str, port: int) -> None:
-        """Listen on ``host:port`` (0 picks a free port) and set :attr:`address`."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.address = f"http://{host}:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        """Stop listening and close open connections."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def call_service(self, request: web.Request) -> web.Response:
         """Answer one envelope: apply the fault knobs, dispatch on ``infno``, then delay the answer if told to."""
@@ -295,7 +281,7 @@ class YangtzeDeltaServer:
         return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> YangtzeDeltaServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> HttpServer:
     """Start the 长三角 protocol server for ``backend`` on ``host:port`` (0 picks a free port).
 
     Args:
@@ -307,6 +293,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
     Returns:
         The running server; ``address`` says where it listens, ``stop()`` shuts it down.
     """
-    server = YangtzeDeltaServer(backend)
-    await server.start(host, port)
-    return server
+    return await serve_http(YangtzeDeltaServer(backend).app(), host, port)

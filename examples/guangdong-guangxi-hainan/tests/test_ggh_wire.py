@@ -13,7 +13,6 @@ from conftest import bill, card_row, credential
 from yikatong_ggh import codec, translated_errors
 from yikatong_ggh.client import request, response
 from yikatong_ggh.dialect import Code, Method
-from yikatong_ggh.sandbox import GGHServer
 
 from adapters.domain import CardStatus, InsuranceType
 from adapters.errors import (
@@ -29,17 +28,18 @@ from adapters.errors import (
 from adapters.jsonwire import ErrorAnswer, WireError
 from regions.backend import Backend
 from regions.config import RegionConfig
+from regions.sandbox import HttpServer
 
 Answer = tuple[int, dict[str, Any]]
 
 
-async def post(server: GGHServer, body: bytes, headers: dict[str, str]) -> Answer:
+async def post(server: HttpServer, body: bytes, headers: dict[str, str]) -> Answer:
     async with aiohttp.ClientSession() as http, http.post(server.address + "/rpc", data=body, headers=headers) as r:
         return r.status, json.loads(await r.read())
 
 
 async def rpc(
-    server: GGHServer, config: RegionConfig, method: str, params: Any, *, key: str = "", auth: str | None = None
+    server: HttpServer, config: RegionConfig, method: str, params: Any, *, key: str = "", auth: str | None = None
 ) -> Answer:
     """One call with the region file's channel key (or ``auth``), as id 7."""
     headers = {"Authorization": auth if auth is not None else f"Bearer {config.options['api_key']}"}
@@ -50,7 +50,7 @@ async def rpc(
 
 
 async def test_a_card_travels_in_status_letters_and_compact_dates(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.TEMPORARILY_LOST, insurance=InsuranceType.EMPLOYEE)
     holder = backend.cards.people[row.ssn].holder
@@ -71,7 +71,7 @@ async def test_a_card_travels_in_status_letters_and_compact_dates(
 
 
 async def test_a_settlement_travels_in_integer_fen_under_its_idempotency_key(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.NORMAL, insurance=InsuranceType.RESIDENT, province="45")
     the_bill = bill(credential(backend, row), row.card.issuing_area)
@@ -103,7 +103,7 @@ async def test_a_settlement_travels_in_integer_fen_under_its_idempotency_key(
     ids=["not-json", "batch", "old-version", "notification"],
 )
 async def test_an_unreadable_request_is_answered_with_a_null_id(
-    server: GGHServer, config: RegionConfig, body: bytes, code: int
+    server: HttpServer, config: RegionConfig, body: bytes, code: int
 ) -> None:
     status, answer = await post(server, body, {"Authorization": f"Bearer {config.options['api_key']}"})
 
@@ -123,7 +123,7 @@ async def test_an_unreadable_request_is_answered_with_a_null_id(
     ],
 )
 async def test_errors_name_their_code_and_field(
-    server: GGHServer, config: RegionConfig, method: str, params: Any, code: int, field: str | None
+    server: HttpServer, config: RegionConfig, method: str, params: Any, code: int, field: str | None
 ) -> None:
     status, answer = await rpc(server, config, method, params)
 
@@ -133,7 +133,7 @@ async def test_errors_name_their_code_and_field(
 
 
 async def test_a_bad_bill_line_is_named_and_a_write_needs_its_key(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.NORMAL, insurance=InsuranceType.EMPLOYEE)
     params = codec.bill_json(bill(credential(backend, row), row.card.issuing_area))
@@ -148,7 +148,7 @@ async def test_a_bad_bill_line_is_named_and_a_write_needs_its_key(
 
 
 async def test_refusals_carry_the_codes_a_client_rebuilds_them_from(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.LOCKED)
     person = codec.person_json(credential(backend, row))
@@ -167,7 +167,7 @@ async def test_refusals_carry_the_codes_a_client_rebuilds_them_from(
 
 
 async def test_the_transport_refuses_a_wrong_key_and_a_system_down_or_busy(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     assert await rpc(server, config, "system.ping", {}, auth="Bearer wrong") == (
         401,

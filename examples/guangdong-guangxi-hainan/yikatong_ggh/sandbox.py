@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -89,6 +88,7 @@ from adapters.errors import CardStateConflict, IdempotencyKeyReused, Refusal, Se
 from adapters.jsonwire import FieldError, Fields, is_message_id
 from regions.backend import Backend
 from regions.config import ConfigError, RegionConfig
+from regions.sandbox import HttpServer, serve_http
 from yikatong_ggh import dialect
 from yikatong_ggh.dialect import Code, Method
 from yikatong_ggh.methods import Methods
@@ -224,23 +224,7 @@ def create_app(backend: Backend, *, api_key: str) -> web.Application:
     return app
 
 
-@dataclass
-class GGHServer:
-    """The running protocol server.
-
-    Attributes:
-        address: the base URL the adapter's ``endpoint`` setting should hold.
-    """
-
-    address: str
-    _runner: web.AppRunner
-
-    async def stop(self) -> None:
-        """Stop listening and finish the requests in flight."""
-        await self._runner.cleanup()
-
-
-async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> GGHServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> HttpServer:
     """Start the region's protocol server on ``host:port`` (port 0 picks a free one).
 
     Args:
@@ -260,9 +244,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         raise ConfigError(
             config.source, "options.api_key", api_key, "is required by the guangdong-guangxi-hainan sandbox"
         )
-    runner = web.AppRunner(create_app(backend, api_key=api_key), access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return GGHServer(f"http://{host}:{bound}", runner)
+    return await serve_http(create_app(backend, api_key=api_key), host, port)

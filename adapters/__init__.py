@@ -1,4 +1,9 @@
-"""The adapter SDK: the interface a region adapter implements, its domain objects and errors."""
+"""The adapter SDK: the interface a region adapter implements, its domain objects and errors.
+
+For a region's wire: :mod:`adapters.jsonwire` (typed JSON field reads naming the field's path, error answers),
+:mod:`adapters.refusals` (a region's refusal codes, read both ways) and :mod:`adapters.http` (a pooled aiohttp
+session and the one translation of its errors).
+"""
 
 from adapters.domain import (
     Application,
@@ -34,10 +39,13 @@ from adapters.domain import (
     VisitType,
 )
 from adapters.interface import AdapterSettings, RegionAdapter, RetryPolicy
+from adapters.jsonwire import ErrorAnswer, FieldError, Fields, WireError
+from adapters.refusals import REGION_REFUSALS, RefusalCodes
 from adapters.registry import ENTRY_POINT_GROUP, AdapterRegistry, RegistryError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "REGION_REFUSALS",
     "AdapterRegistry",
     "AdapterSettings",
     "Application",
@@ -52,6 +60,9 @@ __all__ = [
     "CatalogueClass",
     "ChangeCard",
     "Delivery",
+    "ErrorAnswer",
+    "FieldError",
+    "Fields",
     "FileRemoteCare",
     "Filing",
     "FilingType",
@@ -60,6 +71,7 @@ __all__ = [
     "Insurance",
     "InsuranceType",
     "OutcomeState",
+    "RefusalCodes",
     "RegionAdapter",
     "RegionSettlement",
     "RegistryError",
@@ -74,4 +86,5 @@ __all__ = [
     "StageEvent",
     "StandInAdvice",
     "VisitType",
+    "WireError",
 ]

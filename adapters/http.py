@@ -9,17 +9,22 @@ no complete answer within the timeout                      :class:`~adapters.err
 disconnect mid-call, other client errors, unreadable reply :class:`~adapters.errors.RegionProtocolError`
 =========================================================  ==========================================
 
-A region's own refusals (its error codes) are the adapter's to translate, around this.
+A region's own refusals (its error codes) are the adapter's to translate, around this: its client raises
+:class:`~adapters.jsonwire.ErrorAnswer` where it reads one, and :func:`translated_errors` hands it to the
+adapter's function that makes the matching error of it (usually through the region's
+:class:`~adapters.refusals.RefusalCodes`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiohttp
 
-from adapters.errors import RegionProtocolError, RegionTimeout, RegionUnavailable
+from adapters.errors import RegionProtocolError, RegionTimeout, RegionUnavailable, YikatongError
+from adapters.jsonwire import ErrorAnswer
 
 
 @contextlib.contextmanager
@@ -40,6 +45,21 @@ def transport_errors(region: str) -> Iterator[None]:
         raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise RegionProtocolError(region, f"unreadable reply ({type(exc).__name__}: {exc})") from exc
+
+
+@contextlib.contextmanager
+def translated_errors(region: str, refuse: Callable[[ErrorAnswer], YikatongError]) -> Iterator[None]:
+    """An HTTP adapter's one choke point: :func:`transport_errors`, and the region's error answers.
+
+    Args:
+        region: the region id, named in every error raised.
+        refuse: makes the adapter error (a ``Refusal``, ``RegionUnavailable``, …) of an error answer.
+    """
+    try:
+        with transport_errors(region):
+            yield
+    except ErrorAnswer as exc:
+        raise refuse(exc) from None
 
 
 class HttpSession:
@@ -63,3 +83,25 @@ class HttpSession:
         if self._session is None:
             raise RuntimeError(f"adapter for {self.region} used before start()")
         return self._session
+
+    async def exchange(self, method: str, url: str, *, timeout: float, **request: Any) -> tuple[int, bytes]:
+        """Send one request and read its whole answer; call it inside :func:`transport_errors`.
+
+        Args:
+            method: the HTTP method.
+            url: where to send it.
+            timeout: seconds the whole exchange may take.
+            request: the rest of the request, as ``aiohttp.ClientSession.request`` takes it (``data``, ``json``,
+                ``headers``, ``params``).
+
+        Returns:
+            The answer's HTTP status and body.
+
+        Raises:
+            RegionTimeout: ``timeout`` is not positive; nothing is sent (aiohttp would read it as no limit).
+        """
+        if timeout <= 0:
+            raise RegionTimeout(self.region, "no time left to call the region")
+        limit = aiohttp.ClientTimeout(total=timeout)
+        async with self.session.request(method, url, timeout=limit, **request) as response:
+            return response.status, await response.read()

@@ -51,15 +51,38 @@ ServeFn = Callable[[Backend, RegionConfig, str, int], Awaitable[ProtocolServer]]
 
 
 @dataclass
+class HttpServer:
+    """An aiohttp application listening: what an HTTP sandbox's ``serve`` returns (a :class:`ProtocolServer`).
+
+    Attributes:
+        address: the base URL, ``http://host:port``, an adapter's ``endpoint`` setting should hold.
+    """
+
+    address: str
+    _runner: web.AppRunner
+
+    async def stop(self) -> None:
+        """Stop listening and finish the requests in flight."""
+        await self._runner.cleanup()
+
+
+async def serve_http(app: web.Application, host: str, port: int) -> HttpServer:
+    """Put ``app`` on ``host:port`` (port 0 picks a free one), without an access log (paths carry card numbers)."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return HttpServer(f"http://{host}:{runner.addresses[0][1]}", runner)
+
+
+@dataclass
 class RunningSandbox:
     """A sandbox that is serving: its state, knobs and where it listens."""
 
     config: RegionConfig
     backend: Backend
     server: ProtocolServer
-    admin_url: str
     events: EventPublisher
-    _admin: web.AppRunner
+    admin: HttpServer
 
     @property
     def system(self) -> CardSystem:
@@ -77,10 +100,14 @@ class RunningSandbox:
     def address(self) -> str:
         return self.server.address
 
+    @property
+    def admin_url(self) -> str:
+        return self.admin.address
+
     async def stop(self) -> None:
         await self.events.stop()
         await self.server.stop()
-        await self._admin.cleanup()
+        await self.admin.stop()
 
 
 def protocol_server(config: RegionConfig) -> ServeFn:
@@ -190,9 +217,7 @@ async def start_sandbox(
     events.start()
     serve = protocol_server(config)
     server = await serve(backend, config, host, config.sandbox.port if port is None else port)
-    runner = web.AppRunner(admin_app(backend, events), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, config.sandbox.admin_port if admin_port is None else admin_port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return RunningSandbox(config, backend, server, f"http://{host}:{bound}", events, runner)
+    admin = await serve_http(
+        admin_app(backend, events), host, config.sandbox.admin_port if admin_port is None else admin_port
+    )
+    return RunningSandbox(config, backend, server, events, admin)

@@ -35,6 +35,7 @@ from adapters.domain import (
     VisitType,
 )
 from adapters.interface import AdapterSettings
+from adapters.jsonwire import ErrorAnswer, dumps
 from adapters.sichuan_chongqing import SichuanChongqingAdapter, codec, translated_errors
 from adapters.sichuan_chongqing.signing import signed_headers
 from regions.config import RegionConfig
@@ -156,14 +157,14 @@ async def test_malformed_input_is_a_400_not_a_500(
         (aiohttp.ServerDisconnectedError(), errors.RegionProtocolError),
         (ValueError("not JSON"), errors.RegionProtocolError),
         (TimeoutError(), errors.RegionTimeout),
-        (codec.ErrorReply(503, "5030", "busy", None), errors.RegionUnavailable),
-        (codec.ErrorReply(401, "4010", "refused", None), errors.RegionProtocolError),
-        (codec.ErrorReply(409, "4090", "conflict", {"action": "ENABLE"}), errors.RegionProtocolError),
-        (codec.ErrorReply(200, "4040", "a refusal must be a 4xx", None), errors.RegionProtocolError),
-        (codec.ErrorReply(404, "4043", "not insured", None), errors.NotInsured),
-        (codec.ErrorReply(409, "4093", "reversed", {"requestId": "s1", "state": "02"}), errors.SettlementNotSettled),
-        (codec.ErrorReply(409, "4093", "no state", {"requestId": "s1"}), errors.RegionProtocolError),
-        (codec.ErrorReply(409, "4094", "corrected", {"requestId": "s1"}), errors.SettlementCorrected),
+        (ErrorAnswer(503, "5030", "busy", None), errors.RegionUnavailable),
+        (ErrorAnswer(401, "4010", "refused", None), errors.RegionProtocolError),
+        (ErrorAnswer(409, "4090", "conflict", {"action": "ENABLE"}), errors.RegionProtocolError),
+        (ErrorAnswer(200, "4040", "a refusal must be a 4xx", None), errors.RegionProtocolError),
+        (ErrorAnswer(404, "4043", "not insured", None), errors.NotInsured),
+        (ErrorAnswer(409, "4093", "reversed", {"requestId": "s1", "state": "02"}), errors.SettlementNotSettled),
+        (ErrorAnswer(409, "4093", "no state", {"requestId": "s1"}), errors.RegionProtocolError),
+        (ErrorAnswer(409, "4094", "corrected", {"requestId": "s1"}), errors.SettlementCorrected),
     ],
 )
 def test_foreign_errors_are_translated_at_one_choke_point(raised: Exception, expected: type[Exception]) -> None:
@@ -450,7 +451,7 @@ async def test_unsigned_and_badly_signed_settlements_are_refused_and_settle_noth
     sandbox: RunningSandbox, make_adapter: MakeAdapter
 ) -> None:
     cred = insured(sandbox)
-    body = codec.dumps(codec.bill_body(bill(sandbox, cred)))
+    body = dumps(codec.bill_json(bill(sandbox, cred)))
     forged = await make_adapter(secret="not-the-shared-secret")
 
     status, reply = await raw_post(sandbox, "/v2/settlements", body, {})
@@ -468,7 +469,7 @@ async def test_a_signed_settlement_is_answered_in_camel_case_fen(
     sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
 ) -> None:
     cred = insured(sandbox)
-    body = codec.dumps(codec.bill_body(bill(sandbox, cred)))
+    body = dumps(codec.bill_json(bill(sandbox, cred)))
 
     status, reply = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body))
 
@@ -523,7 +524,7 @@ async def test_a_malformed_settlement_is_a_400_naming_the_field(
     line: dict[str, object],
     field: str,
 ) -> None:
-    body = codec.dumps(_patched(codec.bill_body(bill(sandbox, insured(sandbox))), changes, line))
+    body = dumps(_patched(codec.bill_json(bill(sandbox, insured(sandbox))), changes, line))
 
     status, reply = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body))
 
@@ -547,8 +548,8 @@ async def test_malformed_filings_reversals_and_msgids_are_400s(
 ) -> None:
     cred = insured(sandbox)
     filing = FileRemoteCare("f1", cred, "310000", FilingType.REFERRAL, "2020-01-01", "2099-12-31")
-    base = codec.filing_body(filing) if path == "/v2/filings" else {"requestId": "r1", "idNo": "x"}
-    body = codec.dumps({**base, **fields})
+    base = codec.filing_request_json(filing) if path == "/v2/filings" else {"requestId": "r1", "idNo": "x"}
+    body = dumps({**base, **fields})
 
     status, reply = await raw_post(sandbox, path, body, signed(region_configs, body))
 
@@ -591,12 +592,12 @@ async def test_a_stand_in_advice_is_created_once_and_a_repeat_is_answered_alike(
     sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
 ) -> None:
     sent = advice(sandbox)
-    body = codec.dumps(codec.advice_body(sent))
+    body = dumps(codec.advice_json(sent))
 
     created = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
     repeated = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
 
-    assert created == (201, {"code": "0000", "message": "success", "data": codec.advice_body(sent)})
+    assert created == (201, {"code": "0000", "message": "success", "data": codec.advice_json(sent)})
     assert repeated == (200, created[1])
     assert list(sandbox.system.advices) == [sent.advice_id]
 
@@ -620,7 +621,7 @@ async def test_a_stand_in_advice_is_created_once_and_a_repeat_is_answered_alike(
 async def test_a_malformed_stand_in_advice_is_a_400_naming_the_field(
     sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], field: str, value: object
 ) -> None:
-    body = codec.dumps({**codec.advice_body(advice(sandbox)), field: value})
+    body = dumps({**codec.advice_json(advice(sandbox)), field: value})
 
     status, reply = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
 

@@ -205,7 +205,7 @@ MALFORMED_AMOUNTS = [
     "１.００",  # full-width digits, which int() would read
     "92233720368547758.08",  # one fen beyond int64
 ]
-# The sandbox and the adapter convert independently, as a real region and its adapter would.
+# The sandbox and the adapter convert independently, as a real region and its adapter would (only the codes are shared).
 CONVERTERS = [(codec.yuan, codec.parse_yuan), (fields.yuan, fields.parse_yuan)]
 PARSERS = [codec.parse_yuan, fields.parse_yuan]
 

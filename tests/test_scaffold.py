@@ -54,6 +54,7 @@ def test_the_package_has_every_file_with_every_placeholder_filled(tmp_path: Path
         "yikatong_adapter_greater_bay/__init__.py",
         "yikatong_adapter_greater_bay/adapter.py",
         "yikatong_adapter_greater_bay/client.py",
+        "yikatong_adapter_greater_bay/protocol.py",
         "yikatong_adapter_greater_bay/py.typed",
         "yikatong_adapter_greater_bay/sandbox.py",
     ]

@@ -3,7 +3,7 @@
 Requests are built from domain objects; answers are read back into them. Anything unreadable in an answer
 raises :class:`WireError`, which the client turns into ``RegionProtocolError``. A non-zero ``Result`` code
 becomes the matching ``Refusal`` (:func:`raise_for_result`); the card centre and the medical-insurance
-centre share the codes.
+centre share the codes, which :mod:`adapters.jingjinji.protocol` declares with the code tables.
 
 Wire conventions: dates ``YYYYMMDD`` (the domain's are ``YYYY-MM-DD``), card states the numeric ``kzt``
 codes (the values of ``CardStatus``), gender ``xb`` ``"1"``/``"2"``, insurance type ``xzlx`` ``"310"``
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 from typing import TypeVar
 
 from adapters.domain import (
@@ -29,70 +28,47 @@ from adapters.domain import (
     CardCredential,
     CardRecord,
     CardStatus,
-    CatalogueClass,
     ChangeCard,
     FileRemoteCare,
     Filing,
-    FilingType,
     Gender,
     Holder,
     Insurance,
-    InsuranceType,
     OutcomeState,
     RegionSettlement,
     ReplaceCard,
     Reversal,
-    ServiceKind,
     SettlementOutcome,
     Split,
     Stage,
     StageEvent,
     StandInAdvice,
-    VisitType,
 )
 from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
     CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
     IdempotencyKeyReused,
-    NotInsured,
-    Refusal,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
+)
+from adapters.jingjinji.protocol import (
+    CATALOGUE_CLASS_CODES,
+    CONFLICT,
+    FILING_TYPE_CODES,
+    FILING_TYPES,
+    NOT_SETTLED,
+    OK,
+    RESULTS,
+    SERVICE_KIND_CODES,
+    SETTLEMENT_STATES,
+    VISIT_TYPE_CODES,
+    XZLX,
+    wire_date,
 )
 from jingjinji.v1 import card_center_pb2 as pb
 from jingjinji.v1 import medical_insurance_pb2 as mpb
 
 E = TypeVar("E", bound=enum.Enum)
-
-OK = 0
-STATE_CONFLICT = 1003
-DUPLICATE_MSGID = 1009
-SETTLEMENT_NOT_FOUND = 1011
-NOT_SETTLED = 1012
-SETTLEMENT_CORRECTED = 1013
-# Each code's refusal takes (message, metadata=...); 1003, 1009 and 1011–1013 carry more and are built apart.
-REFUSALS: dict[int, type[Refusal]] = {
-    1001: CardNotFound,
-    1002: HolderMismatch,
-    1004: HolderNotFound,
-    1005: ApplicationNotFound,
-    1006: CardAlreadyHeld,
-    1010: NotInsured,
-}
-INSURANCE_TYPES = {"310": InsuranceType.EMPLOYEE, "390": InsuranceType.RESIDENT}
-WIRE_CLASSES = {c: mpb.CatalogueClass.Value(f"CATALOGUE_CLASS_{c.value}") for c in CatalogueClass}
-WIRE_VISIT_TYPES = {v: mpb.VisitType.Value(f"VISIT_TYPE_{v.value}") for v in VisitType}
-WIRE_FILING_TYPES = {f: mpb.FilingType.Value(f"FILING_TYPE_{f.value}") for f in FilingType}
-FILING_TYPES = {wire: f for f, wire in WIRE_FILING_TYPES.items()}
-STATES = {mpb.SettlementState.Value(f"SETTLEMENT_STATE_{s.value}"): s for s in OutcomeState}
-WIRE_SERVICE_KINDS = {k: pb.ServiceKind.Value(f"SERVICE_KIND_{k.value}") for k in ServiceKind}
-_CONFLICT = re.compile(r"action=(?P<action>[A-Z_]+) kzt=(?P<kzt>\d+)")
-_NOT_SETTLED = re.compile(r"state=(?P<state>[A-Z_]+)")
 
 
 class WireError(Exception):
@@ -118,17 +94,17 @@ def raise_for_result(result: pb.Result, region: str, request_id: str = "", settl
     """
     if result.code == OK:
         return
-    if result.code == STATE_CONFLICT:
+    refusal = RESULTS.refusal(result.code)
+    if refusal is CardStateConflict:
         raise state_conflict(result.message)
-    if result.code == DUPLICATE_MSGID:
+    if refusal is IdempotencyKeyReused:
         raise IdempotencyKeyReused(request_id)
-    if result.code == NOT_SETTLED:
+    if refusal is SettlementNotSettled:
         raise not_settled(result.message, settlement_request_id)
-    if result.code == SETTLEMENT_NOT_FOUND:
+    if refusal is SettlementNotFound:
         raise SettlementNotFound(result.message, metadata={"region": region, "request_id": settlement_request_id})
-    if result.code == SETTLEMENT_CORRECTED:
+    if refusal is SettlementCorrected:
         raise SettlementCorrected(result.message, metadata={"region": region, "request_id": request_id})
-    refusal = REFUSALS.get(result.code)
     if refusal is None:
         raise WireError(f"result code {result.code}: {result.message}")
     raise refusal(result.message, metadata={"region": region})
@@ -136,7 +112,7 @@ def raise_for_result(result: pb.Result, region: str, request_id: str = "", settl
 
 def state_conflict(message: str) -> CardStateConflict:
     """Rebuild a state conflict from its message, ``action=ENABLE kzt=1: ...``."""
-    match = _CONFLICT.search(message)
+    match = CONFLICT.search(message)
     if match is None:
         raise WireError(f"state conflict without action and kzt: {message!r}")
     return CardStateConflict(match["action"], enum_value(CardStatus, int(match["kzt"]), "kzt"))
@@ -144,7 +120,7 @@ def state_conflict(message: str) -> CardStateConflict:
 
 def not_settled(message: str, settlement_request_id: str) -> SettlementNotSettled:
     """Rebuild a refused reversal from its message, ``state=REVERSED: ...``."""
-    match = _NOT_SETTLED.search(message)
+    match = NOT_SETTLED.search(message)
     if match is None:
         raise WireError(f"settlement not settled without its state: {message!r}")
     return SettlementNotSettled(settlement_request_id, enum_value(OutcomeState, match["state"], "state").value)
@@ -206,7 +182,7 @@ def stand_in_advice(advice: StandInAdvice) -> pb.RecordStandInAdviceRequest:
         msgid=advice.advice_id,
         kh=advice.card_number,
         fkd=advice.issuing_area,
-        service_kind=WIRE_SERVICE_KINDS[advice.service_kind],
+        service_kind=SERVICE_KIND_CODES[advice.service_kind],
         venue_area=advice.venue_area,
         granted_at=advice.granted_at,
         state_confirmed_at=advice.status_confirmed_at,
@@ -230,7 +206,7 @@ def file_remote_care(request: FileRemoteCare) -> mpb.FileRemoteCareRequest:
         msgid=request.request_id,
         patient=patient(request.credential),
         treatment_area=request.treatment_area,
-        filing_type=WIRE_FILING_TYPES[request.filing_type],
+        filing_type=FILING_TYPE_CODES[request.filing_type],
         valid_from=wire_date(request.valid_from),
         valid_until=wire_date(request.valid_until),
     )
@@ -241,7 +217,7 @@ def bill_line(line: BillLine) -> mpb.BillLine:
     return mpb.BillLine(
         item_code=line.item_code,
         item_name=line.item_name,
-        catalogue_class=WIRE_CLASSES[line.catalogue_class],
+        catalogue_class=CATALOGUE_CLASS_CODES[line.catalogue_class],
         quantity=line.quantity,
         unit_price_fen=line.unit_price_fen,
         amount_fen=line.amount_fen,
@@ -257,7 +233,7 @@ def bill(request: Bill) -> mpb.Bill:
         treatment_area=request.treatment_area,
         institution_id=request.institution_id,
         hospital_level=request.hospital_level,
-        visit_type=WIRE_VISIT_TYPES[request.visit_type],
+        visit_type=VISIT_TYPE_CODES[request.visit_type],
         later_admission=request.later_admission,
         lines=[bill_line(line) for line in request.lines],
         use_personal_account=request.use_personal_account,
@@ -272,11 +248,6 @@ def reverse_settlement(request: Reversal) -> mpb.ReverseSettlementRequest:
         sfzh=request.social_security_number,
         reason=request.reason,
     )
-
-
-def wire_date(iso: str) -> str:
-    """``YYYY-MM-DD`` → ``YYYYMMDD``."""
-    return iso.replace("-", "")
 
 
 # --- answers ------------------------------------------------------------------------------------
@@ -322,7 +293,7 @@ def holder(info: pb.PersonInfo) -> Holder:
 
 def insurance(info: pb.InsuranceInfo) -> Insurance:
     """An insurance from its InsuranceInfo."""
-    kind = INSURANCE_TYPES.get(info.xzlx)
+    kind = XZLX.get(info.xzlx)
     if kind is None:
         raise WireError(f"xzlx: unknown value {info.xzlx!r}")
     return Insurance(insured_area=info.cbd, insurance_type=kind)
@@ -416,7 +387,7 @@ def settled(response: mpb.SettleResponse, request_id: str) -> RegionSettlement:
 
 def settlement_outcome(response: mpb.QuerySettlementResponse, request_id: str) -> SettlementOutcome:
     """The state of a QuerySettlement answer, with the settlement when it was booked."""
-    state = STATES.get(response.state)
+    state = SETTLEMENT_STATES.get(response.state)
     if state is None:
         raise WireError(f"state: unspecified or unknown value {response.state}")
     booked = settlement(response.settlement, request_id) if response.HasField("settlement") else None

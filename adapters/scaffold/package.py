@@ -18,6 +18,7 @@ FILES = {
     "package/__init__.py": "{package}/__init__.py",
     "package/adapter.py": "{package}/adapter.py",
     "package/client.py": "{package}/client.py",
+    "package/protocol.py": "{package}/protocol.py",
     "package/sandbox.py": "{package}/sandbox.py",
     "package/py.typed": "{package}/py.typed",
     "config/region.toml": "config/{name}.toml",

@@ -1,8 +1,9 @@
 """The 川渝 Sichuan–Chongqing adapter: signed resource-style REST over one aiohttp session.
 
-Only this module and :mod:`adapters.sichuan_chongqing.codec` see the region's protocol. Every failure of
-aiohttp, asyncio and the region's error codes becomes an ``adapters.errors`` class in one place,
-:func:`translated_errors`.
+Only this module sees aiohttp and the region's error codes; what goes on the wire is written in
+:mod:`adapters.sichuan_chongqing.protocol` and :mod:`adapters.sichuan_chongqing.codec`, which the region's
+server shares. Every failure of aiohttp, asyncio and the region's error codes becomes an ``adapters.errors``
+class in one place, :func:`translated_errors`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import quote
 
-import aiohttp
-
+from adapters import http
 from adapters.domain import (
     Application,
     ApplyCard,
@@ -35,65 +34,50 @@ from adapters.domain import (
     StandInAdvice,
 )
 from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
     CardStateConflict,
-    HolderMismatch,
     HolderNotFound,
     IdempotencyKeyReused,
-    NotInsured,
+    Refusal,
     RegionProtocolError,
-    RegionTimeout,
     RegionUnavailable,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
     YikatongError,
 )
-from adapters.http import HttpSession, transport_errors
 from adapters.interface import AdapterSettings, RegionAdapter
-from adapters.sichuan_chongqing import codec
+from adapters.jsonwire import ErrorAnswer, Fields, WireError, dumps
+from adapters.sichuan_chongqing import codec, protocol
 from adapters.sichuan_chongqing.signing import signed_headers
 
 T = TypeVar("T")
 
 
-def _settlement_id(reply: codec.ErrorReply, request_id: str) -> dict[str, str]:
-    """The settlement message id a refusal names: the reply's ``requestId``, else the write's own."""
-    named = reply.data.get("requestId") if isinstance(reply.data, dict) else None
-    return {"request_id": named if isinstance(named, str) else request_id}
+def _refusal(cls: type[Refusal], reply: ErrorAnswer, request_id: str) -> Refusal:
+    """The refusal of a refusal code, with what the reply's data says of it."""
+    details = reply.details
+    if cls is CardStateConflict:
+        return CardStateConflict(details.value("action", str), details.coded("status", protocol.STATUSES))
+    if cls is SettlementNotSettled:
+        state = details.coded("state", protocol.SETTLEMENT_STATES)
+        return SettlementNotSettled(details.value("requestId", str), state.value)
+    if cls is IdempotencyKeyReused:
+        return IdempotencyKeyReused(request_id)
+    if cls in (SettlementNotFound, SettlementCorrected):  # named by the reply's requestId, else the write's own
+        named = reply.data.get("requestId") if isinstance(reply.data, dict) else None
+        return cls(reply.message, metadata={"request_id": named if isinstance(named, str) else request_id})
+    return cls(reply.message)
 
 
-# The region's refusal codes → the domain's refusals; each gets the reply and the write's request id.
-_REFUSALS: dict[str, Callable[[codec.ErrorReply, str], YikatongError]] = {
-    "4030": lambda r, _: HolderMismatch(r.message),
-    "4040": lambda r, _: CardNotFound(r.message),
-    "4041": lambda r, _: HolderNotFound(r.message),
-    "4042": lambda r, _: ApplicationNotFound(r.message),
-    "4043": lambda r, _: NotInsured(r.message),
-    "4044": lambda r, request_id: SettlementNotFound(r.message, metadata=_settlement_id(r, request_id)),
-    "4090": lambda r, _: CardStateConflict(
-        codec.field(r.data, "action", str), codec.coded(r.data, "status", codec.STATUSES)
-    ),
-    "4091": lambda r, _: CardAlreadyHeld(r.message),
-    "4092": lambda _, request_id: IdempotencyKeyReused(request_id),
-    "4093": lambda r, _: SettlementNotSettled(
-        codec.field(r.data, "requestId", str), codec.coded(r.data, "state", codec.SETTLEMENT_STATES).value
-    ),
-    "4094": lambda r, request_id: SettlementCorrected(r.message, metadata=_settlement_id(r, request_id)),
-}
-
-
-def _from_reply(region: str, reply: codec.ErrorReply, request_id: str) -> YikatongError:
+def _from_reply(region: str, request_id: str, reply: ErrorAnswer) -> YikatongError:
     if reply.status == 503:
         return RegionUnavailable(region, f"the region is down or busy ({reply.code} {reply.message})")
-    refusal = _REFUSALS.get(reply.code) if 400 <= reply.status < 500 else None
+    refusal = protocol.REFUSALS.refusal(reply.code) if 400 <= reply.status < 500 else None
     if refusal is None:  # includes 401: our signature was refused, a configuration fault
         return RegionProtocolError(region, f"unexpected reply: {reply}")
     try:
-        return refusal(reply, request_id)
-    except codec.MalformedReply as exc:
+        return _refusal(refusal, reply, request_id)
+    except WireError as exc:
         return RegionProtocolError(region, f"malformed refusal {reply.code}: {exc}")
 
 
@@ -111,11 +95,8 @@ def translated_errors(region: str, request_id: str = "") -> Iterator[None]:
         RegionTimeout: no answer in time.
         RegionProtocolError: a dropped connection, a reply that is not the protocol, or an unexpected code.
     """
-    try:
-        with transport_errors(region):
-            yield
-    except codec.ErrorReply as exc:
-        raise _from_reply(region, exc, request_id) from None
+    with http.translated_errors(region, partial(_from_reply, region, request_id)):
+        yield
 
 
 def _option(settings: AdapterSettings, key: str) -> str:
@@ -145,7 +126,7 @@ class SichuanChongqingAdapter(RegionAdapter):
         self._secret = _option(settings, "secret")
         self._base = settings.endpoint.rstrip("/")
         self._clock = clock
-        self._http = HttpSession(settings.region_id)
+        self._http = http.HttpSession(settings.region_id)
 
     async def start(self) -> None:
         """Open the HTTP session every call shares."""
@@ -162,12 +143,12 @@ class SichuanChongqingAdapter(RegionAdapter):
             "name": credential.holder_name,
             "cardSn": credential.card_identification_code,
         }
-        path = f"/v2/cards/{quote(credential.card_number, safe='')}"
+        path = protocol.path(protocol.CARD, cardNo=credential.card_number)
         return await self._call("GET", path, codec.card_record, timeout=timeout, params=params)
 
     async def knows_holder(self, social_security_number: str, *, timeout: float) -> bool:
         """Whether the region knows the person; see :meth:`RegionAdapter.knows_holder`."""
-        path = f"/v2/persons/{quote(social_security_number, safe='')}"
+        path = protocol.path(protocol.PERSON, idNo=social_security_number)
         try:
             await self._call("GET", path, codec.nothing, timeout=timeout)
         except HolderNotFound:
@@ -176,31 +157,24 @@ class SichuanChongqingAdapter(RegionAdapter):
 
     async def apply_card(self, request: ApplyCard, *, timeout: float) -> Application:
         """申领: submit an application; see :meth:`RegionAdapter.apply_card`."""
-        body = {
-            "requestId": request.request_id,
-            "idNo": request.social_security_number,
-            "name": request.holder_name,
-            "insuredArea": request.insured_area,
-            "delivery": request.delivery.value,
-        }
-        return await self._call("POST", "/v2/applications", codec.application, timeout=timeout, body=body)
+        body = codec.apply_json(request)
+        return await self._call("POST", protocol.APPLICATIONS, codec.application, timeout=timeout, body=body)
 
     async def change_card(self, request: ChangeCard, *, timeout: float) -> Card:
         """Enable, report a temporary loss or cancel it; see :meth:`RegionAdapter.change_card`."""
-        body = {**self._credential_body(request.request_id, request.credential), "action": request.action.value}
-        path = f"/v2/cards/{quote(request.credential.card_number, safe='')}/status-changes"
-        return await self._call("POST", path, codec.card, timeout=timeout, body=body)
+        path = protocol.path(protocol.STATUS_CHANGES, cardNo=request.credential.card_number)
+        return await self._call("POST", path, codec.card, timeout=timeout, body=codec.change_json(request))
 
     async def replace_card(self, request: ReplaceCard, *, timeout: float) -> Application:
         """补换: cancel the card and start its replacement; see :meth:`RegionAdapter.replace_card`."""
-        body = {**self._credential_body(request.request_id, request.credential), "reason": request.reason.value}
-        path = f"/v2/cards/{quote(request.credential.card_number, safe='')}/replacements"
-        return await self._call("POST", path, codec.application, timeout=timeout, body=body)
+        path = protocol.path(protocol.REPLACEMENTS, cardNo=request.credential.card_number)
+        return await self._call("POST", path, codec.application, timeout=timeout, body=codec.replacement_json(request))
 
     async def get_application(self, social_security_number: str, holder_name: str, *, timeout: float) -> Application:
         """The person's latest application; see :meth:`RegionAdapter.get_application`."""
         params = {"idNo": social_security_number, "name": holder_name}
-        return await self._call("GET", "/v2/applications/latest", codec.application, timeout=timeout, params=params)
+        path = protocol.LATEST_APPLICATION
+        return await self._call("GET", path, codec.application, timeout=timeout, params=params)
 
     async def file_remote_care(self, request: FileRemoteCare, *, timeout: float) -> Filing:
         """备案: record that the insured person will be treated in another area (``POST /v2/filings``).
@@ -219,8 +193,8 @@ class SichuanChongqingAdapter(RegionAdapter):
             HolderMismatch: the name does not match the insured person's record.
             RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
         """
-        body = codec.filing_body(request)
-        return await self._call("POST", "/v2/filings", codec.filing, timeout=timeout, body=body)
+        body = codec.filing_request_json(request)
+        return await self._call("POST", protocol.FILINGS, codec.filing, timeout=timeout, body=body)
 
     async def pre_settle(self, bill: Bill, *, timeout: float) -> Split:
         """预结算: the split the insured place's policy gives the bill now (``POST /v2/settlement-previews``).
@@ -239,8 +213,8 @@ class SichuanChongqingAdapter(RegionAdapter):
             HolderMismatch: the name does not match the insured person's record.
             RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
         """
-        body = codec.bill_body(bill)
-        return await self._call("POST", "/v2/settlement-previews", codec.preview, timeout=timeout, body=body)
+        body = codec.bill_json(bill)
+        return await self._call("POST", protocol.SETTLEMENT_PREVIEWS, codec.preview, timeout=timeout, body=body)
 
     async def settle(self, bill: Bill, *, timeout: float) -> RegionSettlement:
         """结算: settle the bill at the insured place (``POST /v2/settlements``).
@@ -263,8 +237,8 @@ class SichuanChongqingAdapter(RegionAdapter):
             RegionTimeout: no answer in time; the settlement may have been applied.
             RegionUnavailable, RegionProtocolError: see :func:`translated_errors`.
         """
-        body = codec.bill_body(bill)
-        return await self._call("POST", "/v2/settlements", codec.settlement, timeout=timeout, body=body)
+        body = codec.bill_json(bill)
+        return await self._call("POST", protocol.SETTLEMENTS, codec.settlement, timeout=timeout, body=body)
 
     async def settlement_outcome(self, request_id: str, *, timeout: float) -> SettlementOutcome:
         """What the region knows of a settlement request id (``GET /v2/settlements/{msgId}``).
@@ -281,7 +255,8 @@ class SichuanChongqingAdapter(RegionAdapter):
             RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
         """
         try:
-            return await self._call("GET", self._settlement_path(request_id), codec.outcome, timeout=timeout)
+            path = protocol.path(protocol.SETTLEMENT, msgId=request_id)
+            return await self._call("GET", path, codec.outcome, timeout=timeout)
         except SettlementNotFound:
             return SettlementOutcome(OutcomeState.NOT_FOUND)
 
@@ -300,7 +275,7 @@ class SichuanChongqingAdapter(RegionAdapter):
             RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`; the
             correction must be sent again until the region acknowledges it.
         """
-        path = self._settlement_path(request_id) + "/correction"
+        path = protocol.path(protocol.CORRECTION, msgId=request_id)
         await self._call("POST", path, codec.nothing, timeout=timeout, body={})
 
     async def reverse_settlement(self, request: Reversal, *, timeout: float) -> None:
@@ -319,8 +294,8 @@ class SichuanChongqingAdapter(RegionAdapter):
             IdempotencyKeyReused: the reversal's request id was used for another reversal.
             RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
         """
-        path = self._settlement_path(request.settlement_request_id) + "/reversal"
-        await self._call("POST", path, codec.nothing, timeout=timeout, body=codec.reversal_body(request))
+        path = protocol.path(protocol.REVERSAL, msgId=request.settlement_request_id)
+        await self._call("POST", path, codec.nothing, timeout=timeout, body=codec.reversal_json(request))
 
     async def send_stand_in_advice(self, advice: StandInAdvice, *, timeout: float) -> None:
         """Tell the region of a resident service granted in stand-in (``POST /v2/stand-in-advices``).
@@ -339,53 +314,36 @@ class SichuanChongqingAdapter(RegionAdapter):
                 bad input (400 ``4000``).
             RegionUnavailable: see :func:`translated_errors`.
         """
-        body = codec.advice_body(advice)
         decode = partial(codec.advice_recorded, advice_id=advice.advice_id)
-        await self._call("POST", "/v2/stand-in-advices", decode, timeout=timeout, body=body)
+        await self._call("POST", protocol.STAND_IN_ADVICES, decode, timeout=timeout, body=codec.advice_json(advice))
 
     async def check_health(self, *, timeout: float) -> None:
         """Return when ``GET /v2/ping`` answers; raise an ``AdapterError`` when it does not."""
-        await self._call("GET", "/v2/ping", codec.nothing, timeout=timeout)
-
-    @staticmethod
-    def _credential_body(request_id: str, credential: CardCredential) -> dict[str, str]:
-        return {
-            "requestId": request_id,
-            "idNo": credential.social_security_number,
-            "name": credential.holder_name,
-            "cardSn": credential.card_identification_code,
-        }
-
-    @staticmethod
-    def _settlement_path(request_id: str) -> str:
-        return f"/v2/settlements/{quote(request_id, safe='')}"
+        await self._call("GET", protocol.PING, codec.nothing, timeout=timeout)
 
     async def _call(
         self,
         method: str,
         path: str,
-        decode: Callable[[Any], T],
+        decode: Callable[[Fields], T],
         *,
         timeout: float,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> T:
         """Send one signed request and decode the ``data`` of its reply."""
-        if timeout <= 0:  # aiohttp reads a zero or negative total as "no timeout"
-            raise RegionTimeout(self.region_id, "no time left to call the region")
-        raw = b"" if body is None else codec.dumps(body)
+        raw = b"" if body is None else dumps(body)
         headers = signed_headers(self._paas_id, self._secret, raw, self._clock())
         if body is not None:
             headers["Content-Type"] = "application/json"
         request_id = str(body.get("requestId", "")) if body else ""
         with translated_errors(self.region_id, request_id):
-            async with self._http.session.request(
+            status, payload = await self._http.exchange(
                 method,
                 self._base + path,
+                timeout=timeout,
                 params=params,
                 data=raw if body is not None else None,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                payload = await response.read()
-            return decode(codec.envelope(response.status, payload))
+            )
+            return decode(Fields(protocol.envelope_data(status, payload), "data"))

@@ -25,21 +25,22 @@ from adapters.domain import (
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.yangtze_delta import codec
 from adapters.yangtze_delta.client import EnvelopeClient
-
-QUERY_CARD = "1101"
-QUERY_PERSON = "1161"
-APPLY = "2801"
-CHANGE = "2802"
-REPLACE = "2803"
-PROGRESS = "2804"
-FILE_REMOTE_CARE = "2501"
-PRE_SETTLE = "2206"
-SETTLE = codec.SETTLE_INFNO
-REVERSE = "2208"
-CORRECT = "2601"
-OUTCOME = "5201"
-HEARTBEAT = "9001"
-STAND_IN_ADVICE = "9102"
+from adapters.yangtze_delta.protocol import (
+    APPLY,
+    CHANGE,
+    CORRECT,
+    FILE_REMOTE_CARE,
+    HEARTBEAT,
+    OUTCOME,
+    PRE_SETTLE,
+    PROGRESS,
+    QUERY_CARD,
+    QUERY_PERSON,
+    REPLACE,
+    REVERSE,
+    SETTLE,
+    STAND_IN_ADVICE,
+)
 
 
 def _read_msgid() -> str:

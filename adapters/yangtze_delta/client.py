@@ -3,7 +3,8 @@
 This is the only module of the adapter that sees aiohttp. Transport errors are translated by
 :func:`adapters.http.transport_errors`; the envelope's own answers here: HTTP 503 is
 :class:`~adapters.errors.RegionUnavailable`, another HTTP status :class:`~adapters.errors.RegionProtocolError`,
-``infcode`` -1 with a business ``err_code`` the matching :class:`~adapters.errors.Refusal`.
+``infcode`` -1 with a business ``err_code`` the matching :class:`~adapters.errors.Refusal` (the protocol's
+``ERR_CODES``).
 """
 
 from __future__ import annotations
@@ -12,43 +13,21 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import aiohttp
-
 from adapters.domain import CardStatus
 from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
     CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
     IdempotencyKeyReused,
-    NotInsured,
-    Refusal,
     RegionProtocolError,
     RegionUnavailable,
     SettlementCorrected,
-    SettlementNotFound,
     SettlementNotSettled,
     YikatongError,
 )
 from adapters.http import HttpSession, transport_errors
 from adapters.yangtze_delta.codec import decode_state
+from adapters.yangtze_delta.protocol import ERR_CODES, INFVER, PATH
 
 T = TypeVar("T")
-
-PATH = "/fsi/api/rsfComIfsService/callService"
-INFVER = "V1.0"
-
-REFUSALS: dict[str, type[Refusal]] = {
-    "CARD_NOT_FOUND": CardNotFound,
-    "HOLDER_MISMATCH": HolderMismatch,
-    "HOLDER_NOT_FOUND": HolderNotFound,
-    "APPLICATION_NOT_FOUND": ApplicationNotFound,
-    "CARD_ALREADY_HELD": CardAlreadyHeld,
-    "NOT_INSURED": NotInsured,
-    "SETTLEMENT_NOT_FOUND": SettlementNotFound,
-}
 
 
 class EnvelopeClient:
@@ -116,17 +95,15 @@ class EnvelopeClient:
             "input": {"data": dict(data)},
         }
         with transport_errors(self.region_id):
-            request_timeout = aiohttp.ClientTimeout(total=timeout)
-            async with self._http.session.post(self.url, json=body, timeout=request_timeout) as response:
-                reply = await self._reply(response)
-            return decode(self._output(reply, msgid))
+            status, payload = await self._http.exchange("POST", self.url, timeout=timeout, json=body)
+            return decode(self._output(self._reply(status, payload), msgid))
 
-    async def _reply(self, response: aiohttp.ClientResponse) -> Mapping[str, Any]:
-        if response.status == 503:
+    def _reply(self, status: int, payload: bytes) -> Mapping[str, Any]:
+        if status == 503:
             raise RegionUnavailable(self.region_id, "the region's system is down or busy (HTTP 503)")
-        if response.status != 200:
-            raise RegionProtocolError(self.region_id, f"unexpected HTTP status {response.status}")
-        reply = json.loads(await response.read())
+        if status != 200:
+            raise RegionProtocolError(self.region_id, f"unexpected HTTP status {status}")
+        reply = json.loads(payload)
         if not isinstance(reply, dict):
             raise ValueError("the reply is not a JSON object")
         return reply
@@ -142,20 +119,20 @@ class EnvelopeClient:
 
     def _refusal(self, reply: Mapping[str, Any], msgid: str) -> YikatongError:
         code, message = reply.get("err_code"), str(reply.get("err_msg", ""))
-        if code == "CARD_STATE_CONFLICT":
+        refusal = ERR_CODES.refusal(code)
+        if refusal is CardStateConflict:
             output = reply["output"]
             return CardStateConflict(str(output["action"]), CardStatus(int(output["card_stas"])))
-        if code == "MSGID_REUSED":
+        if refusal is IdempotencyKeyReused:
             return IdempotencyKeyReused(msgid)
-        if code == "SETTLEMENT_NOT_SETTLED":
+        if refusal is SettlementNotSettled:
             output = reply["output"]
             return SettlementNotSettled(str(output["omsgid"]), decode_state(output["setl_stas"]).value)
         metadata = {"region": self.region_id, "detail": message}
-        if code == "SETTLEMENT_CORRECTED":  # only ever the answer to a settlement, whose msgid is its request id
+        if refusal is SettlementCorrected:  # only ever the answer to a settlement, whose msgid is its request id
             return SettlementCorrected(
                 f"region {self.region_id}: {message}", metadata={**metadata, "request_id": msgid}
             )
-        refusal = REFUSALS.get(str(code))
         if refusal is None:
             return RegionProtocolError(self.region_id, f"error {code}: {message}")
         return refusal(f"region {self.region_id}: {message}", metadata=metadata)

@@ -1,18 +1,14 @@
-"""Canonical domain objects to and from the 长三角 wire fields.
+"""Canonical domain objects to and from the 长三角 wire fields; the codes are :mod:`adapters.yangtze_delta.protocol`'s.
 
 Encoders build an envelope's ``input.data``; decoders read its ``output``. A decoder raises ``KeyError``,
 ``TypeError`` or ``ValueError`` on anything it cannot read; the client turns that into
 :class:`~adapters.errors.RegionProtocolError`.
 
 Wire values: ``gend`` "1"/"2"; ``brdy`` ``YYYY-MM-DD``; ``card_stas`` the numeric status code as a string
-("0" SEALED … "9" CANCELLED); ``insutype`` "310" employee, "390" resident; ``make_stas`` "01"–"07" for the
-production stages and "99" for a failure; ``opt_time`` ``YYYY-MM-DD HH:MM:SS`` Beijing time.
-
-Settlement values: every amount is a yuan string with exactly two decimals (``"123.45"``), converted to and
-from integer fen without floats (:func:`yuan`, :func:`parse_yuan`); ``chrgitm_lv`` "01" 甲类 A, "02" 乙类 B,
-"03" 丙类 C, "04" out of catalogue; ``med_type`` "11" outpatient, "21" inpatient; ``fil_type`` "11" retiree
-resettled, "12" long-term resident, "13" working away, "21" referral, "22" emergency, "29" other temporary;
-``setl_stas`` "0" not found, "1" settled, "2" reversed, "3" corrected; flags "1"/"0".
+("0" SEALED … "9" CANCELLED); ``insutype``, ``make_stas``, ``chrgitm_lv``, ``med_type``, ``fil_type`` and
+``setl_stas`` the protocol's code tables; ``opt_time`` ``YYYY-MM-DD HH:MM:SS`` Beijing time; flags "1"/"0".
+Every settlement amount is a yuan string with exactly two decimals (``"123.45"``), converted to and from integer
+fen without floats (:func:`yuan`, :func:`parse_yuan`).
 
 Stand-in advice (9102): ``serv_type`` the service kind's name (``TRANSIT`` …); ``grnt_time`` and
 ``stas_cfm_time`` RFC 3339 as the hub wrote them (not ``opt_time``'s Beijing wall clock), so that the region
@@ -35,64 +31,37 @@ from adapters.domain import (
     CardCredential,
     CardRecord,
     CardStatus,
-    CatalogueClass,
     ChangeCard,
     FileRemoteCare,
     Filing,
-    FilingType,
     Gender,
     Holder,
     Insurance,
-    InsuranceType,
     OutcomeState,
     RegionSettlement,
     ReplaceCard,
     Reversal,
     SettlementOutcome,
     Split,
-    Stage,
     StageEvent,
     StandInAdvice,
-    VisitType,
+)
+from adapters.yangtze_delta.protocol import (
+    BEIJING_TIME,
+    CHRGITM_LV_CODES,
+    FIL_TYPE,
+    FIL_TYPE_CODES,
+    INSUTYPES,
+    MAKE_STAS,
+    MED_TYPE_CODES,
+    OPT_TIME,
+    SETL_STAS,
+    SETTLE,
+    SPLIT_FIELDS,
+    flag,
 )
 
 Data = dict[str, Any]
-
-BEIJING_TIME = dt.timezone(dt.timedelta(hours=8))
-INSUTYPES = {"310": InsuranceType.EMPLOYEE, "390": InsuranceType.RESIDENT}
-STAGES = {
-    "01": Stage.SUBMITTED,
-    "02": Stage.BANK_ACCOUNT_OPENED,
-    "03": Stage.AT_CARD_FACTORY,
-    "04": Stage.KEYS_LOADED,
-    "05": Stage.READY_AT_OUTLET,
-    "06": Stage.MAILED,
-    "07": Stage.ISSUED,
-    "99": Stage.FAILED,
-}
-CHRGITM_LV = {
-    CatalogueClass.A: "01",
-    CatalogueClass.B: "02",
-    CatalogueClass.C: "03",
-    CatalogueClass.OUT_OF_CATALOGUE: "04",
-}
-MED_TYPE = {VisitType.OUTPATIENT: "11", VisitType.INPATIENT: "21"}
-FIL_TYPE = {
-    FilingType.RETIREE_RESETTLED: "11",
-    FilingType.LONG_TERM_RESIDENT: "12",
-    FilingType.WORKING_AWAY: "13",
-    FilingType.REFERRAL: "21",
-    FilingType.EMERGENCY: "22",
-    FilingType.TEMPORARY_OTHER: "29",
-}
-FIL_TYPES = {code: kind for kind, code in FIL_TYPE.items()}
-SETL_STAS = {
-    "0": OutcomeState.NOT_FOUND,
-    "1": OutcomeState.SETTLED,
-    "2": OutcomeState.REVERSED,
-    "3": OutcomeState.CORRECTED,
-}
-SETTLE_INFNO = "2207"  # what a correction names as the service it corrects
 
 # ASCII digits only (``\d`` would accept other scripts' digits); at most 19 before the point.
 _YUAN = re.compile(r"(-?)(0|[1-9][0-9]{0,18})\.([0-9]{2})")
@@ -159,10 +128,6 @@ def replace_data(request: ReplaceCard) -> Data:
     return {**card_data(request.credential), "reason": request.reason.value}
 
 
-def _flag(value: bool) -> str:
-    return "1" if value else "0"
-
-
 def _person_card(credential: CardCredential) -> Data:
     return {**card_data(credential), "card_admdvs": credential.issuing_area}
 
@@ -172,7 +137,7 @@ def filing_data(request: FileRemoteCare) -> Data:
     return {
         **_person_card(request.credential),
         "mdtrtarea_admvs": request.treatment_area,
-        "fil_type": FIL_TYPE[request.filing_type],
+        "fil_type": FIL_TYPE_CODES[request.filing_type],
         "begndate": request.valid_from,
         "enddate": request.valid_until,
     }
@@ -182,7 +147,7 @@ def _fee_row(line: BillLine) -> Data:
     return {
         "med_list_codg": line.item_code,
         "medins_list_name": line.item_name,
-        "chrgitm_lv": CHRGITM_LV[line.catalogue_class],
+        "chrgitm_lv": CHRGITM_LV_CODES[line.catalogue_class],
         "cnt": str(line.quantity),
         "pric": yuan(line.unit_price_fen),
         "det_item_fee_sumamt": yuan(line.amount_fen),
@@ -198,9 +163,9 @@ def bill_data(bill: Bill) -> Data:
         "mdtrtarea_admvs": bill.treatment_area,
         "fixmedins_code": bill.institution_id,
         "medins_lv": str(bill.hospital_level),
-        "med_type": MED_TYPE[bill.visit_type],
-        "later_adm_flag": _flag(bill.later_admission),
-        "acct_used_flag": _flag(bill.use_personal_account),
+        "med_type": MED_TYPE_CODES[bill.visit_type],
+        "later_adm_flag": flag(bill.later_admission),
+        "acct_used_flag": flag(bill.use_personal_account),
         "medfee_sumamt": yuan(sum(line.amount_fen for line in bill.lines)),
         "feedetail": [_fee_row(line) for line in bill.lines],
     }
@@ -213,7 +178,7 @@ def reversal_data(request: Reversal) -> Data:
 
 def correction_data(request_id: str) -> Data:
     """``input.data`` of 2601 (correction) of the settlement sent with msgid ``request_id``."""
-    return {"omsgid": request_id, "oinfno": SETTLE_INFNO}
+    return {"omsgid": request_id, "oinfno": SETTLE}
 
 
 def outcome_data(request_id: str) -> Data:
@@ -315,8 +280,12 @@ def decode_card_output(output: Mapping[str, Any]) -> Card:
 
 
 def _rfc3339(opt_time: str) -> str:
-    at = dt.datetime.strptime(opt_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING_TIME)
+    at = dt.datetime.strptime(opt_time, OPT_TIME).replace(tzinfo=BEIJING_TIME)
     return at.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _stage_event(row: Mapping[str, Any]) -> StageEvent:
+    return StageEvent(MAKE_STAS[_text(row, "make_stas")], _rfc3339(_text(row, "opt_time")))
 
 
 def decode_application(output: Mapping[str, Any]) -> Application:
@@ -325,10 +294,8 @@ def decode_application(output: Mapping[str, Any]) -> Application:
     card = info.get("cardinfo")
     return Application(
         application_id=_text(info, "appy_id"),
-        stage=STAGES[_text(info, "make_stas")],
-        history=tuple(
-            StageEvent(STAGES[_text(row, "make_stas")], _rfc3339(_text(row, "opt_time"))) for row in _rows(info, "hist")
-        ),
+        stage=MAKE_STAS[_text(info, "make_stas")],
+        history=tuple(_stage_event(row) for row in _rows(info, "hist")),
         failure_reason=str(info.get("fail_rea") or ""),
         card=None if card is None else decode_card(_table(info, "cardinfo")),
     )
@@ -340,17 +307,7 @@ def _fen(data: Mapping[str, Any], key: str) -> int:
 
 def decode_split(data: Mapping[str, Any]) -> Split:
     """The amounts of a ``setlinfo`` object."""
-    return Split(
-        total_fen=_fen(data, "medfee_sumamt"),
-        full_self_pay_fen=_fen(data, "fulamt_ownpay_amt"),
-        over_cap_fen=_fen(data, "overlmt_selfpay"),
-        b_class_self_pay_fen=_fen(data, "preselfpay_amt"),
-        in_scope_fen=_fen(data, "inscp_scp_amt"),
-        deductible_fen=_fen(data, "act_pay_dedc"),
-        fund_pay_fen=_fen(data, "hifp_pay"),
-        account_pay_fen=_fen(data, "acct_pay"),
-        cash_pay_fen=_fen(data, "psn_cash_pay"),
-    )
+    return Split(**{part: _fen(data, wire) for part, wire in SPLIT_FIELDS.items()})
 
 
 def decode_pre_settlement(output: Mapping[str, Any]) -> Split:
@@ -396,7 +353,7 @@ def decode_filing(output: Mapping[str, Any]) -> Filing:
     return Filing(
         filing_id=_text(info, "trt_dcla_detl_sn"),
         treatment_area=_text(info, "mdtrtarea_admvs"),
-        filing_type=FIL_TYPES[_text(info, "fil_type")],
+        filing_type=FIL_TYPE[_text(info, "fil_type")],
         valid_from=dt.date.fromisoformat(_text(info, "begndate")).isoformat(),
         valid_until=dt.date.fromisoformat(_text(info, "enddate")).isoformat(),
     )

@@ -15,31 +15,30 @@ from adapters.domain import (
     Bill,
     BillLine,
     CardCredential,
-    CatalogueClass,
     FileRemoteCare,
     Filing,
-    FilingType,
-    OutcomeState,
     RegionSettlement,
     Reversal,
     Split,
-    VisitType,
 )
 from adapters.errors import Refusal
+from adapters.jingjinji.protocol import (
+    CATALOGUE_CLASSES,
+    FILING_TYPE_CODES,
+    FILING_TYPES,
+    SETTLEMENT_STATE_CODES,
+    VISIT_TYPES,
+    wire_date,
+)
 from jingjinji.v1 import medical_insurance_pb2 as mpb
 from jingjinji.v1.medical_insurance_pb2_grpc import MedicalInsuranceServiceServicer
-from regions.jingjinji.wire import BadInput, Context, ok, outcome, parse_area, parse_enum, parse_msgid, wire_date
+from regions.jingjinji.wire import BadInput, Context, ok, outcome, parse_area, parse_enum, parse_msgid
 from regions.medical import MedicalSystem
 
 HOSPITAL_LEVELS = (1, 2, 3)
 # Bounds that keep every sum of a bill inside int64 (a real bill is far below them).
 MAX_LINES = 1000
 MAX_LINE_FEN = 10**12
-CATALOGUE_CLASSES = {mpb.CatalogueClass.Value(f"CATALOGUE_CLASS_{c.value}"): c for c in CatalogueClass}
-VISIT_TYPES = {mpb.VisitType.Value(f"VISIT_TYPE_{v.value}"): v for v in VisitType}
-FILING_TYPES = {mpb.FilingType.Value(f"FILING_TYPE_{f.value}"): f for f in FilingType}
-WIRE_FILING_TYPES = {f: wire for wire, f in FILING_TYPES.items()}
-WIRE_STATES = {s: mpb.SettlementState.Value(f"SETTLEMENT_STATE_{s.value}") for s in OutcomeState}
 
 
 # --- wire → domain ------------------------------------------------------------------------------
@@ -140,7 +139,7 @@ def filing_info(filing: Filing) -> mpb.FilingInfo:
     return mpb.FilingInfo(
         filing_id=filing.filing_id,
         treatment_area=filing.treatment_area,
-        filing_type=WIRE_FILING_TYPES[filing.filing_type],
+        filing_type=FILING_TYPE_CODES[filing.filing_type],
         valid_from=wire_date(filing.valid_from),
         valid_until=wire_date(filing.valid_until),
     )
@@ -207,7 +206,7 @@ class MedicalInsurance(MedicalInsuranceServiceServicer):
         except BadInput as exc:
             return mpb.QuerySettlementResponse(result=outcome(exc))
         booked = settlement_info(found.settlement) if found.settlement else None
-        return mpb.QuerySettlementResponse(result=ok(), state=WIRE_STATES[found.state], settlement=booked)
+        return mpb.QuerySettlementResponse(result=ok(), state=SETTLEMENT_STATE_CODES[found.state], settlement=booked)
 
     async def CorrectSettlement(
         self, request: mpb.CorrectSettlementRequest, context: Context

@@ -26,11 +26,12 @@ from typing import Any, cast
 
 import grpc
 
-from adapters.domain import ServiceKind, StandInAdvice
+from adapters.domain import StandInAdvice
 from adapters.errors import (
     CardStateConflict,
     Refusal,
 )
+from adapters.jingjinji.protocol import SERVICE_KINDS
 from jingjinji.v1 import card_center_pb2 as pb
 from jingjinji.v1.card_center_pb2_grpc import (
     CardCenterServiceServicer,
@@ -63,7 +64,6 @@ from regions.jingjinji.wire import (
 
 FAULT_DETAILS = {"down": "centre is down", "busy": "centre is busy, try again"}
 STOP_GRACE_SECONDS = 0.5
-SERVICE_KINDS = {pb.ServiceKind.Value(f"SERVICE_KIND_{k.value}"): k for k in ServiceKind}
 
 
 class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

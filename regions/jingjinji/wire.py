@@ -1,4 +1,8 @@
-"""The Beijing–Tianjin–Hebei wire: result codes, message builders and field readers both services share."""
+"""The Beijing–Tianjin–Hebei wire on the centres' side: message builders and field readers both services share.
+
+The result codes, code tables and refusal message forms are :mod:`adapters.jingjinji.protocol`'s, which the
+adapter shares; the readers here are the centres' own checks of what a caller sent.
+"""
 
 from __future__ import annotations
 
@@ -17,48 +21,30 @@ from adapters.domain import (
     Delivery,
     Holder,
     Insurance,
-    InsuranceType,
     ReplaceReason,
 )
 from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
     CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
-    IdempotencyKeyReused,
-    NotInsured,
     Refusal,
-    SettlementCorrected,
-    SettlementNotFound,
     SettlementNotSettled,
 )
+from adapters.jingjinji.protocol import (
+    BAD_INPUT,
+    OK,
+    RESULTS,
+    XZLX_CODES,
+    conflict_message,
+    not_settled_message,
+    wire_date,
+)
+from adapters.jsonwire import is_rfc3339
 from jingjinji.v1 import card_center_pb2 as pb
-from regions.moments import is_rfc3339
 
 E = TypeVar("E", bound=enum.Enum)
 W = TypeVar("W", bound=int)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-BAD_INPUT = 1000
-STATE_CONFLICT = 1003
-NOT_SETTLED = 1012
-REFUSAL_CODES: dict[type[Refusal], int] = {
-    CardNotFound: 1001,
-    HolderMismatch: 1002,
-    CardStateConflict: STATE_CONFLICT,
-    HolderNotFound: 1004,
-    ApplicationNotFound: 1005,
-    CardAlreadyHeld: 1006,
-    IdempotencyKeyReused: 1009,
-    NotInsured: 1010,
-    SettlementNotFound: 1011,
-    SettlementNotSettled: NOT_SETTLED,
-    SettlementCorrected: 1013,
-}
-XZLX = {InsuranceType.EMPLOYEE: "310", InsuranceType.RESIDENT: "390"}
 MAX_MSGID_LENGTH = 64
 
 
@@ -67,11 +53,6 @@ class BadInput(Exception):
 
 
 # --- domain → wire ------------------------------------------------------------------------------
-
-
-def wire_date(iso_date: str) -> str:
-    """``YYYY-MM-DD`` → ``YYYYMMDD``."""
-    return iso_date.replace("-", "")
 
 
 def card_info(card: Card) -> pb.CardInfo:
@@ -98,7 +79,7 @@ def person_info(holder: Holder) -> pb.PersonInfo:
 
 def insurance_info(insurance: Insurance) -> pb.InsuranceInfo:
     """An insurance as this wire carries it."""
-    return pb.InsuranceInfo(cbd=insurance.insured_area, xzlx=XZLX[insurance.insurance_type])
+    return pb.InsuranceInfo(cbd=insurance.insured_area, xzlx=XZLX_CODES[insurance.insurance_type])
 
 
 def application_info(application: Application) -> pb.ApplicationInfo:
@@ -114,19 +95,20 @@ def application_info(application: Application) -> pb.ApplicationInfo:
 
 def ok() -> pb.Result:
     """The result of a call that succeeded."""
-    return pb.Result(code=0, message="OK")
+    return pb.Result(code=OK, message="OK")
 
 
 def outcome(exc: Refusal | BadInput) -> pb.Result:
     """The result code and message for a refusal or unreadable input."""
     if isinstance(exc, BadInput):
         return pb.Result(code=BAD_INPUT, message=f"bad input: {exc}")
+    code = RESULTS.code(exc) or BAD_INPUT
     if isinstance(exc, CardStateConflict):
-        action, status = exc.metadata["action"], CardStatus[exc.metadata["status"]]
-        return pb.Result(code=STATE_CONFLICT, message=f"action={action} kzt={status.value}: {exc.message}")
+        status = CardStatus[exc.metadata["status"]]
+        return pb.Result(code=code, message=conflict_message(exc.metadata["action"], status, exc.message))
     if isinstance(exc, SettlementNotSettled):
-        return pb.Result(code=NOT_SETTLED, message=f"state={exc.metadata['state']}: {exc.message}")
-    return pb.Result(code=REFUSAL_CODES.get(type(exc), BAD_INPUT), message=exc.message)
+        return pb.Result(code=code, message=not_settled_message(exc.metadata["state"], exc.message))
+    return pb.Result(code=code, message=exc.message)
 
 
 # --- wire → domain ------------------------------------------------------------------------------

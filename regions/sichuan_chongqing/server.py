@@ -1,6 +1,7 @@
 """The 川渝 sandbox's protocol server: resource-style REST in front of the region's card and medical systems.
 
-Routes (every request signed, see ``adapters.sichuan_chongqing.signing``)::
+Routes (every request signed, see ``adapters.sichuan_chongqing.protocol``; checked in
+``regions.sichuan_chongqing.signature``)::
 
     GET  /v2/ping                               liveness
     GET  /v2/cards/{cardNo}?idNo=&name=&cardSn= card, person and insurances
@@ -58,55 +59,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from adapters.domain import CardAction, CardStatus, Delivery, OutcomeState, ReplaceReason, Reversal
-from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
-    CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
-    IdempotencyKeyReused,
-    NotInsured,
-    Refusal,
-    SettlementCorrected,
-    SettlementNotFound,
-    SettlementNotSettled,
-)
-from adapters.sichuan_chongqing import signing
+from adapters.domain import CardCredential, CardStatus, OutcomeState
+from adapters.errors import CardStateConflict, HolderNotFound, Refusal, SettlementNotFound, SettlementNotSettled
+from adapters.jsonwire import FieldError
+from adapters.sichuan_chongqing import codec, protocol
 from regions.backend import Backend
 from regions.config import ConfigError, RegionConfig
 from regions.faults import Faults
-from regions.sichuan_chongqing import wire
+from regions.sandbox import HttpServer, serve_http
+from regions.sichuan_chongqing import signature, wire
 
 log = logging.getLogger(__name__)
-
-# The card and medical systems' refusals on the wire: HTTP status and code.
-REFUSALS: dict[type[Refusal], tuple[int, str]] = {
-    HolderMismatch: (403, "4030"),
-    CardNotFound: (404, "4040"),
-    HolderNotFound: (404, "4041"),
-    ApplicationNotFound: (404, "4042"),
-    NotInsured: (404, "4043"),
-    SettlementNotFound: (404, "4044"),
-    CardStateConflict: (409, "4090"),
-    CardAlreadyHeld: (409, "4091"),
-    IdempotencyKeyReused: (409, "4092"),
-    SettlementNotSettled: (409, "4093"),
-    SettlementCorrected: (409, "4094"),
-}
 
 
 def _refusal_data(exc: Refusal) -> dict[str, str] | None:
     if isinstance(exc, CardStateConflict):
-        return {"action": exc.metadata["action"], "status": wire.STATUS_CODES[CardStatus[exc.metadata["status"]]]}
+        status = protocol.STATUS_CODES[CardStatus[exc.metadata["status"]]]
+        return {"action": exc.metadata["action"], "status": status}
     if isinstance(exc, SettlementNotSettled):
-        state = wire.SETTLEMENT_STATE_CODES[OutcomeState(exc.metadata["state"])]
+        state = protocol.SETTLEMENT_STATE_CODES[OutcomeState(exc.metadata["state"])]
         return {"requestId": exc.metadata["settlement_id"], "state": state}
     if "request_id" in exc.metadata:  # reused ids, corrected or unknown settlements
         return {"requestId": exc.metadata["request_id"]}
@@ -114,35 +89,32 @@ def _refusal_data(exc: Refusal) -> dict[str, str] | None:
 
 
 def _refusal_reply(exc: Refusal) -> web.Response:
-    status, code = REFUSALS.get(type(exc), (500, wire.INTERNAL))
-    return wire.reply(code, exc.message, _refusal_data(exc), status=status)
+    code = protocol.REFUSALS.code(exc) or protocol.INTERNAL
+    return wire.reply(code, exc.message, _refusal_data(exc), status=protocol.http_status(code))
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The handler's reply, or an envelope for its failure; malformed input is a 400, never a 500."""
     try:
         return await handler(request)
-    except wire.BadInput as exc:
-        return wire.reply(wire.BAD_INPUT, str(exc), status=400)
+    except (wire.BadInput, FieldError) as exc:
+        return wire.reply(protocol.BAD_INPUT, str(exc), status=400)
     except Refusal as exc:
         return _refusal_reply(exc)
     except web.HTTPException as exc:  # no such route or method, body too large
-        code = wire.NO_SUCH_RESOURCE if exc.status == 404 else f"{exc.status}0"
+        code = protocol.NO_SUCH_RESOURCE if exc.status == 404 else f"{exc.status}0"
         return wire.reply(code, exc.reason, status=exc.status)
     except Exception:
         # The route's pattern, not the path: paths carry card numbers, which logs must not.
         route = request.match_info.route.resource
         log.exception("sichuan-chongqing sandbox failed on %s %s", request.method, route.canonical if route else "?")
-        return wire.reply(wire.INTERNAL, "internal error", status=500)
+        return wire.reply(protocol.INTERNAL, "internal error", status=500)
 
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turns every failure into an envelope, the guard's own (e.g. a body too large) included."""
     return await _answer(request, handler)
-
-
-SETTLEMENT_PATHS = ("/v2/filings", "/v2/settlement")  # answered late under answer_delay_scope "settlement"
 
 
 def _guard(faults: Faults, paas_id: str, secret: str, now: Callable[[], float]) -> Middleware:
@@ -155,13 +127,13 @@ def _guard(faults: Faults, paas_id: str, secret: str, now: Callable[[], float]) 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if await faults.before_call() is not None:
-            return wire.reply(wire.UNAVAILABLE, "system busy, try again later", status=503)
+            return wire.reply(protocol.UNAVAILABLE, "system busy, try again later", status=503)
         raw = await request.read()
-        problem = signing.check(request.headers, raw, paas_id=paas_id, secret=secret, now=now())
+        problem = signature.check(request.headers, raw, paas_id=paas_id, secret=secret, now=now())
         if problem is not None:
             return wire.reply(problem, "request signature refused", status=401)
         response = await _answer(request, handler)
-        await faults.after_call(settlement=request.path.startswith(SETTLEMENT_PATHS))
+        await faults.after_call(settlement=request.path.startswith(protocol.MEDICAL_PREFIXES))
         return response
 
     return guard
@@ -185,7 +157,7 @@ class Resources:
             wire.query(request, "cardSn", required=False),
             wire.query(request, "name", required=False),
         )
-        return wire.ok(wire.record_json(record))
+        return wire.ok(codec.record_json(record))
 
     async def person(self, request: web.Request) -> web.Response:
         id_no = request.match_info["idNo"]
@@ -194,60 +166,48 @@ class Resources:
         return wire.ok({"idNo": id_no})
 
     async def apply(self, request: web.Request) -> web.Response:
-        fields = await wire.body(request)
-        application = self.system.apply(
-            wire.text(fields, "requestId"),
-            wire.text(fields, "idNo"),
-            wire.text(fields, "name"),
-            wire.area(fields, "insuredArea"),
-            wire.choice(fields, "delivery", Delivery),
-        )
-        return wire.ok(wire.application_json(application), status=201)
+        a = codec.apply(await wire.body(request))
+        holder = (a.social_security_number, a.holder_name)
+        application = self.system.apply(a.request_id, *holder, a.insured_area, a.delivery)
+        return wire.ok(codec.application_json(application), status=201)
 
     async def latest_application(self, request: web.Request) -> web.Response:
         application = self.system.application(wire.query(request, "idNo"), wire.query(request, "name"))
-        return wire.ok(wire.application_json(application))
+        return wire.ok(codec.application_json(application))
 
     async def change_status(self, request: web.Request) -> web.Response:
-        fields = await wire.body(request)
-        card = self.system.change(
-            wire.text(fields, "requestId"),
-            wire.text(fields, "idNo"),
-            request.match_info["cardNo"],
-            wire.text(fields, "cardSn"),
-            wire.text(fields, "name"),
-            wire.choice(fields, "action", CardAction),
-        )
-        return wire.ok(wire.card_json(card))
+        change = codec.change(await wire.body(request), request.match_info["cardNo"])
+        card = self.system.change(change.request_id, *self._holder(change.credential), change.action)
+        return wire.ok(codec.card_json(card))
 
     async def replace(self, request: web.Request) -> web.Response:
-        fields = await wire.body(request)
-        application = self.system.replace_card(
-            wire.text(fields, "requestId"),
-            wire.text(fields, "idNo"),
-            request.match_info["cardNo"],
-            wire.text(fields, "cardSn"),
-            wire.text(fields, "name"),
-            wire.choice(fields, "reason", ReplaceReason).value,
-        )
-        return wire.ok(wire.application_json(application), status=201)
+        replacement = codec.replacement(await wire.body(request), request.match_info["cardNo"])
+        holder = self._holder(replacement.credential)
+        application = self.system.replace_card(replacement.request_id, *holder, replacement.reason.value)
+        return wire.ok(codec.application_json(application), status=201)
+
+    @staticmethod
+    def _holder(credential: CardCredential) -> tuple[str, str, str, str]:
+        """A card write's SSN, card number, identification code and name, as the card system takes them."""
+        c = credential
+        return c.social_security_number, c.card_number, c.card_identification_code, c.holder_name
 
     # --- medical settlement -----------------------------------------------------------------------
 
     async def file(self, request: web.Request) -> web.Response:
-        filing_request = wire.filing_request(await wire.body(request))
+        filing_request = codec.filing_request(await wire.body(request))
         filing = self.medical.file(filing_request.request_id, filing_request)
-        return wire.ok(wire.filing_json(filing), status=201)
+        return wire.ok(codec.filing_json(filing), status=201)
 
     async def preview(self, request: web.Request) -> web.Response:
         fields = await wire.body(request)
-        split = self.medical.pre_settle(wire.bill(fields, wire.optional_text(fields, "requestId")))
-        return wire.ok({"split": wire.split_json(split)})
+        split = self.medical.pre_settle(codec.bill(fields, fields.optional("requestId")))
+        return wire.ok({"split": codec.split_json(split)})
 
     async def settle(self, request: web.Request) -> web.Response:
         fields = await wire.body(request)
-        settlement = self.medical.settle(wire.bill(fields, wire.text(fields, "requestId")))
-        return wire.ok(wire.settlement_json(settlement), status=201)
+        settlement = self.medical.settle(codec.bill(fields, fields.text("requestId")))
+        return wire.ok(codec.settlement_json(settlement), status=201)
 
     async def outcome(self, request: web.Request) -> web.Response:
         msg_id = wire.message_id(request)
@@ -261,66 +221,43 @@ class Resources:
 
     async def reverse(self, request: web.Request) -> web.Response:
         msg_id = wire.message_id(request)
-        fields = await wire.body(request)
-        reversal = Reversal(
-            request_id=wire.text(fields, "requestId"),
-            settlement_request_id=msg_id,
-            social_security_number=wire.text(fields, "idNo"),
-            reason=wire.optional_text(fields, "reason"),
-        )
-        self.medical.reverse(reversal)
+        self.medical.reverse(codec.reversal(await wire.body(request), msg_id))
         return self._outcome(msg_id)
 
     def _outcome(self, msg_id: str) -> web.Response:
         outcome = self.medical.outcome(msg_id)
         if outcome.state is OutcomeState.NOT_FOUND:
             raise SettlementNotFound("the region has no settlement of this msgId", metadata={"request_id": msg_id})
-        return wire.ok(wire.outcome_json(msg_id, outcome))
+        return wire.ok(codec.outcome_json(msg_id, outcome))
 
     # --- resident services ------------------------------------------------------------------------
 
     async def advise(self, request: web.Request) -> web.Response:
-        advice = wire.stand_in_advice(await wire.body(request))
+        advice = codec.advice(await wire.body(request))
         repeat = advice.advice_id in self.system.advices
         self.system.record_advice(advice)
-        return wire.ok(wire.advice_json(self.system.advices[advice.advice_id]), status=200 if repeat else 201)
+        return wire.ok(codec.advice_json(self.system.advices[advice.advice_id]), status=200 if repeat else 201)
 
 
 def create_app(backend: Backend, *, paas_id: str, secret: str, now: Callable[[], float] = time.time) -> web.Application:
     """The region's web application; ``now`` is the clock signatures are checked against."""
     app = web.Application(middlewares=[_errors, _guard(backend.faults, paas_id, secret, now)])
     resources = Resources(backend, now)
-    app.router.add_get("/v2/ping", resources.ping)
-    app.router.add_get("/v2/cards/{cardNo}", resources.card)
-    app.router.add_get("/v2/persons/{idNo}", resources.person)
-    app.router.add_post("/v2/applications", resources.apply)
-    app.router.add_get("/v2/applications/latest", resources.latest_application)
-    app.router.add_post("/v2/cards/{cardNo}/status-changes", resources.change_status)
-    app.router.add_post("/v2/cards/{cardNo}/replacements", resources.replace)
-    app.router.add_post("/v2/filings", resources.file)
-    app.router.add_post("/v2/settlement-previews", resources.preview)
-    app.router.add_post("/v2/settlements", resources.settle)
-    app.router.add_get("/v2/settlements/{msgId}", resources.outcome)
-    app.router.add_post("/v2/settlements/{msgId}/correction", resources.correct)
-    app.router.add_post("/v2/settlements/{msgId}/reversal", resources.reverse)
-    app.router.add_post("/v2/stand-in-advices", resources.advise)
+    app.router.add_get(protocol.PING, resources.ping)
+    app.router.add_get(protocol.CARD, resources.card)
+    app.router.add_get(protocol.PERSON, resources.person)
+    app.router.add_post(protocol.APPLICATIONS, resources.apply)
+    app.router.add_get(protocol.LATEST_APPLICATION, resources.latest_application)
+    app.router.add_post(protocol.STATUS_CHANGES, resources.change_status)
+    app.router.add_post(protocol.REPLACEMENTS, resources.replace)
+    app.router.add_post(protocol.FILINGS, resources.file)
+    app.router.add_post(protocol.SETTLEMENT_PREVIEWS, resources.preview)
+    app.router.add_post(protocol.SETTLEMENTS, resources.settle)
+    app.router.add_get(protocol.SETTLEMENT, resources.outcome)
+    app.router.add_post(protocol.CORRECTION, resources.correct)
+    app.router.add_post(protocol.REVERSAL, resources.reverse)
+    app.router.add_post(protocol.STAND_IN_ADVICES, resources.advise)
     return app
-
-
-@dataclass
-class SichuanChongqingServer:
-    """The running protocol server.
-
-    Attributes:
-        address: the base URL the adapter's ``endpoint`` setting should hold.
-    """
-
-    address: str
-    _runner: web.AppRunner
-
-    async def stop(self) -> None:
-        """Stop listening and finish the requests in flight."""
-        await self._runner.cleanup()
 
 
 def _option(config: RegionConfig, key: str) -> str:
@@ -330,7 +267,7 @@ def _option(config: RegionConfig, key: str) -> str:
     return value
 
 
-async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> SichuanChongqingServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> HttpServer:
     """Start the region's protocol server on ``host:port`` (port 0 picks a free one).
 
     Args:
@@ -343,9 +280,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         The running server, with its address.
     """
     app = create_app(backend, paas_id=_option(config, "paas_id"), secret=_option(config, "secret"))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return SichuanChongqingServer(f"http://{host}:{bound}", runner)
+    return await serve_http(app, host, port)

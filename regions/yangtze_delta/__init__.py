@@ -1,5 +1,6 @@
 """长三角 Yangtze River Delta sandbox: the HTTP/JSON envelope protocol server (see ``server``)."""
 
-from regions.yangtze_delta.server import PATH, YangtzeDeltaServer, serve
+from adapters.yangtze_delta.protocol import PATH
+from regions.yangtze_delta.server import YangtzeDeltaServer, serve
 
 __all__ = ["PATH", "YangtzeDeltaServer", "serve"]

@@ -8,7 +8,9 @@ advice id; a repeat of it is acknowledged with the advice as first recorded and 
 LIBRARY, MUSEUM, SCENIC_SPOT, PARK), ``use_admdvs`` (the venue's area), ``grnt_time`` (when the service was
 granted) and ``stas_cfm_time`` (when the region last confirmed the NORMAL status the grant relied on). Unlike
 ``opt_time`` the two times are RFC 3339 with their offset, kept as sent: the region records the hub's moments,
-not its own. ``output.advcinfo`` echoes the advice under ``advc_msgid``.
+not its own. ``output.advcinfo`` echoes the advice under ``advc_msgid``, in the request's own form (written by
+``adapters.yangtze_delta.codec.advice_data``, which the adapter sends with); the request is read with this
+module's own checks.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from typing import Any
 
 from adapters.domain import ServiceKind, StandInAdvice
 from adapters.identifiers import InvalidIdentifier, parse_card_number
+from adapters.jsonwire import is_rfc3339
+from adapters.yangtze_delta.codec import advice_data
+from adapters.yangtze_delta.protocol import STAND_IN_ADVICE
 from regions.backend import Backend
-from regions.moments import is_rfc3339
 from regions.yangtze_delta import fields
 from regions.yangtze_delta.fields import BadInput
 
 Output = dict[str, Any]
 Handler = Callable[[Backend, str, Mapping[str, Any]], Output]
-
-STAND_IN_ADVICE = "9102"
 
 
 def _moment(data: Mapping[str, Any], key: str) -> str:
@@ -58,15 +60,8 @@ def _advice(msgid: str, data: Mapping[str, Any]) -> StandInAdvice:
 
 
 def _advcinfo(advice: StandInAdvice) -> Output:
-    return {
-        "advc_msgid": advice.advice_id,
-        "mdtrt_cert_no": advice.card_number,
-        "card_admdvs": advice.issuing_area,
-        "serv_type": advice.service_kind.value,
-        "use_admdvs": advice.venue_area,
-        "grnt_time": advice.granted_at,
-        "stas_cfm_time": advice.status_confirmed_at,
-    }
+    """The advice as recorded: its id, then its fields as the request carried them."""
+    return {"advc_msgid": advice.advice_id, **advice_data(advice)}
 
 
 def _record(backend: Backend, msgid: str, data: Mapping[str, Any]) -> Output:

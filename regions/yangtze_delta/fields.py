@@ -1,8 +1,10 @@
 """Reading and writing the values of the 长三角 envelope's ``input.data`` and ``output``.
 
-Every reader raises :class:`BadInput` naming the field; the server answers that with ``BAD_INPUT``.
+Every reader raises :class:`BadInput` naming the field; the server answers that with ``BAD_INPUT``. These are
+the region's own checks of what the adapter sent, against the codes of ``adapters.yangtze_delta.protocol``.
 Amounts travel as yuan strings with exactly two decimals (``"123.45"``); they are read into and written
-from integer fen with integer arithmetic only, never through a float.
+from integer fen with integer arithmetic only, never through a float, and with this module's own code rather
+than the adapter's, so that the sandbox checks the adapter's conversion instead of repeating it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from adapters.yangtze_delta.protocol import FLAG_VALUES
 
 INT64_MAX = 2**63 - 1
 
@@ -70,7 +74,7 @@ def name(data: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
 
 def flag(data: Mapping[str, Any], key: str) -> bool:
     """A ``"1"``/``"0"`` flag."""
-    return name(data, key, ("1", "0")) == "1"
+    return name(data, key, FLAG_VALUES) == "1"
 
 
 def area(data: Mapping[str, Any], key: str) -> str:

@@ -52,7 +52,8 @@ The split in ``setlinfo``, every amount a yuan string with two decimals (``"123.
 first), inscp_scp_amt (in scope), act_pay_dedc (deductible), hifp_pay (fund), acct_pay (personal account),
 psn_cash_pay (cash). Bill amounts must add up: ``det_item_fee_sumamt`` = ``cnt`` × ``pric`` on each line
 and ``medfee_sumamt`` = the lines' sum. Codes (``chrgitm_lv``, ``med_type``, ``fil_type``, ``setl_stas``,
-flags) are listed in ``regions.yangtze_delta.settlement``. Every call is processed first and answered after
+flags) are listed in ``regions.yangtze_delta.settlement`` and shared with the adapter through
+``adapters.yangtze_delta.protocol``. Every call is processed first and answered after
 the fault knobs' answer delay, so a caller that gives up early may miss a write that happened.
 
 Writes are deduplicated on ``msgid``: the same ``msgid`` with the same input replays the first answer, with
@@ -73,66 +74,17 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.domain import (
-    Application,
-    Card,
-    CardAction,
-    CardRecord,
-    CardStatus,
-    Delivery,
-    Insurance,
-    InsuranceType,
-    ReplaceReason,
-    Stage,
-)
-from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
-    CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
-    IdempotencyKeyReused,
-    NotInsured,
-    Refusal,
-    SettlementCorrected,
-    SettlementNotFound,
-    SettlementNotSettled,
-)
+from adapters.domain import Application, Card, CardAction, CardRecord, CardStatus, Delivery, Insurance, ReplaceReason
+from adapters.errors import CardStateConflict, Refusal
+from adapters.yangtze_delta import protocol
+from adapters.yangtze_delta.protocol import BEIJING_TIME, ERR_CODES, FAULT_CODES, MAKE_STAS_CODES, OPT_TIME, PATH
 from regions.backend import Backend
 from regions.config import RegionConfig
+from regions.sandbox import HttpServer, serve_http
 from regions.yangtze_delta import advice, fields, settlement
 from regions.yangtze_delta.fields import BadInput
 
-PATH = "/fsi/api/rsfComIfsService/callService"
-BEIJING_TIME = dt.timezone(dt.timedelta(hours=8))
 REGION_AREA = "310000"  # prefix of the region's own message ids, as the national interface does
-
-INSUTYPE = {InsuranceType.EMPLOYEE: "310", InsuranceType.RESIDENT: "390"}
-MAKE_STAS = {
-    Stage.SUBMITTED: "01",
-    Stage.BANK_ACCOUNT_OPENED: "02",
-    Stage.AT_CARD_FACTORY: "03",
-    Stage.KEYS_LOADED: "04",
-    Stage.READY_AT_OUTLET: "05",
-    Stage.MAILED: "06",
-    Stage.ISSUED: "07",
-    Stage.FAILED: "99",
-}
-ERR_CODES: dict[type[Refusal], str] = {
-    CardNotFound: "CARD_NOT_FOUND",
-    HolderMismatch: "HOLDER_MISMATCH",
-    HolderNotFound: "HOLDER_NOT_FOUND",
-    ApplicationNotFound: "APPLICATION_NOT_FOUND",
-    CardAlreadyHeld: "CARD_ALREADY_HELD",
-    CardStateConflict: "CARD_STATE_CONFLICT",
-    IdempotencyKeyReused: "MSGID_REUSED",
-    NotInsured: "NOT_INSURED",
-    SettlementNotFound: "SETTLEMENT_NOT_FOUND",
-    SettlementNotSettled: "SETTLEMENT_NOT_SETTLED",
-    SettlementCorrected: "SETTLEMENT_CORRECTED",
-}
-FAULT_CODES = {"down": "SYSTEM_DOWN", "busy": "SYSTEM_BUSY"}
 
 Output = dict[str, Any]
 Handler = Callable[[Backend, str, Mapping[str, Any]], Output]
@@ -171,7 +123,7 @@ def _card(card: Card) -> Output:
 
 
 def _insurance(insurance: Insurance) -> Output:
-    return {"insutype": INSUTYPE[insurance.insurance_type], "insuplc_admdvs": insurance.insured_area}
+    return {"insutype": protocol.INSUTYPE_CODES[insurance.insurance_type], "insuplc_admdvs": insurance.insured_area}
 
 
 def _record(record: CardRecord) -> Output:
@@ -190,16 +142,16 @@ def _record(record: CardRecord) -> Output:
 
 
 def _opt_time(rfc3339: str) -> str:
-    return dt.datetime.fromisoformat(rfc3339).astimezone(BEIJING_TIME).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromisoformat(rfc3339).astimezone(BEIJING_TIME).strftime(OPT_TIME)
 
 
 def _application(app: Application) -> Output:
     return {
         "appyinfo": {
             "appy_id": app.application_id,
-            "make_stas": MAKE_STAS[app.stage],
+            "make_stas": MAKE_STAS_CODES[app.stage],
             "fail_rea": app.failure_reason,
-            "hist": [{"make_stas": MAKE_STAS[e.stage], "opt_time": _opt_time(e.at)} for e in app.history],
+            "hist": [{"make_stas": MAKE_STAS_CODES[e.stage], "opt_time": _opt_time(e.at)} for e in app.history],
             "cardinfo": _card(app.card) if app.card else None,
         }
     }
@@ -246,25 +198,25 @@ def _progress(backend: Backend, _msgid: str, data: Mapping[str, Any]) -> Output:
 
 
 def _heartbeat(_backend: Backend, _msgid: str, _data: Mapping[str, Any]) -> Output:
-    return {"sys_time": dt.datetime.now(BEIJING_TIME).strftime("%Y-%m-%d %H:%M:%S")}
+    return {"sys_time": dt.datetime.now(BEIJING_TIME).strftime(OPT_TIME)}
 
 
 SERVICES: dict[str, Handler] = {
-    "1101": _query_card,
-    "1161": _query_person,
-    "2801": _apply,
-    "2802": _change,
-    "2803": _replace,
-    "2804": _progress,
+    protocol.QUERY_CARD: _query_card,
+    protocol.QUERY_PERSON: _query_person,
+    protocol.APPLY: _apply,
+    protocol.CHANGE: _change,
+    protocol.REPLACE: _replace,
+    protocol.PROGRESS: _progress,
     **settlement.SERVICES,
     **advice.SERVICES,
-    "9001": _heartbeat,
+    protocol.HEARTBEAT: _heartbeat,
 }
 
 
 def _refusal(exc: Refusal) -> tuple[str, Output]:
     """The ``err_code`` and ``output`` of a refusal."""
-    code = next((c for cls, c in ERR_CODES.items() if isinstance(exc, cls)), exc.reason)
+    code = ERR_CODES.code(exc) or exc.reason
     if isinstance(exc, CardStateConflict):
         status = CardStatus[exc.metadata["status"]]
         return code, {"action": exc.metadata["action"], "card_stas": str(status.value)}
@@ -272,18 +224,16 @@ def _refusal(exc: Refusal) -> tuple[str, Output]:
 
 
 class YangtzeDeltaServer:
-    """The running protocol server of the 长三角 sandbox.
+    """The 长三角 sandbox's one envelope endpoint, in front of the region's systems.
 
-    Attributes:
-        address: the base URL an adapter's ``endpoint`` setting should be, e.g. ``http://127.0.0.1:7111``.
+    Args:
+        backend: the region's card and medical systems and its fault knobs.
     """
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.faults = backend.faults
-        self.address = ""
         self._serial = itertools.count(1)
-        self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         """The aiohttp application with the one envelope endpoint."""
@@ -291,26 +241,13 @@ class YangtzeDeltaServer:
         app.router.add_post(PATH, self.call_service)
         return app
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on ``host:port`` (0 picks a free port) and set :attr:`address`."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.address = f"http://{host}:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        """Stop listening and close open connections."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
     async def call_service(self, request: web.Request) -> web.Response:
         """Answer one envelope: apply the fault knobs, dispatch on ``infno``, then delay the answer if told to."""
         fault = await self.faults.before_call()
         if fault is not None:
             return self._reply(-1, FAULT_CODES[fault], f"system {fault}, request not processed", status=503)
         infno, reply = self._process(await request.read())
-        await self.faults.after_call(settlement=infno in settlement.SERVICES)
+        await self.faults.after_call(settlement=infno in protocol.MEDICAL)
         return reply
 
     def _process(self, body: bytes) -> tuple[str, web.Response]:
@@ -323,7 +260,7 @@ class YangtzeDeltaServer:
                 raise BadInput(f"unknown infno {infno}")
             output = service(self.backend, msgid, data)
         except BadInput as exc:
-            return infno, self._reply(-1, "BAD_INPUT", str(exc))
+            return infno, self._reply(-1, protocol.BAD_INPUT, str(exc))
         except Refusal as exc:
             code, details = _refusal(exc)
             return infno, self._reply(-1, code, exc.message, details)
@@ -344,7 +281,7 @@ class YangtzeDeltaServer:
         return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> YangtzeDeltaServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> HttpServer:
     """Start the 长三角 protocol server for ``backend`` on ``host:port`` (0 picks a free port).
 
     Args:
@@ -356,6 +293,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
     Returns:
         The running server; ``address`` says where it listens, ``stop()`` shuts it down.
     """
-    server = YangtzeDeltaServer(backend)
-    await server.start(host, port)
-    return server
+    return await serve_http(YangtzeDeltaServer(backend).app(), host, port)

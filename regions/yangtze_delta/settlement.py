@@ -4,7 +4,7 @@ Each handler reads ``input.data`` into the canonical domain, calls the region's
 :class:`~regions.medical.MedicalSystem` and writes its ``output``; the table of services and fields is in the
 ``regions.yangtze_delta.server`` docstring. Amounts are yuan strings with two decimals (``fields.yuan``).
 
-Wire codes:
+Wire codes (the tables are :mod:`adapters.yangtze_delta.protocol`'s, which the adapter shares):
 
 * ``chrgitm_lv`` (catalogue class): "01" 甲类 A, "02" 乙类 B, "03" 丙类 C, "04" out of catalogue;
 * ``med_type``: "11" outpatient, "21" inpatient; ``medins_lv``: hospital level "1", "2", "3";
@@ -24,17 +24,16 @@ from adapters.domain import (
     Bill,
     BillLine,
     CardCredential,
-    CatalogueClass,
     FileRemoteCare,
     Filing,
-    FilingType,
     OutcomeState,
     RegionSettlement,
     Reversal,
     Split,
-    VisitType,
 )
 from adapters.errors import Refusal, SettlementNotSettled
+from adapters.yangtze_delta import protocol
+from adapters.yangtze_delta.protocol import CHRGITM_LV, FIL_TYPE, MED_TYPE, SETL_STAS_CODES, SETTLE, SPLIT_FIELDS
 from regions.backend import Backend
 from regions.yangtze_delta import fields
 from regions.yangtze_delta.fields import BadInput
@@ -42,31 +41,7 @@ from regions.yangtze_delta.fields import BadInput
 Output = dict[str, Any]
 Handler = Callable[[Backend, str, Mapping[str, Any]], Output]
 
-SETTLE = "2207"  # the only service a correction (2601) can name as ``oinfno``
 MAX_LINES = 1000
-
-CHRGITM_LV: dict[str, CatalogueClass] = {
-    "01": CatalogueClass.A,
-    "02": CatalogueClass.B,
-    "03": CatalogueClass.C,
-    "04": CatalogueClass.OUT_OF_CATALOGUE,
-}
-MED_TYPE: dict[str, VisitType] = {"11": VisitType.OUTPATIENT, "21": VisitType.INPATIENT}
-FIL_TYPE: dict[str, FilingType] = {
-    "11": FilingType.RETIREE_RESETTLED,
-    "12": FilingType.LONG_TERM_RESIDENT,
-    "13": FilingType.WORKING_AWAY,
-    "21": FilingType.REFERRAL,
-    "22": FilingType.EMERGENCY,
-    "29": FilingType.TEMPORARY_OTHER,
-}
-SETL_STAS: dict[OutcomeState, str] = {
-    OutcomeState.NOT_FOUND: "0",
-    OutcomeState.SETTLED: "1",
-    OutcomeState.REVERSED: "2",
-    OutcomeState.CORRECTED: "3",
-}
-_FIL_CODES = {kind: code for code, kind in FIL_TYPE.items()}
 
 
 # --- input.data → domain ----------------------------------------------------------------------------------
@@ -118,7 +93,7 @@ def _bill(msgid: str, data: Mapping[str, Any]) -> Bill:
         insured_area=fields.area(data, "insuplc_admdvs"),
         treatment_area=fields.area(data, "mdtrtarea_admvs"),
         institution_id=fields.text(data, "fixmedins_code", required=False),
-        hospital_level=int(fields.name(data, "medins_lv", ("1", "2", "3"))),
+        hospital_level=int(fields.name(data, "medins_lv", protocol.HOSPITAL_LEVELS)),
         visit_type=MED_TYPE[fields.name(data, "med_type", tuple(MED_TYPE))],
         later_admission=fields.flag(data, "later_adm_flag"),
         lines=_lines(data),
@@ -144,17 +119,7 @@ def _filing_request(msgid: str, data: Mapping[str, Any]) -> FileRemoteCare:
 
 
 def _amounts(split: Split) -> Output:
-    return {
-        "medfee_sumamt": fields.yuan(split.total_fen),
-        "fulamt_ownpay_amt": fields.yuan(split.full_self_pay_fen),
-        "overlmt_selfpay": fields.yuan(split.over_cap_fen),
-        "preselfpay_amt": fields.yuan(split.b_class_self_pay_fen),
-        "inscp_scp_amt": fields.yuan(split.in_scope_fen),
-        "act_pay_dedc": fields.yuan(split.deductible_fen),
-        "hifp_pay": fields.yuan(split.fund_pay_fen),
-        "acct_pay": fields.yuan(split.account_pay_fen),
-        "psn_cash_pay": fields.yuan(split.cash_pay_fen),
-    }
+    return {wire: fields.yuan(getattr(split, part)) for part, wire in SPLIT_FIELDS.items()}
 
 
 def _setlinfo(settlement: RegionSettlement) -> Output:
@@ -169,7 +134,7 @@ def _filinfo(filing: Filing) -> Output:
     return {
         "trt_dcla_detl_sn": filing.filing_id,
         "mdtrtarea_admvs": filing.treatment_area,
-        "fil_type": _FIL_CODES[filing.filing_type],
+        "fil_type": protocol.FIL_TYPE_CODES[filing.filing_type],
         "begndate": filing.valid_from,
         "enddate": filing.valid_until,
     }
@@ -178,7 +143,10 @@ def _filinfo(filing: Filing) -> Output:
 def refusal_details(exc: Refusal) -> Output:
     """The ``output`` that goes with a settlement refusal (which settlement, in which state)."""
     if isinstance(exc, SettlementNotSettled):
-        return {"omsgid": exc.metadata["settlement_id"], "setl_stas": SETL_STAS[OutcomeState(exc.metadata["state"])]}
+        return {
+            "omsgid": exc.metadata["settlement_id"],
+            "setl_stas": SETL_STAS_CODES[OutcomeState(exc.metadata["state"])],
+        }
     return {}
 
 
@@ -201,28 +169,28 @@ def _reverse(backend: Backend, msgid: str, data: Mapping[str, Any]) -> Output:
     original = fields.message_id(data, "omsgid")
     reversal = Reversal(msgid, original, fields.text(data, "certno"), fields.text(data, "memo", required=False))
     backend.medical.reverse(reversal)
-    return {"omsgid": original, "setl_stas": SETL_STAS[OutcomeState.REVERSED]}
+    return {"omsgid": original, "setl_stas": SETL_STAS_CODES[OutcomeState.REVERSED]}
 
 
 def _correct(backend: Backend, _msgid: str, data: Mapping[str, Any]) -> Output:
     original = fields.message_id(data, "omsgid")
     fields.name(data, "oinfno", (SETTLE,))
     backend.medical.correct(original)
-    return {"omsgid": original, "setl_stas": SETL_STAS[backend.medical.outcome(original).state]}
+    return {"omsgid": original, "setl_stas": SETL_STAS_CODES[backend.medical.outcome(original).state]}
 
 
 def _outcome(backend: Backend, _msgid: str, data: Mapping[str, Any]) -> Output:
     original = fields.message_id(data, "omsgid")
     outcome = backend.medical.outcome(original)
     settlement = None if outcome.settlement is None else _setlinfo(outcome.settlement)
-    return {"omsgid": original, "setl_stas": SETL_STAS[outcome.state], "setlinfo": settlement}
+    return {"omsgid": original, "setl_stas": SETL_STAS_CODES[outcome.state], "setlinfo": settlement}
 
 
 SERVICES: dict[str, Handler] = {
-    "2501": _file,
-    "2206": _pre_settle,
+    protocol.FILE_REMOTE_CARE: _file,
+    protocol.PRE_SETTLE: _pre_settle,
     SETTLE: _settle,
-    "2208": _reverse,
-    "2601": _correct,
-    "5201": _outcome,
+    protocol.REVERSE: _reverse,
+    protocol.CORRECT: _correct,
+    protocol.OUTCOME: _outcome,
 }

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from yikatong_ggh import GuangdongGuangxiHainanAdapter, serve
-from yikatong_ggh.sandbox import GGHServer
 
 from adapters.domain import (
     Bill,
@@ -24,7 +23,7 @@ from adapters.interface import AdapterSettings
 from regions.backend import Backend
 from regions.cardsystem import CardRow
 from regions.config import RegionConfig, load_region
-from regions.sandbox import build_backend
+from regions.sandbox import HttpServer, build_backend
 
 REGION = "guangdong-guangxi-hainan"
 REGION_FILE = Path(__file__).resolve().parents[1] / "config" / f"{REGION}.toml"
@@ -51,14 +50,14 @@ def backend(config: RegionConfig) -> Backend:
 
 
 @pytest.fixture
-async def server(backend: Backend, config: RegionConfig) -> AsyncIterator[GGHServer]:
+async def server(backend: Backend, config: RegionConfig) -> AsyncIterator[HttpServer]:
     running = await serve(backend, config, "127.0.0.1", 0)
     yield running
     await running.stop()
 
 
 @pytest.fixture
-async def make_adapter(server: GGHServer, config: RegionConfig) -> AsyncIterator[MakeAdapter]:
+async def make_adapter(server: HttpServer, config: RegionConfig) -> AsyncIterator[MakeAdapter]:
     """Build and start adapters (by default with the region file's settings); all are closed after the test."""
     made: list[GuangdongGuangxiHainanAdapter] = []
 

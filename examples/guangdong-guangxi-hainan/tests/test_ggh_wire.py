@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from conftest import bill, card_row, credential
 from yikatong_ggh import codec, translated_errors
+from yikatong_ggh.client import request, response
 from yikatong_ggh.dialect import Code, Method
-from yikatong_ggh.sandbox import GGHServer
 
 from adapters.domain import CardStatus, InsuranceType
 from adapters.errors import (
@@ -25,19 +25,21 @@ from adapters.errors import (
     SettlementNotSettled,
     YikatongError,
 )
+from adapters.jsonwire import ErrorAnswer, WireError
 from regions.backend import Backend
 from regions.config import RegionConfig
+from regions.sandbox import HttpServer
 
 Answer = tuple[int, dict[str, Any]]
 
 
-async def post(server: GGHServer, body: bytes, headers: dict[str, str]) -> Answer:
+async def post(server: HttpServer, body: bytes, headers: dict[str, str]) -> Answer:
     async with aiohttp.ClientSession() as http, http.post(server.address + "/rpc", data=body, headers=headers) as r:
         return r.status, json.loads(await r.read())
 
 
 async def rpc(
-    server: GGHServer, config: RegionConfig, method: str, params: Any, *, key: str = "", auth: str | None = None
+    server: HttpServer, config: RegionConfig, method: str, params: Any, *, key: str = "", auth: str | None = None
 ) -> Answer:
     """One call with the region file's channel key (or ``auth``), as id 7."""
     headers = {"Authorization": auth if auth is not None else f"Bearer {config.options['api_key']}"}
@@ -48,7 +50,7 @@ async def rpc(
 
 
 async def test_a_card_travels_in_status_letters_and_compact_dates(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.TEMPORARILY_LOST, insurance=InsuranceType.EMPLOYEE)
     holder = backend.cards.people[row.ssn].holder
@@ -69,11 +71,11 @@ async def test_a_card_travels_in_status_letters_and_compact_dates(
 
 
 async def test_a_settlement_travels_in_integer_fen_under_its_idempotency_key(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.NORMAL, insurance=InsuranceType.RESIDENT, province="45")
     the_bill = bill(credential(backend, row), row.card.issuing_area)
-    params = codec.bill_params(the_bill)
+    params = codec.bill_json(the_bill)
     key = str(uuid.uuid4())
 
     status, settled = await rpc(server, config, "bill.settle", params, key=key)
@@ -101,7 +103,7 @@ async def test_a_settlement_travels_in_integer_fen_under_its_idempotency_key(
     ids=["not-json", "batch", "old-version", "notification"],
 )
 async def test_an_unreadable_request_is_answered_with_a_null_id(
-    server: GGHServer, config: RegionConfig, body: bytes, code: int
+    server: HttpServer, config: RegionConfig, body: bytes, code: int
 ) -> None:
     status, answer = await post(server, body, {"Authorization": f"Bearer {config.options['api_key']}"})
 
@@ -121,7 +123,7 @@ async def test_an_unreadable_request_is_answered_with_a_null_id(
     ],
 )
 async def test_errors_name_their_code_and_field(
-    server: GGHServer, config: RegionConfig, method: str, params: Any, code: int, field: str | None
+    server: HttpServer, config: RegionConfig, method: str, params: Any, code: int, field: str | None
 ) -> None:
     status, answer = await rpc(server, config, method, params)
 
@@ -131,10 +133,10 @@ async def test_errors_name_their_code_and_field(
 
 
 async def test_a_bad_bill_line_is_named_and_a_write_needs_its_key(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.NORMAL, insurance=InsuranceType.EMPLOYEE)
-    params = codec.bill_params(bill(credential(backend, row), row.card.issuing_area))
+    params = codec.bill_json(bill(credential(backend, row), row.card.issuing_area))
     bad = {**params, "items": [params["items"][0], {**params["items"][1], "amount": -1}]}
 
     _, bad_line = await rpc(server, config, "bill.preview", bad)
@@ -146,10 +148,10 @@ async def test_a_bad_bill_line_is_named_and_a_write_needs_its_key(
 
 
 async def test_refusals_carry_the_codes_a_client_rebuilds_them_from(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     row = card_row(backend, CardStatus.LOCKED)
-    person = codec.person(credential(backend, row))
+    person = codec.person_json(credential(backend, row))
 
     _, conflict = await rpc(server, config, "card.change", {"person": person, "op": "JG"}, key="k1")
     _, replayed = await rpc(server, config, "card.change", {"person": person, "op": "JG"}, key="k1")
@@ -165,7 +167,7 @@ async def test_refusals_carry_the_codes_a_client_rebuilds_them_from(
 
 
 async def test_the_transport_refuses_a_wrong_key_and_a_system_down_or_busy(
-    server: GGHServer, config: RegionConfig, backend: Backend
+    server: HttpServer, config: RegionConfig, backend: Backend
 ) -> None:
     assert await rpc(server, config, "system.ping", {}, auth="Bearer wrong") == (
         401,
@@ -190,17 +192,17 @@ def _connector_error() -> aiohttp.ClientConnectorError:
 @pytest.mark.parametrize(
     ("raised", "expected"),
     [
-        (codec.RpcError(200, Code.CARD_NOT_FOUND, "无此卡", None), CardNotFound),
-        (codec.RpcError(200, Code.CARD_STATE_CONFLICT, "x", {"op": "LG", "status": "X"}), CardStateConflict),
-        (codec.RpcError(200, Code.CARD_STATE_CONFLICT, "x", {"op": "??", "status": "X"}), RegionProtocolError),
-        (codec.RpcError(200, Code.SETTLEMENT_NOT_SETTLED, "x", {"msg_id": "m", "state": "Z"}), SettlementNotSettled),
-        (codec.RpcError(200, Code.IDEMPOTENCY_KEY_REUSED, "x", {"request_id": "k"}), IdempotencyKeyReused),
-        (codec.RpcError(200, Code.SYSTEM_BUSY, "busy", None), RegionUnavailable),
-        (codec.RpcError(503, Code.INTERNAL_ERROR, "from a proxy", None), RegionUnavailable),
-        (codec.RpcError(401, Code.UNAUTHORIZED, "channel key refused", None), RegionProtocolError),
-        (codec.RpcError(200, Code.INVALID_PARAMS, "bad", {"field": "ssn"}), RegionProtocolError),
-        (codec.RpcError(200, 4242, "a code of a newer protocol", None), RegionProtocolError),
-        (codec.MalformedReply("no result"), RegionProtocolError),
+        (ErrorAnswer(200, Code.CARD_NOT_FOUND, "无此卡", None), CardNotFound),
+        (ErrorAnswer(200, Code.CARD_STATE_CONFLICT, "x", {"op": "LG", "status": "X"}), CardStateConflict),
+        (ErrorAnswer(200, Code.CARD_STATE_CONFLICT, "x", {"op": "??", "status": "X"}), RegionProtocolError),
+        (ErrorAnswer(200, Code.SETTLEMENT_NOT_SETTLED, "x", {"msg_id": "m", "state": "Z"}), SettlementNotSettled),
+        (ErrorAnswer(200, Code.IDEMPOTENCY_KEY_REUSED, "x", {"request_id": "k"}), IdempotencyKeyReused),
+        (ErrorAnswer(200, Code.SYSTEM_BUSY, "busy", None), RegionUnavailable),
+        (ErrorAnswer(503, Code.INTERNAL_ERROR, "from a proxy", None), RegionUnavailable),
+        (ErrorAnswer(401, Code.UNAUTHORIZED, "channel key refused", None), RegionProtocolError),
+        (ErrorAnswer(200, Code.INVALID_PARAMS, "bad", {"field": "ssn"}), RegionProtocolError),
+        (ErrorAnswer(200, 4242, "a code of a newer protocol", None), RegionProtocolError),
+        (WireError("no result"), RegionProtocolError),
         (aiohttp.ServerDisconnectedError(), RegionProtocolError),
         (aiohttp.ConnectionTimeoutError(), RegionUnavailable),
         (TimeoutError(), RegionTimeout),
@@ -216,7 +218,7 @@ def test_a_refused_connection_is_unavailable_and_a_reused_key_names_the_write() 
     with pytest.raises(RegionUnavailable), translated_errors("guangdong-guangxi-hainan"):
         raise _connector_error()
     with pytest.raises(IdempotencyKeyReused) as caught, translated_errors("guangdong-guangxi-hainan", "write-1"):
-        raise codec.RpcError(200, Code.IDEMPOTENCY_KEY_REUSED, "reused", None)
+        raise ErrorAnswer(200, Code.IDEMPOTENCY_KEY_REUSED, "reused", None)
     assert caught.value.metadata == {"request_id": "write-1"}
 
 
@@ -231,12 +233,12 @@ def test_a_refused_connection_is_unavailable_and_a_reused_key_names_the_write() 
     ],
 )
 def test_an_answer_that_is_not_the_protocol_is_malformed(status: int, payload: bytes) -> None:
-    with pytest.raises(codec.MalformedReply):
-        codec.response(status, payload, 7)
+    with pytest.raises(WireError):
+        response(status, payload, 7)
 
 
 def test_a_request_object_is_json_rpc_2() -> None:
-    assert json.loads(codec.request(3, Method.PING, {})) == {
+    assert json.loads(request(3, Method.PING, {})) == {
         "jsonrpc": "2.0",
         "id": 3,
         "method": "system.ping",

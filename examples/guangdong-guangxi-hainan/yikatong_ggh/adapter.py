@@ -27,6 +27,7 @@ from adapters.domain import (
     StandInAdvice,
 )
 from adapters.interface import AdapterSettings, RegionAdapter
+from adapters.jsonwire import Fields
 from yikatong_ggh import codec
 from yikatong_ggh.client import RpcClient
 from yikatong_ggh.dialect import Method
@@ -78,7 +79,9 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             HolderMismatch: the SSN, name or identification code does not belong to that card.
             RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`yikatong_ggh.client.translated_errors`.
         """
-        return await self._rpc.call(Method.CARD_GET, codec.card_query(credential), codec.card_record, timeout=timeout)
+        return await self._rpc.call(
+            Method.CARD_GET, codec.card_query_json(credential), codec.card_record, timeout=timeout
+        )
 
     async def knows_holder(self, social_security_number: str, *, timeout: float) -> bool:
         """Whether the region holds a record of this person (``person.exists``)."""
@@ -94,7 +97,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             CardAlreadyHeld: the person already holds a card that is not cancelled, or one is in production.
             IdempotencyKeyReused: the request id was used for another request.
         """
-        params = codec.apply_params(request)
+        params = codec.apply_json(request)
         return await self._write(Method.CARD_APPLY, params, codec.application, request.request_id, timeout)
 
     async def change_card(self, request: ChangeCard, *, timeout: float) -> Card:
@@ -105,7 +108,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             CardNotFound, HolderMismatch: the credential does not name one of the region's cards.
             IdempotencyKeyReused: the request id was used for another request.
         """
-        params = codec.change_params(request)
+        params = codec.change_json(request)
         return await self._write(Method.CARD_CHANGE, params, codec.card, request.request_id, timeout)
 
     async def replace_card(self, request: ReplaceCard, *, timeout: float) -> Application:
@@ -116,7 +119,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             CardNotFound, HolderMismatch: the credential does not name one of the region's cards.
             IdempotencyKeyReused: the request id was used for another request.
         """
-        params = codec.replace_params(request)
+        params = codec.replace_json(request)
         return await self._write(Method.CARD_REPLACE, params, codec.application, request.request_id, timeout)
 
     async def get_application(self, social_security_number: str, holder_name: str, *, timeout: float) -> Application:
@@ -141,7 +144,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             HolderMismatch: the name does not match the insured person's record.
             IdempotencyKeyReused: the request id was used for another filing.
         """
-        params = codec.filing_params(request)
+        params = codec.filing_request_json(request)
         return await self._write(Method.CARE_FILE, params, codec.filing, request.request_id, timeout)
 
     async def pre_settle(self, bill: Bill, *, timeout: float) -> Split:
@@ -151,7 +154,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             NotInsured: the person has no medical insurance in this region.
             HolderMismatch: the name does not match the insured person's record.
         """
-        return await self._rpc.call(Method.BILL_PREVIEW, codec.bill_params(bill), codec.preview, timeout=timeout)
+        return await self._rpc.call(Method.BILL_PREVIEW, codec.bill_json(bill), codec.preview, timeout=timeout)
 
     async def settle(self, bill: Bill, *, timeout: float) -> RegionSettlement:
         """结算: settle the bill at the insured place (``bill.settle``, message id ``bill.request_id``).
@@ -165,7 +168,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             IdempotencyKeyReused: the request id was used for another bill.
             RegionTimeout: no answer in time; the settlement may have been applied.
         """
-        params = codec.bill_params(bill)
+        params = codec.bill_json(bill)
         return await self._write(Method.BILL_SETTLE, params, codec.settlement, bill.request_id, timeout)
 
     async def settlement_outcome(self, request_id: str, *, timeout: float) -> SettlementOutcome:
@@ -200,7 +203,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             SettlementNotSettled: it was reversed or corrected already.
             IdempotencyKeyReused: the reversal's id was used for another reversal.
         """
-        params = codec.reversal_params(request)
+        params = codec.reversal_json(request)
         await self._write(Method.BILL_REVERSE, params, codec.nothing, request.request_id, timeout)
 
     # --- resident services (DESIGN §4.7) ------------------------------------------------------------------------
@@ -214,10 +217,10 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
             RegionProtocolError: the region could not read the advice (it will not accept it as it is).
         """
 
-        def recorded(result: object) -> None:
+        def recorded(result: Fields) -> None:
             codec.advice_recorded(result, advice.advice_id)
 
-        params = codec.advice_params(advice)
+        params = codec.advice_json(advice)
         await self._write(Method.STANDIN_ADVISE, params, recorded, advice.advice_id, timeout)
 
     async def check_health(self, *, timeout: float) -> None:
@@ -225,7 +228,7 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
         await self._rpc.call(Method.PING, {}, codec.nothing, timeout=timeout)
 
     async def _write(
-        self, method: Method, params: Mapping[str, Any], decode: Callable[[Any], T], message_id: str, timeout: float
+        self, method: Method, params: Mapping[str, Any], decode: Callable[[Fields], T], message_id: str, timeout: float
     ) -> T:
         """Call a write, its message id sent as ``Idempotency-Key``."""
         return await self._rpc.call(method, params, decode, timeout=timeout, message_id=message_id)

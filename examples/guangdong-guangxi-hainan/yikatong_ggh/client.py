@@ -1,7 +1,8 @@
 """The 粤桂琼 JSON-RPC client: one aiohttp session, one call at a time, errors translated in one place.
 
 This is the only module of the adapter that sees aiohttp, and :func:`translated_errors` is the one place where
-foreign errors and the region's error objects become ``adapters.errors``:
+foreign errors and the region's error objects become ``adapters.errors``. The transport half comes from the hub's
+SDK (:mod:`adapters.http`); the region's half is here:
 
 ===========================================================  ==========================================
 what happened                                                raised
@@ -20,76 +21,53 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
-import aiohttp
-
+from adapters import http
 from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
     CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
     IdempotencyKeyReused,
-    NotInsured,
+    Refusal,
     RegionProtocolError,
-    RegionTimeout,
     RegionUnavailable,
     SettlementCorrected,
     SettlementNotFound,
     SettlementNotSettled,
     YikatongError,
 )
-from yikatong_ggh import codec, dialect
-from yikatong_ggh.dialect import Code
+from adapters.jsonwire import ErrorAnswer, Fields, WireError, dumps, loads
+from yikatong_ggh import dialect
 
 T = TypeVar("T")
 
-Refuse = Callable[[codec.RpcError, str, str], YikatongError]
-"""Builds a refusal from the error object, the region id and the write's message id."""
+
+def _refusal(cls: type[Refusal], error: ErrorAnswer, region: str, message_id: str) -> Refusal:
+    """The refusal of a business error code, with what the error's data says of it."""
+    details = error.details
+    if cls is CardStateConflict:
+        action = dialect.action_name(details.value("op", str))
+        return CardStateConflict(action, details.coded("status", dialect.CARD_STATUS))
+    if cls is SettlementNotSettled:
+        state = details.coded("state", dialect.SETTLEMENT_STATE)
+        return SettlementNotSettled(details.value("msg_id", str), state.value)
+    if cls is IdempotencyKeyReused:
+        return IdempotencyKeyReused(message_id)
+    if cls in (SettlementNotFound, SettlementCorrected):  # named by the error's msg_id, else the write's own
+        named = error.data.get("msg_id") if isinstance(error.data, dict) else None
+        return cls(error.message, metadata={"request_id": named if isinstance(named, str) else message_id})
+    return cls(error.message, metadata={"region": region})
 
 
-def _msg_id(error: codec.RpcError, message_id: str) -> dict[str, str]:
-    """The settlement message id a refusal names: the error's ``data.msg_id``, else the write's own."""
-    named = error.data.get("msg_id") if isinstance(error.data, dict) else None
-    return {"request_id": named if isinstance(named, str) else message_id}
-
-
-def _plain(cls: type[YikatongError]) -> Refuse:
-    return lambda e, region, _: cls(e.message, metadata={"region": region})
-
-
-# The region's business error codes → the domain's refusals.
-REFUSALS: dict[int, Refuse] = {
-    Code.CARD_NOT_FOUND: _plain(CardNotFound),
-    Code.HOLDER_MISMATCH: _plain(HolderMismatch),
-    Code.HOLDER_NOT_FOUND: _plain(HolderNotFound),
-    Code.APPLICATION_NOT_FOUND: _plain(ApplicationNotFound),
-    Code.CARD_ALREADY_HELD: _plain(CardAlreadyHeld),
-    Code.NOT_INSURED: _plain(NotInsured),
-    Code.CARD_STATE_CONFLICT: lambda e, _, __: CardStateConflict(
-        dialect.action_name(codec.field(e.data, "op", str)), codec.coded(e.data, "status", dialect.CARD_STATUS)
-    ),
-    Code.SETTLEMENT_NOT_FOUND: lambda e, _, key: SettlementNotFound(e.message, metadata=_msg_id(e, key)),
-    Code.SETTLEMENT_NOT_SETTLED: lambda e, _, __: SettlementNotSettled(
-        codec.field(e.data, "msg_id", str), codec.coded(e.data, "state", dialect.SETTLEMENT_STATE).value
-    ),
-    Code.SETTLEMENT_CORRECTED: lambda e, _, key: SettlementCorrected(e.message, metadata=_msg_id(e, key)),
-    Code.IDEMPOTENCY_KEY_REUSED: lambda _, __, key: IdempotencyKeyReused(key),
-}
-UNAVAILABLE = frozenset({Code.SYSTEM_DOWN, Code.SYSTEM_BUSY})
-
-
-def _from_error(region: str, error: codec.RpcError, message_id: str) -> YikatongError:
-    if error.http_status == 503 or error.code in UNAVAILABLE:
+def _from_error(region: str, message_id: str, error: ErrorAnswer) -> YikatongError:
+    if error.status == 503 or error.code in dialect.UNAVAILABLE:
         return RegionUnavailable(region, f"the region is down or busy ({error.code} {error.message})")
-    refuse = REFUSALS.get(error.code)
-    if refuse is None:  # includes -32001: our channel key was refused, a configuration fault
+    refusal = dialect.REFUSALS.refusal(error.code)
+    if refusal is None:  # includes -32001: our channel key was refused, a configuration fault
         return RegionProtocolError(region, f"unexpected error object: {error}")
     try:
-        return refuse(error, region, message_id)
-    except (codec.MalformedReply, KeyError) as exc:
+        return _refusal(refusal, error, region, message_id)
+    except (ValueError, KeyError) as exc:  # a FieldError, or an op code the dialect does not know
         return RegionProtocolError(region, f"malformed refusal {error.code}: {exc}")
 
 
@@ -107,18 +85,42 @@ def translated_errors(region: str, message_id: str = "") -> Iterator[None]:
         RegionTimeout: no answer in time.
         RegionProtocolError: a dropped connection, an answer that is not the protocol, or an unexpected code.
     """
-    try:
+    with http.translated_errors(region, partial(_from_error, region, message_id)):
         yield
-    except codec.RpcError as exc:
-        raise _from_error(region, exc, message_id) from None
-    except aiohttp.ConnectionTimeoutError as exc:  # never connected: nothing reached the region
-        raise RegionUnavailable(region, f"could not connect in time: {exc}") from None
-    except TimeoutError:
-        raise RegionTimeout(region, "no answer within the deadline") from None
-    except aiohttp.ClientConnectorError as exc:
-        raise RegionUnavailable(region, f"could not connect: {exc}") from None
-    except (aiohttp.ClientError, ValueError) as exc:  # codec.MalformedReply is a ValueError
-        raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from None
+
+
+def request(call_id: int, method: dialect.Method, params: Mapping[str, Any]) -> bytes:
+    """One JSON-RPC request object, as sent."""
+    return dumps({"jsonrpc": dialect.JSONRPC, "id": call_id, "method": method.value, "params": dict(params)})
+
+
+def response(http_status: int, payload: bytes, call_id: int) -> Fields:
+    """The ``result`` of the answer to call ``call_id``.
+
+    Raises:
+        ErrorAnswer: the answer is a JSON-RPC error object (or an HTTP 503 without one).
+        WireError: the answer is not a JSON-RPC 2.0 response to this call.
+    """
+    try:
+        answer = loads(http_status, payload)
+    except WireError:
+        if http_status == 503:  # a proxy in front of the region may answer for it
+            raise ErrorAnswer(503, dialect.Code.SYSTEM_DOWN, "HTTP 503 without a JSON-RPC body") from None
+        raise
+    if answer.value("jsonrpc", str) != dialect.JSONRPC:
+        raise answer.error("jsonrpc", f"must be {dialect.JSONRPC!r}")
+    answered = answer.data.get("id")
+    if "error" in answer.data:
+        error = answer.nested("error")
+        if answered not in (call_id, None):  # null: the region failed the call before reading it
+            raise answer.error("id", f"of an error answers call {answered!r}, not {call_id}")
+        code, message = error.value("code", int), error.value("message", str)
+        raise ErrorAnswer(http_status, code, message, error.data.get("data"))
+    if answered != call_id or isinstance(answered, bool):
+        raise answer.error("id", f"of a result answers call {answered!r}, not {call_id}")
+    if http_status != 200 or "result" not in answer.data:
+        raise WireError(f"HTTP {http_status} answer without an error carries no result")
+    return Fields(answer.data["result"], "result")
 
 
 class RpcClient:
@@ -135,24 +137,21 @@ class RpcClient:
         self.url = endpoint.rstrip("/") + dialect.PATH
         self._authorization = f"Bearer {api_key}"
         self._ids = itertools.count(1)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http.HttpSession(region_id)
 
     async def start(self) -> None:
         """Open the HTTP session."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        await self._http.start()
 
     async def close(self) -> None:
         """Close the HTTP session and its pooled connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def call(
         self,
         method: dialect.Method,
         params: Mapping[str, Any],
-        decode: Callable[[Any], T],
+        decode: Callable[[Fields], T],
         *,
         timeout: float,
         message_id: str = "",
@@ -162,8 +161,8 @@ class RpcClient:
         Args:
             method: the method to call.
             params: its params object.
-            decode: turns the result into the caller's value; a ``codec.MalformedReply`` it raises means the
-                result was unreadable.
+            decode: turns the result into the caller's value; a ``ValueError`` it raises (a
+                ``FieldError``) means the result was unreadable.
             timeout: seconds the whole call may take.
             message_id: a write's message id, sent as ``Idempotency-Key``; the region deduplicates on it.
 
@@ -173,20 +172,11 @@ class RpcClient:
         Raises:
             Refusal, RegionUnavailable, RegionTimeout, RegionProtocolError: see :func:`translated_errors`.
         """
-        if self._session is None:
-            raise RuntimeError("RpcClient.start() was not called")
-        if timeout <= 0:  # aiohttp reads a zero or negative total as "no timeout"
-            raise RegionTimeout(self.region_id, "no time left to call the region")
         call_id = next(self._ids)
         headers = {dialect.AUTHORIZATION_HEADER: self._authorization, "Content-Type": "application/json"}
         if message_id:
             headers[dialect.IDEMPOTENCY_HEADER] = message_id
         with translated_errors(self.region_id, message_id):
-            async with self._session.post(
-                self.url,
-                data=codec.request(call_id, method, params),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as answer:
-                payload = await answer.read()
-            return decode(codec.response(answer.status, payload, call_id))
+            body = request(call_id, method, params)
+            status, payload = await self._http.exchange("POST", self.url, timeout=timeout, data=body, headers=headers)
+            return decode(response(status, payload, call_id))

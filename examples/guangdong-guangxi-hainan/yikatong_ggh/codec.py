@@ -1,17 +1,23 @@
-"""The 粤桂琼 wire as the adapter writes and reads it: domain dataclasses to JSON-RPC params, results back.
+"""The 粤桂琼 wire's JSON form of each domain object, both ways: the one place its field names are written.
 
-Dates travel as ``YYYYMMDD``, money as integer fen, statuses and types as the codes of
-:mod:`yikatong_ggh.dialect`. Every reader raises :class:`MalformedReply` (a ``ValueError``) when a result is not
-shaped as the protocol says; the client turns that into ``RegionProtocolError`` at its one choke point.
+Each shape has its writer (``*_json``, domain → JSON) and its reader (JSON → domain, from the hub SDK's
+:class:`~adapters.jsonwire.Fields`) side by side. The adapter writes params and reads results; the sandbox reads
+params and writes results; both use these, with the code tables of :mod:`yikatong_ggh.dialect`. Dates travel as
+``YYYYMMDD``, money as integer fen.
+
+The two kinds of reader differ on purpose. A params reader (:func:`bill`, :func:`filing_request`, …) is the
+region's check of what the adapter sent: every field required, shaped and in range, or a
+:class:`~adapters.jsonwire.FieldError` naming its path (``items[2].amount``), which the sandbox answers ``-32602``.
+A result reader (:func:`card_record`, :func:`settlement`, …) takes the region's values as they come and insists
+only on their types and codes; the client turns its ``FieldError`` into ``RegionProtocolError``.
+
+The JSON-RPC 2.0 objects around them are the adapter's client's (:mod:`yikatong_ggh.client`) and the sandbox's
+(:mod:`yikatong_ggh.sandbox`) to write and read.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-import json
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from adapters.domain import (
     Application,
@@ -34,69 +40,29 @@ from adapters.domain import (
     StageEvent,
     StandInAdvice,
 )
+from adapters.jsonwire import Fields
 from yikatong_ggh import dialect
+from yikatong_ggh.dialect import code_of, compact_date
 
-T = TypeVar("T")
-E = TypeVar("E", bound=enum.Enum)
-
-
-class MalformedReply(ValueError):
-    """The region's answer does not follow the protocol."""
-
-
-class RpcError(Exception):
-    """A well-formed JSON-RPC error object the region answered with.
-
-    Attributes:
-        http_status: the HTTP status it came with (200, or 401, 500, 503).
-        code: the JSON-RPC error code (see :class:`yikatong_ggh.dialect.Code`).
-        message: the region's message.
-        data: the error's ``data`` (details of some refusals), or ``None``.
-    """
-
-    def __init__(self, http_status: int, code: int, message: str, data: Any) -> None:
-        super().__init__(f"HTTP {http_status}, JSON-RPC error {code}: {message}")
-        self.http_status, self.code, self.message, self.data = http_status, code, message, data
+COMPACT = "YYYYMMDD"
+SPLIT_FIELDS: dict[str, str] = {
+    "total_fen": "total",
+    "full_self_pay_fen": "self_full",
+    "over_cap_fen": "over_cap",
+    "b_class_self_pay_fen": "self_b",
+    "in_scope_fen": "in_scope",
+    "deductible_fen": "deductible",
+    "fund_pay_fen": "fund",
+    "account_pay_fen": "account",
+    "cash_pay_fen": "cash",
+}
+"""Each part of a :class:`~adapters.domain.Split` and its field, an integer number of fen."""
 
 
-def request(call_id: int, method: dialect.Method, params: Mapping[str, Any]) -> bytes:
-    """One JSON-RPC request object, as sent."""
-    body = {"jsonrpc": dialect.JSONRPC, "id": call_id, "method": method.value, "params": dict(params)}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+# --- the card system -----------------------------------------------------------------------------------------------
 
 
-def response(http_status: int, payload: bytes, call_id: int) -> Any:
-    """The ``result`` of the answer to call ``call_id``.
-
-    Raises:
-        RpcError: the answer is a JSON-RPC error object (or an HTTP 503 without one).
-        MalformedReply: the answer is not a JSON-RPC 2.0 response to this call.
-    """
-    try:
-        parsed: Any = json.loads(payload)
-    except ValueError:
-        if http_status == 503:  # a proxy in front of the region may answer for it
-            raise RpcError(503, dialect.Code.SYSTEM_DOWN, "HTTP 503 without a JSON-RPC body", None) from None
-        raise MalformedReply(f"HTTP {http_status} answer is not JSON: {payload[:80]!r}") from None
-    if field(parsed, "jsonrpc", str) != dialect.JSONRPC:
-        raise MalformedReply(f"jsonrpc must be {dialect.JSONRPC!r}")
-    answered = parsed.get("id")
-    if "error" in parsed:
-        error = field(parsed, "error", dict)
-        if answered not in (call_id, None):  # null: the region failed the call before reading it
-            raise MalformedReply(f"error answers call {answered!r}, not {call_id}")
-        raise RpcError(http_status, field(error, "code", int), field(error, "message", str), error.get("data"))
-    if answered != call_id or isinstance(answered, bool):
-        raise MalformedReply(f"result answers call {answered!r}, not {call_id}")
-    if http_status != 200 or "result" not in parsed:
-        raise MalformedReply(f"HTTP {http_status} answer without an error carries no result")
-    return parsed["result"]
-
-
-# --- domain → params ----------------------------------------------------------------------------------------
-
-
-def person(credential: CardCredential) -> dict[str, str]:
+def person_json(credential: CardCredential) -> dict[str, str]:
     """The ``person`` block: who presented which card."""
     return {
         "ssn": credential.social_security_number,
@@ -107,7 +73,19 @@ def person(credential: CardCredential) -> dict[str, str]:
     }
 
 
-def card_query(credential: CardCredential) -> dict[str, str]:
+def person(params: Fields) -> CardCredential:
+    """The ``person`` block, checked: the SSN, and the name (checked when given) and card for the record."""
+    block = params.nested("person")
+    return CardCredential(
+        social_security_number=block.text("ssn"),
+        card_number=block.optional("card_no"),
+        card_identification_code=block.optional("chip_code"),
+        issuing_area=block.optional("issuing_area"),
+        holder_name=block.optional("name"),
+    )
+
+
+def card_query_json(credential: CardCredential) -> dict[str, str]:
     """Params of ``card.get``; the identification code and name are checked when given."""
     return {
         "ssn": credential.social_security_number,
@@ -117,43 +95,218 @@ def card_query(credential: CardCredential) -> dict[str, str]:
     }
 
 
-def apply_params(request: ApplyCard) -> dict[str, str]:
+def card_query(params: Fields) -> CardCredential:
+    """The params of ``card.get``, checked: SSN and card number required, the code and name checked if given."""
+    return CardCredential(
+        social_security_number=params.text("ssn"),
+        card_number=params.text("card_no"),
+        card_identification_code=params.optional("chip_code"),
+        issuing_area="",
+        holder_name=params.optional("name"),
+    )
+
+
+def card_json(card: Card) -> dict[str, Any]:
+    """A card as the region describes it."""
+    return {
+        "card_no": card.card_number,
+        "chip_code": card.card_identification_code,
+        "issuing_area": card.issuing_area,
+        "status": code_of(dialect.CARD_STATUS, card.status),
+        "gen": card.generation,
+        "expires": compact_date(card.valid_until),
+    }
+
+
+def card(obj: Fields) -> Card:
+    """A card from its wire form."""
+    return Card(
+        card_number=obj.value("card_no", str),
+        card_identification_code=obj.value("chip_code", str),
+        issuing_area=obj.value("issuing_area", str),
+        status=obj.coded("status", dialect.CARD_STATUS),
+        generation=obj.value("gen", int),
+        valid_until=obj.date("expires", COMPACT),
+    )
+
+
+def record_json(record: CardRecord) -> dict[str, Any]:
+    """The result of ``card.get``: the card, its holder and the holder's insurances."""
+    holder = record.holder
+    return {
+        "card": card_json(record.card),
+        "holder": {
+            "ssn": holder.social_security_number,
+            "name": holder.name,
+            "sex": code_of(dialect.GENDER, holder.gender),
+            "birth": compact_date(holder.birth_date),
+        },
+        "insurances": [
+            {"area": i.insured_area, "type": code_of(dialect.INSURANCE_TYPE, i.insurance_type)}
+            for i in record.insurances
+        ],
+    }
+
+
+def card_record(result: Fields) -> CardRecord:
+    """The result of ``card.get``."""
+    holder = result.nested("holder")
+    return CardRecord(
+        holder=Holder(
+            social_security_number=holder.value("ssn", str),
+            name=holder.value("name", str),
+            gender=holder.coded("sex", dialect.GENDER),
+            birth_date=holder.date("birth", COMPACT),
+        ),
+        card=card(result.nested("card")),
+        insurances=tuple(
+            Insurance(i.value("area", str), i.coded("type", dialect.INSURANCE_TYPE))
+            for i in result.objects("insurances", allow_empty=True)
+        ),
+    )
+
+
+def exists(result: Fields) -> bool:
+    """The result of ``person.exists``."""
+    return result.value("exists", bool)
+
+
+def apply_json(request: ApplyCard) -> dict[str, str]:
     """Params of ``card.apply``."""
     return {
         "ssn": request.social_security_number,
         "name": request.holder_name,
         "insured_area": request.insured_area,
-        "delivery": dialect.code_of(dialect.DELIVERY, request.delivery),
+        "delivery": code_of(dialect.DELIVERY, request.delivery),
     }
 
 
-def change_params(request: ChangeCard) -> dict[str, Any]:
+def apply(params: Fields, message_id: str) -> ApplyCard:
+    """The params of ``card.apply``, checked."""
+    return ApplyCard(
+        request_id=message_id,
+        social_security_number=params.text("ssn"),
+        holder_name=params.text("name"),
+        insured_area=params.area("insured_area"),
+        delivery=params.coded("delivery", dialect.DELIVERY),
+    )
+
+
+def _card_holder(params: Fields) -> CardCredential:
+    """A card write's ``person``, checked: SSN, card number and name required, identification code if given."""
+    block = params.nested("person")
+    return CardCredential(
+        social_security_number=block.text("ssn"),
+        card_number=block.text("card_no"),
+        card_identification_code=block.optional("chip_code"),
+        issuing_area="",
+        holder_name=block.text("name"),
+    )
+
+
+def change_json(request: ChangeCard) -> dict[str, Any]:
     """Params of ``card.change``."""
-    return {"person": person(request.credential), "op": dialect.code_of(dialect.CARD_OP, request.action)}
+    return {"person": person_json(request.credential), "op": code_of(dialect.CARD_OP, request.action)}
 
 
-def replace_params(request: ReplaceCard) -> dict[str, Any]:
+def change(params: Fields, message_id: str) -> ChangeCard:
+    """The params of ``card.change``, checked."""
+    return ChangeCard(message_id, _card_holder(params), params.coded("op", dialect.CARD_OP))
+
+
+def replace_json(request: ReplaceCard) -> dict[str, Any]:
     """Params of ``card.replace``."""
-    return {"person": person(request.credential), "reason": dialect.code_of(dialect.REPLACE_REASON, request.reason)}
+    return {"person": person_json(request.credential), "reason": code_of(dialect.REPLACE_REASON, request.reason)}
 
 
-def filing_params(request: FileRemoteCare) -> dict[str, Any]:
+def replacement(params: Fields, message_id: str) -> ReplaceCard:
+    """The params of ``card.replace``, checked."""
+    return ReplaceCard(message_id, _card_holder(params), params.coded("reason", dialect.REPLACE_REASON))
+
+
+def application_json(application: Application) -> dict[str, Any]:
+    """A card application with its stage history, and its card once issued."""
+    return {
+        "app_no": application.application_id,
+        "stage": code_of(dialect.STAGE, application.stage),
+        "history": [{"stage": code_of(dialect.STAGE, e.stage), "at": e.at} for e in application.history],
+        "fail_reason": application.failure_reason,
+        "card": card_json(application.card) if application.card else None,
+    }
+
+
+def application(result: Fields) -> Application:
+    """An application from its wire form, with its card once issued."""
+    issued = result.nested_or_none("card")
+    return Application(
+        application_id=result.value("app_no", str),
+        stage=result.coded("stage", dialect.STAGE),
+        history=tuple(
+            StageEvent(e.coded("stage", dialect.STAGE), e.value("at", str))
+            for e in result.objects("history", allow_empty=True)
+        ),
+        failure_reason=result.value("fail_reason", str),
+        card=card(issued) if issued is not None else None,
+    )
+
+
+# --- the medical-insurance system ----------------------------------------------------------------------------------
+
+
+def filing_request_json(request: FileRemoteCare) -> dict[str, Any]:
     """Params of ``care.file``."""
     return {
-        "person": person(request.credential),
+        "person": person_json(request.credential),
         "treatment_area": request.treatment_area,
-        "type": dialect.code_of(dialect.FILING_TYPE, request.filing_type),
-        "from": dialect.compact_date(request.valid_from),
-        "until": dialect.compact_date(request.valid_until),
+        "type": code_of(dialect.FILING_TYPE, request.filing_type),
+        "from": compact_date(request.valid_from),
+        "until": compact_date(request.valid_until),
     }
 
 
-def item(line: BillLine) -> dict[str, Any]:
+def filing_request(params: Fields, message_id: str) -> FileRemoteCare:
+    """The params of ``care.file``, checked."""
+    valid_from, valid_until = params.date("from", COMPACT), params.date("until", COMPACT)
+    if valid_until < valid_from:
+        raise params.error("until", "must not be before from")
+    return FileRemoteCare(
+        request_id=message_id,
+        credential=person(params),
+        treatment_area=params.area("treatment_area"),
+        filing_type=params.coded("type", dialect.FILING_TYPE),
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+
+
+def filing_json(filing: Filing) -> dict[str, Any]:
+    """The result of ``care.file``: the filing (备案) as the region recorded it."""
+    return {
+        "filing_no": filing.filing_id,
+        "treatment_area": filing.treatment_area,
+        "type": code_of(dialect.FILING_TYPE, filing.filing_type),
+        "from": compact_date(filing.valid_from),
+        "until": compact_date(filing.valid_until),
+    }
+
+
+def filing(result: Fields) -> Filing:
+    """The result of ``care.file``."""
+    return Filing(
+        filing_id=result.value("filing_no", str),
+        treatment_area=result.value("treatment_area", str),
+        filing_type=result.coded("type", dialect.FILING_TYPE),
+        valid_from=result.date("from", COMPACT),
+        valid_until=result.date("until", COMPACT),
+    )
+
+
+def item_json(line: BillLine) -> dict[str, Any]:
     """One bill line; ``cap`` 0 means no price cap."""
     return {
         "code": line.item_code,
         "name": line.item_name,
-        "class": dialect.code_of(dialect.CATALOGUE_CLASS, line.catalogue_class),
+        "class": code_of(dialect.CATALOGUE_CLASS, line.catalogue_class),
         "qty": line.quantity,
         "price": line.unit_price_fen,
         "amount": line.amount_fen,
@@ -161,179 +314,146 @@ def item(line: BillLine) -> dict[str, Any]:
     }
 
 
-def bill_params(bill: Bill) -> dict[str, Any]:
+def item(obj: Fields) -> BillLine:
+    """One element of a bill's ``items``, checked."""
+    return BillLine(
+        item_code=obj.text("code"),
+        item_name=obj.text("name"),
+        catalogue_class=obj.coded("class", dialect.CATALOGUE_CLASS),
+        quantity=obj.integer("qty", low=1),
+        unit_price_fen=obj.integer("price"),
+        amount_fen=obj.integer("amount"),
+        price_cap_fen=obj.integer("cap"),
+    )
+
+
+def bill_json(bill: Bill) -> dict[str, Any]:
     """Params of ``bill.preview`` and ``bill.settle`` (whose message id travels in the header)."""
     return {
-        "person": person(bill.credential),
+        "person": person_json(bill.credential),
         "insured_area": bill.insured_area,
         "treatment_area": bill.treatment_area,
         "institution": bill.institution_id,
         "level": bill.hospital_level,
-        "visit": dialect.code_of(dialect.VISIT_TYPE, bill.visit_type),
+        "visit": code_of(dialect.VISIT_TYPE, bill.visit_type),
         "readmission": bill.later_admission,
         "use_account": bill.use_personal_account,
-        "items": [item(line) for line in bill.lines],
+        "items": [item_json(line) for line in bill.lines],
     }
 
 
-def reversal_params(reversal: Reversal) -> dict[str, str]:
+def bill(params: Fields, message_id: str) -> Bill:
+    """The params of ``bill.preview`` and ``bill.settle``, checked."""
+    return Bill(
+        request_id=message_id,
+        credential=person(params),
+        insured_area=params.area("insured_area"),
+        treatment_area=params.area("treatment_area"),
+        institution_id=params.text("institution"),
+        hospital_level=params.integer("level", low=1, high=3),
+        visit_type=params.coded("visit", dialect.VISIT_TYPE),
+        later_admission=params.boolean("readmission"),
+        lines=tuple(item(obj) for obj in params.objects("items")),
+        use_personal_account=params.boolean("use_account"),
+    )
+
+
+def split_json(split: Split) -> dict[str, int]:
+    """How a bill is paid, every part in integer fen."""
+    return {wire: getattr(split, part) for part, wire in SPLIT_FIELDS.items()}
+
+
+def split(obj: Fields) -> Split:
+    """A split from its wire form (the hub checks that it balances)."""
+    return Split(**{part: obj.value(wire, int) for part, wire in SPLIT_FIELDS.items()})
+
+
+def preview(result: Fields) -> Split:
+    """The result of ``bill.preview``."""
+    return split(result.nested("split"))
+
+
+def settlement_json(settlement: RegionSettlement) -> dict[str, Any]:
+    """A settlement as the region booked it, under the caller's message id: the result of ``bill.settle``."""
+    return {
+        "msg_id": settlement.request_id,
+        "settlement_no": settlement.region_settlement_id,
+        "split": split_json(settlement.split),
+    }
+
+
+def settlement(result: Fields) -> RegionSettlement:
+    """The result of ``bill.settle``."""
+    return RegionSettlement(
+        request_id=result.value("msg_id", str),
+        region_settlement_id=result.value("settlement_no", str),
+        split=split(result.nested("split")),
+    )
+
+
+def outcome_json(message_id: str, outcome: SettlementOutcome) -> dict[str, Any]:
+    """What the region knows of a settlement message id (state ``N`` when it never saw it)."""
+    return {
+        "msg_id": message_id,
+        "state": code_of(dialect.SETTLEMENT_STATE, outcome.state),
+        "settlement": settlement_json(outcome.settlement) if outcome.settlement else None,
+    }
+
+
+def outcome(result: Fields) -> SettlementOutcome:
+    """The result of ``bill.outcome``, ``bill.correct`` and ``bill.reverse``; ``settlement`` is null when none
+    was booked (never seen, or corrected before it arrived)."""
+    booked = result.nested_or_none("settlement")
+    return SettlementOutcome(
+        state=result.coded("state", dialect.SETTLEMENT_STATE),
+        settlement=settlement(booked) if booked is not None else None,
+    )
+
+
+def reversal_json(reversal: Reversal) -> dict[str, str]:
     """Params of ``bill.reverse``; the reversal's own id travels in the header."""
     return {"msg_id": reversal.settlement_request_id, "ssn": reversal.social_security_number, "reason": reversal.reason}
 
 
-def advice_params(advice: StandInAdvice) -> dict[str, str]:
-    """Params of ``standin.advise``; the advice id travels in the header."""
+def reversal(params: Fields, message_id: str) -> Reversal:
+    """The params of ``bill.reverse``, checked; ``message_id`` is the reversal's own."""
+    return Reversal(message_id, params.message_id("msg_id"), params.text("ssn"), params.optional("reason"))
+
+
+# --- resident services ---------------------------------------------------------------------------------------------
+
+
+def advice_json(advice: StandInAdvice) -> dict[str, str]:
+    """Params of ``standin.advise`` (the advice id travels in the header); its result adds ``advice_id``."""
     return {
         "card_no": advice.card_number,
         "issuing_area": advice.issuing_area,
-        "service": dialect.code_of(dialect.SERVICE_KIND, advice.service_kind),
+        "service": code_of(dialect.SERVICE_KIND, advice.service_kind),
         "venue_area": advice.venue_area,
         "granted_at": advice.granted_at,
         "confirmed_at": advice.status_confirmed_at,
     }
 
 
-# --- results → domain ---------------------------------------------------------------------------------------
-
-
-def field(obj: Any, key: str, kind: type[T]) -> T:
-    """``obj[key]``, which must be of type ``kind`` (an ``int`` is never a ``bool``)."""
-    if not isinstance(obj, dict):
-        raise MalformedReply(f"expected a JSON object holding {key!r}, got {type(obj).__name__}")
-    value = obj.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise MalformedReply(f"{key} must be {kind.__name__}, got {value!r}")
-    return value
-
-
-def coded(obj: Any, key: str, table: Mapping[str, E]) -> E:
-    """``obj[key]``, a code looked up in one of the dialect's tables."""
-    code = field(obj, key, str)
-    if code not in table:
-        raise MalformedReply(f"{key} {code!r} is not a known code")
-    return table[code]
-
-
-def date(obj: Any, key: str) -> str:
-    """``obj[key]``, a ``YYYYMMDD`` date, as the domain writes it (``YYYY-MM-DD``)."""
-    value = field(obj, key, str)
-    try:
-        if len(value) != 8 or not value.isdigit():
-            raise ValueError(value)
-        return dt.date(int(value[:4]), int(value[4:6]), int(value[6:])).isoformat()
-    except ValueError:
-        raise MalformedReply(f"{key} must be a date YYYYMMDD, got {value!r}") from None
-
-
-def card(obj: Any) -> Card:
-    """A card from its wire form."""
-    return Card(
-        card_number=field(obj, "card_no", str),
-        card_identification_code=field(obj, "chip_code", str),
-        issuing_area=field(obj, "issuing_area", str),
-        status=coded(obj, "status", dialect.CARD_STATUS),
-        generation=field(obj, "gen", int),
-        valid_until=date(obj, "expires"),
+def advice(params: Fields, message_id: str) -> StandInAdvice:
+    """The params of ``standin.advise``, checked; the advice id is the call's message id."""
+    return StandInAdvice(
+        advice_id=message_id,
+        card_number=params.card_number("card_no"),
+        issuing_area=params.area("issuing_area"),
+        service_kind=params.coded("service", dialect.SERVICE_KIND),
+        venue_area=params.area("venue_area"),
+        granted_at=params.moment("granted_at"),
+        status_confirmed_at=params.moment("confirmed_at"),
     )
 
 
-def holder(obj: Any) -> Holder:
-    """A cardholder from its wire form."""
-    return Holder(
-        social_security_number=field(obj, "ssn", str),
-        name=field(obj, "name", str),
-        gender=coded(obj, "sex", dialect.GENDER),
-        birth_date=date(obj, "birth"),
-    )
-
-
-def card_record(result: Any) -> CardRecord:
-    """The result of ``card.get``."""
-    return CardRecord(
-        holder=holder(field(result, "holder", dict)),
-        card=card(field(result, "card", dict)),
-        insurances=tuple(
-            Insurance(field(i, "area", str), coded(i, "type", dialect.INSURANCE_TYPE))
-            for i in field(result, "insurances", list)
-        ),
-    )
-
-
-def exists(result: Any) -> bool:
-    """The result of ``person.exists``."""
-    return field(result, "exists", bool)
-
-
-def application(result: Any) -> Application:
-    """An application from its wire form, with its card once issued."""
-    issued = result.get("card") if isinstance(result, dict) else None
-    return Application(
-        application_id=field(result, "app_no", str),
-        stage=coded(result, "stage", dialect.STAGE),
-        history=tuple(
-            StageEvent(coded(e, "stage", dialect.STAGE), field(e, "at", str)) for e in field(result, "history", list)
-        ),
-        failure_reason=field(result, "fail_reason", str),
-        card=card(issued) if issued is not None else None,
-    )
-
-
-def filing(result: Any) -> Filing:
-    """The result of ``care.file``."""
-    return Filing(
-        filing_id=field(result, "filing_no", str),
-        treatment_area=field(result, "treatment_area", str),
-        filing_type=coded(result, "type", dialect.FILING_TYPE),
-        valid_from=date(result, "from"),
-        valid_until=date(result, "until"),
-    )
-
-
-def split(obj: Any) -> Split:
-    """A split from its wire form, every part in integer fen (the hub checks that it balances)."""
-    return Split(
-        total_fen=field(obj, "total", int),
-        full_self_pay_fen=field(obj, "self_full", int),
-        over_cap_fen=field(obj, "over_cap", int),
-        b_class_self_pay_fen=field(obj, "self_b", int),
-        in_scope_fen=field(obj, "in_scope", int),
-        deductible_fen=field(obj, "deductible", int),
-        fund_pay_fen=field(obj, "fund", int),
-        account_pay_fen=field(obj, "account", int),
-        cash_pay_fen=field(obj, "cash", int),
-    )
-
-
-def preview(result: Any) -> Split:
-    """The result of ``bill.preview``."""
-    return split(field(result, "split", dict))
-
-
-def settlement(result: Any) -> RegionSettlement:
-    """A settlement as the region booked it: the result of ``bill.settle``."""
-    return RegionSettlement(
-        request_id=field(result, "msg_id", str),
-        region_settlement_id=field(result, "settlement_no", str),
-        split=split(field(result, "split", dict)),
-    )
-
-
-def outcome(result: Any) -> SettlementOutcome:
-    """The result of ``bill.outcome``, ``bill.correct`` and ``bill.reverse``; ``settlement`` is null when none
-    was booked (never seen, or corrected before it arrived)."""
-    booked = result.get("settlement") if isinstance(result, dict) else None
-    return SettlementOutcome(
-        state=coded(result, "state", dialect.SETTLEMENT_STATE),
-        settlement=settlement(booked) if booked is not None else None,
-    )
-
-
-def advice_recorded(result: Any, advice_id: str) -> None:
+def advice_recorded(result: Fields, advice_id: str) -> None:
     """The result of ``standin.advise``: the advice recorded, which must be ``advice_id``'s."""
-    recorded = field(result, "advice_id", str)
+    recorded = result.value("advice_id", str)
     if recorded != advice_id:
-        raise MalformedReply(f"the region recorded advice {recorded!r}, not {advice_id!r}")
+        raise result.error("advice_id", f"names advice {recorded!r}, not {advice_id!r}")
 
 
-def nothing(_: Any) -> None:
+def nothing(_: Fields) -> None:
     """For results the adapter does not need."""

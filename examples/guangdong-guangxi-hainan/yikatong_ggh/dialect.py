@@ -1,8 +1,9 @@
 """The 粤桂琼 dialect's vocabulary, shared by the adapter (which speaks it) and the sandbox (which answers it).
 
-Everything here is data: method names, header names, the JSON-RPC error codes and the code tables that turn
-the region's letters and codes into the canonical domain's enums. :mod:`yikatong_ggh.sandbox` describes the
-protocol as a whole.
+Everything here is data: method names, header names, the JSON-RPC error codes, which of them are the region's
+refusals (read both ways, with the hub SDK's :class:`~adapters.refusals.RefusalCodes`) and the code tables that
+turn the region's letters and codes into the canonical domain's enums. :mod:`yikatong_ggh.codec` writes and reads
+each object with them; :mod:`yikatong_ggh.sandbox` describes the protocol as a whole.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from adapters.domain import (
     Stage,
     VisitType,
 )
+from adapters.refusals import RefusalCodes
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -94,6 +96,26 @@ class Code(enum.IntEnum):
     SETTLEMENT_NOT_SETTLED = 2003  # data: {"msg_id": ..., "state": <state letter>}
     SETTLEMENT_CORRECTED = 2004  # data: {"msg_id": ...}
     IDEMPOTENCY_KEY_REUSED = 3001  # data: {"request_id": ...}
+
+
+REFUSALS: RefusalCodes[Code] = RefusalCodes(
+    {
+        "CARD_NOT_FOUND": Code.CARD_NOT_FOUND,
+        "HOLDER_MISMATCH": Code.HOLDER_MISMATCH,
+        "HOLDER_NOT_FOUND": Code.HOLDER_NOT_FOUND,
+        "APPLICATION_NOT_FOUND": Code.APPLICATION_NOT_FOUND,
+        "CARD_ALREADY_HELD": Code.CARD_ALREADY_HELD,
+        "CARD_STATE_CONFLICT": Code.CARD_STATE_CONFLICT,
+        "NOT_INSURED": Code.NOT_INSURED,
+        "SETTLEMENT_NOT_FOUND": Code.SETTLEMENT_NOT_FOUND,
+        "SETTLEMENT_NOT_SETTLED": Code.SETTLEMENT_NOT_SETTLED,
+        "SETTLEMENT_CORRECTED": Code.SETTLEMENT_CORRECTED,
+        "IDEMPOTENCY_KEY_REUSED": Code.IDEMPOTENCY_KEY_REUSED,
+    }
+)
+"""The business error codes: the refusal each stands for (the sandbox answers with them, the adapter raises them)."""
+UNAVAILABLE = frozenset({Code.SYSTEM_DOWN, Code.SYSTEM_BUSY})
+"""Codes that say nothing was processed: the adapter raises ``RegionUnavailable``."""
 
 
 # --- code tables: wire value → domain member --------------------------------------------------------------

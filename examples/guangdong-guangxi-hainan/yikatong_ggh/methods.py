@@ -1,5 +1,6 @@
 """The 粤桂琼 sandbox's JSON-RPC methods: each reads its params, calls the card or medical system once and
-returns its result object. :mod:`yikatong_ggh.sandbox` describes the protocol and runs them."""
+returns its result object, written and read by :mod:`yikatong_ggh.codec` (which the adapter shares).
+:mod:`yikatong_ggh.sandbox` describes the protocol and runs them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from adapters.domain import Reversal
+from adapters.domain import CardCredential
+from adapters.jsonwire import Fields
 from regions.backend import Backend
-from yikatong_ggh import wire
-from yikatong_ggh.dialect import CARD_OP, DELIVERY, REPLACE_REASON, Method
-from yikatong_ggh.wire import Params
+from yikatong_ggh import codec
+from yikatong_ggh.dialect import Method
 
-Handler = Callable[[Params, str], Any]
+Handler = Callable[[Fields, str], Any]
 """A method: its params and the call's message id (``""`` when the call carries none) → its result."""
 
 
@@ -46,77 +47,73 @@ class Methods:
 
     # --- the card system ----------------------------------------------------------------------------------------
 
-    def ping(self, _: Params, __: str) -> Any:
+    def ping(self, _: Fields, __: str) -> Any:
         return {"region": self.cards.region_id, "time": int(self.now())}
 
-    def person_exists(self, params: Params, _: str) -> Any:
+    def person_exists(self, params: Fields, _: str) -> Any:
         return {"exists": self.cards.knows(params.text("ssn"))}
 
-    def card_get(self, params: Params, _: str) -> Any:
-        record = self.cards.record(
-            params.text("ssn"), params.text("card_no"), params.optional("chip_code"), params.optional("name")
-        )
-        return wire.record_json(record)
+    def card_get(self, params: Fields, _: str) -> Any:
+        c = codec.card_query(params)
+        record = self.cards.record(c.social_security_number, c.card_number, c.card_identification_code, c.holder_name)
+        return codec.record_json(record)
 
-    def card_apply(self, params: Params, message_id: str) -> Any:
-        application = self.cards.apply(
-            message_id,
-            params.text("ssn"),
-            params.text("name"),
-            params.area("insured_area"),
-            params.coded("delivery", DELIVERY),
-        )
-        return wire.application_json(application)
+    def card_apply(self, params: Fields, message_id: str) -> Any:
+        a = codec.apply(params, message_id)
+        holder = (a.social_security_number, a.holder_name)
+        return codec.application_json(self.cards.apply(a.request_id, *holder, a.insured_area, a.delivery))
 
-    def card_change(self, params: Params, message_id: str) -> Any:
-        ssn, card_no, chip_code, name = self._card_holder(params)
-        card = self.cards.change(message_id, ssn, card_no, chip_code, name, params.coded("op", CARD_OP))
-        return wire.card_json(card)
+    def card_change(self, params: Fields, message_id: str) -> Any:
+        change = codec.change(params, message_id)
+        card = self.cards.change(change.request_id, *self._holder(change.credential), change.action)
+        return codec.card_json(card)
 
-    def card_replace(self, params: Params, message_id: str) -> Any:
-        ssn, card_no, chip_code, name = self._card_holder(params)
-        reason = params.coded("reason", REPLACE_REASON)
-        return wire.application_json(self.cards.replace_card(message_id, ssn, card_no, chip_code, name, reason.value))
+    def card_replace(self, params: Fields, message_id: str) -> Any:
+        replacement = codec.replacement(params, message_id)
+        holder = self._holder(replacement.credential)
+        application = self.cards.replace_card(replacement.request_id, *holder, replacement.reason.value)
+        return codec.application_json(application)
 
-    def card_progress(self, params: Params, _: str) -> Any:
-        return wire.application_json(self.cards.application(params.text("ssn"), params.text("name")))
+    def card_progress(self, params: Fields, _: str) -> Any:
+        return codec.application_json(self.cards.application(params.text("ssn"), params.text("name")))
 
     @staticmethod
-    def _card_holder(params: Params) -> tuple[str, str, str, str]:
-        """A card write's ``person``: SSN, card number and name required, identification code checked if given."""
-        block = params.nested("person")
-        return block.text("ssn"), block.text("card_no"), block.optional("chip_code"), block.text("name")
+    def _holder(credential: CardCredential) -> tuple[str, str, str, str]:
+        """A card write's SSN, card number, identification code and name, as the card system takes them."""
+        c = credential
+        return c.social_security_number, c.card_number, c.card_identification_code, c.holder_name
 
     # --- the medical-insurance system ---------------------------------------------------------------------------
 
-    def care_file(self, params: Params, message_id: str) -> Any:
-        return wire.filing_json(self.medical.file(message_id, wire.filing_request(params, message_id)))
+    def care_file(self, params: Fields, message_id: str) -> Any:
+        return codec.filing_json(self.medical.file(message_id, codec.filing_request(params, message_id)))
 
-    def bill_preview(self, params: Params, message_id: str) -> Any:
-        return {"split": wire.split_json(self.medical.pre_settle(wire.bill(params, message_id)))}
+    def bill_preview(self, params: Fields, message_id: str) -> Any:
+        return {"split": codec.split_json(self.medical.pre_settle(codec.bill(params, message_id)))}
 
-    def bill_settle(self, params: Params, message_id: str) -> Any:
-        return wire.settlement_json(self.medical.settle(wire.bill(params, message_id)))
+    def bill_settle(self, params: Fields, message_id: str) -> Any:
+        return codec.settlement_json(self.medical.settle(codec.bill(params, message_id)))
 
-    def bill_outcome(self, params: Params, _: str) -> Any:
+    def bill_outcome(self, params: Fields, _: str) -> Any:
         msg_id = params.message_id("msg_id")
-        return wire.outcome_json(msg_id, self.medical.outcome(msg_id))
+        return codec.outcome_json(msg_id, self.medical.outcome(msg_id))
 
-    def bill_correct(self, params: Params, _: str) -> Any:
+    def bill_correct(self, params: Fields, _: str) -> Any:
         msg_id = params.message_id("msg_id")
         self.medical.correct(msg_id)
-        return wire.outcome_json(msg_id, self.medical.outcome(msg_id))
+        return codec.outcome_json(msg_id, self.medical.outcome(msg_id))
 
-    def bill_reverse(self, params: Params, message_id: str) -> Any:
-        msg_id = params.message_id("msg_id")
-        reversal = Reversal(message_id, msg_id, params.text("ssn"), params.optional("reason"))
+    def bill_reverse(self, params: Fields, message_id: str) -> Any:
+        reversal = codec.reversal(params, message_id)
         self.medical.reverse(reversal)
-        return wire.outcome_json(msg_id, self.medical.outcome(msg_id))
+        msg_id = reversal.settlement_request_id
+        return codec.outcome_json(msg_id, self.medical.outcome(msg_id))
 
     # --- resident services --------------------------------------------------------------------------------------
 
-    def standin_advise(self, params: Params, message_id: str) -> Any:
-        advice = wire.advice(params, message_id)
+    def standin_advise(self, params: Fields, message_id: str) -> Any:
+        advice = codec.advice(params, message_id)
         repeat = advice.advice_id in self.cards.advices
         self.cards.record_advice(advice)
-        return {**wire.advice_json(self.cards.advices[advice.advice_id]), "repeat": repeat}
+        recorded = self.cards.advices[advice.advice_id]
+        return {"advice_id": recorded.advice_id, **codec.advice_json(recorded), "repeat": repeat}

@@ -78,50 +78,24 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from adapters.domain import CardStatus, OutcomeState
-from adapters.errors import (
-    ApplicationNotFound,
-    CardAlreadyHeld,
-    CardNotFound,
-    CardStateConflict,
-    HolderMismatch,
-    HolderNotFound,
-    IdempotencyKeyReused,
-    NotInsured,
-    Refusal,
-    SettlementCorrected,
-    SettlementNotFound,
-    SettlementNotSettled,
-)
+from adapters.errors import CardStateConflict, IdempotencyKeyReused, Refusal, SettlementNotSettled
+from adapters.jsonwire import FieldError, Fields, is_message_id
 from regions.backend import Backend
 from regions.config import ConfigError, RegionConfig
+from regions.sandbox import HttpServer, serve_http
 from yikatong_ggh import dialect
 from yikatong_ggh.dialect import Code, Method
 from yikatong_ggh.methods import Methods
-from yikatong_ggh.wire import MESSAGE_ID, BadParams, Params
 
 log = logging.getLogger(__name__)
 _dumps = partial(json.dumps, ensure_ascii=False)
 
-REFUSALS: dict[type[Refusal], Code] = {
-    CardNotFound: Code.CARD_NOT_FOUND,
-    HolderMismatch: Code.HOLDER_MISMATCH,
-    HolderNotFound: Code.HOLDER_NOT_FOUND,
-    ApplicationNotFound: Code.APPLICATION_NOT_FOUND,
-    CardAlreadyHeld: Code.CARD_ALREADY_HELD,
-    CardStateConflict: Code.CARD_STATE_CONFLICT,
-    NotInsured: Code.NOT_INSURED,
-    SettlementNotFound: Code.SETTLEMENT_NOT_FOUND,
-    SettlementNotSettled: Code.SETTLEMENT_NOT_SETTLED,
-    SettlementCorrected: Code.SETTLEMENT_CORRECTED,
-    IdempotencyKeyReused: Code.IDEMPOTENCY_KEY_REUSED,
-}
 FAULTS = {"down": (Code.SYSTEM_DOWN, "系统维护中 system down"), "busy": (Code.SYSTEM_BUSY, "系统繁忙 system busy")}
 
 
@@ -149,7 +123,7 @@ def _answer(call_id: object, *, result: Any = None, failure: RpcFailure | None =
 
 def _refusal(exc: Refusal) -> RpcFailure:
     """A back-end refusal as the region's error object."""
-    code, meta = REFUSALS.get(type(exc)), exc.metadata
+    code, meta = dialect.REFUSALS.code(exc), exc.metadata
     if code is None:
         log.error("guangdong-guangxi-hainan sandbox has no error code for %s", type(exc).__name__)
         return RpcFailure(Code.INTERNAL_ERROR, "internal error", http_status=500)
@@ -167,7 +141,7 @@ def _refusal(exc: Refusal) -> RpcFailure:
     return RpcFailure(code, exc.message, data)
 
 
-def _request(raw: bytes) -> tuple[object, Method, Params]:
+def _request(raw: bytes) -> tuple[object, Method, Fields]:
     """The call id, method and params of a request object."""
     try:
         parsed: Any = json.loads(raw)
@@ -186,13 +160,13 @@ def _request(raw: bytes) -> tuple[object, Method, Params]:
     params = parsed.get("params", {})
     if not isinstance(params, dict):
         raise RpcFailure(Code.INVALID_PARAMS, "params must be a JSON object", {"field": "params"}, call_id=call_id)
-    return call_id, method, Params(params)
+    return call_id, method, Fields(params)
 
 
 def _message_id(request: web.Request, method: Method) -> str:
     value = request.headers.get(dialect.IDEMPOTENCY_HEADER, "")
-    if (value or method in dialect.WRITES) and not MESSAGE_ID.fullmatch(value):
-        raise BadParams(dialect.IDEMPOTENCY_HEADER, "must be 1 to 64 printable ASCII characters")
+    if (value or method in dialect.WRITES) and not is_message_id(value):
+        raise FieldError(dialect.IDEMPOTENCY_HEADER, "must be 1 to 64 printable ASCII characters")
     return value
 
 
@@ -230,10 +204,10 @@ class Endpoint:
         await self.faults.after_call(settlement=method in dialect.MEDICAL)
         return response
 
-    def _call(self, request: web.Request, call_id: object, method: Method, params: Params) -> web.Response:
+    def _call(self, request: web.Request, call_id: object, method: Method, params: Fields) -> web.Response:
         try:
             result = self.methods.table[method](params, _message_id(request, method))
-        except BadParams as exc:
+        except FieldError as exc:
             return _answer(call_id, failure=RpcFailure(Code.INVALID_PARAMS, str(exc), {"field": exc.field}))
         except Refusal as exc:
             return _answer(call_id, failure=_refusal(exc))
@@ -250,23 +224,7 @@ def create_app(backend: Backend, *, api_key: str) -> web.Application:
     return app
 
 
-@dataclass
-class GGHServer:
-    """The running protocol server.
-
-    Attributes:
-        address: the base URL the adapter's ``endpoint`` setting should hold.
-    """
-
-    address: str
-    _runner: web.AppRunner
-
-    async def stop(self) -> None:
-        """Stop listening and finish the requests in flight."""
-        await self._runner.cleanup()
-
-
-async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> GGHServer:
+async def serve(backend: Backend, config: RegionConfig, host: str, port: int) -> HttpServer:
     """Start the region's protocol server on ``host:port`` (port 0 picks a free one).
 
     Args:
@@ -286,9 +244,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         raise ConfigError(
             config.source, "options.api_key", api_key, "is required by the guangdong-guangxi-hainan sandbox"
         )
-    runner = web.AppRunner(create_app(backend, api_key=api_key), access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return GGHServer(f"http://{host}:{bound}", runner)
+    return await serve_http(create_app(backend, api_key=api_key), host, port)

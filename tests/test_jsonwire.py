@@ -9,8 +9,9 @@ import pytest
 
 from adapters import REGION_REFUSALS, FieldError, Fields, RefusalCodes, WireError
 from adapters.domain import CardStatus
-from adapters.errors import CardNotFound, CardNotUsable, CardStateConflict, IdempotencyKeyReused
+from adapters.errors import CardNotFound, CardStateConflict, IdempotencyKeyReused
 from adapters.jsonwire import ErrorAnswer, dumps, is_rfc3339, loads
+from gateway.errors import CardNotUsable
 
 
 class Colour(enum.Enum):

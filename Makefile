@@ -12,7 +12,7 @@ BUF_STAMP := $(TOOLS)/buf/.installed
 PROTO_FILES := $(wildcard protos/yikatong/v1/*.proto protos/jingjinji/v1/*.proto)
 ARGS ?=
 
-.PHONY: run test bench protos protos-check lint typecheck buf-lint buf-breaking conformance check clean venv lock
+.PHONY: run test bench protos protos-check lint typecheck buf buf-lint buf-breaking conformance check clean venv lock
 
 # .venv holds exactly what requirements.lock pins, so it is built afresh (--clear) whenever the lock or pyproject
 # changes: the pins with their hashes (pip refuses anything unpinned or unhashed), then this project on top with
@@ -63,6 +63,9 @@ $(BUF_STAMP): tools/buf/package.json tools/buf/package-lock.json
 	rm -rf $(TOOLS)/buf && mkdir -p $(TOOLS)/buf && cp $^ $(TOOLS)/buf/
 	npm ci --silent --ignore-scripts --no-audit --no-fund --prefix $(TOOLS)/buf
 	touch $@
+
+# buf alone (tests/test_cli.py runs `buf curl` against `yikatong up` with it).
+buf: $(BUF_STAMP)
 
 buf-lint: $(BUF_STAMP)
 	cd protos && ../$(BUF) lint

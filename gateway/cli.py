@@ -26,12 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--admin-port", type=int, default=7180)
     up.add_argument("--data-dir", type=Path, default=Path("var"))
     up.add_argument("--no-self-check", action="store_true")
+    up.add_argument(
+        "--insecure", action="store_true", help="plaintext on loopback, every caller the dev participant (demos only)"
+    )
 
     serve = sub.add_parser("serve", help="the hub alone, against the regions' configured endpoints")
     serve.add_argument("--config", type=Path, default=None, help="hub file (default config/hub.toml)")
     serve.add_argument("--data-dir", type=Path, default=Path("var"))
+    serve.add_argument("--host", default=None, help="bind address (default: [server] host of the hub file)")
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--admin-port", type=int, default=None)
+    serve.add_argument(
+        "--insecure", action="store_true", help="plaintext, every caller the dev participant; loopback addresses only"
+    )
     serve.add_argument(
         "--endpoint",
         action="append",
@@ -43,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     regions = sub.add_parser("regions", help="the federated regions, as a running hub reports them")
     regions.add_argument("--hub", default=None, help="hub address (default: from <data-dir>/endpoints.json)")
     regions.add_argument("--data-dir", type=Path, default=Path("var"))
+    regions.add_argument("--as", dest="participant", default=None, help="participant id (default: an operator)")
 
     sandbox = sub.add_parser("sandbox", help="the sandbox regions").add_subparsers(
         dest="sandbox_command", required=True
@@ -52,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     sb_serve.add_argument("--port", type=int, default=None)
     sb_serve.add_argument("--admin-port", type=int, default=None)
     sb_serve.add_argument("--hub", default=None, help="hub gRPC address to publish card events to")
+    sb_serve.add_argument("--ca", type=Path, default=None, help="federation CA (PEM), to publish over mutual TLS")
+    sb_serve.add_argument("--cert", type=Path, default=None, help="the region participant's certificate (PEM)")
+    sb_serve.add_argument("--key", type=Path, default=None, help="the region participant's private key (PEM)")
     cards = sandbox.add_parser("cards", help="the sandbox people and cards, one JSON object per line")
     cards.add_argument("--region", default=None)
     cards.add_argument("--status", default=None, help="card status name, e.g. NORMAL")
@@ -79,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--period", required=True, help="YYYY-MM")
     report.add_argument("--hub", default=None, help="hub address (default: from <data-dir>/endpoints.json)")
     report.add_argument("--data-dir", type=Path, default=Path("var"))
+    report.add_argument("--as", dest="participant", default=None, help="participant id (default: clearing)")
+
+    pki_cmd = sub.add_parser("pki", help="a development PKI: CA, hub and participant certificates").add_subparsers(
+        dest="pki_command", required=True
+    )
+    pki_init = pki_cmd.add_parser("init", help="the CA, the hub's certificate and one per participant")
+    pki_init.add_argument("--dir", type=Path, default=Path("var/pki"))
+    pki_init.add_argument("--participants", type=Path, default=None, help="default: config/participants.toml")
+    pki_issue = pki_cmd.add_parser("issue", help="a certificate for one participant of the participants file")
+    pki_issue.add_argument("--participant", required=True)
+    pki_issue.add_argument("--dir", type=Path, default=Path("var/pki"))
+    pki_issue.add_argument("--participants", type=Path, default=None, help="default: config/participants.toml")
 
     adapter = sub.add_parser("adapter", help="the partner kit: adapters, scaffold, conformance suite").add_subparsers(
         dest="adapter_command", required=True
@@ -110,19 +133,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "up":
-            return asyncio.run(commands.up(args.hub_port, args.admin_port, args.data_dir, not args.no_self_check))
+            return asyncio.run(
+                commands.up(args.hub_port, args.admin_port, args.data_dir, not args.no_self_check, args.insecure)
+            )
         if args.command == "serve":
             endpoints = dict(e.split("=", 1) for e in args.endpoint if "=" in e)
-            return asyncio.run(commands.serve(args.config, args.data_dir, args.port, args.admin_port, endpoints))
+            return asyncio.run(
+                commands.serve(
+                    args.config,
+                    args.data_dir,
+                    args.port,
+                    args.admin_port,
+                    endpoints,
+                    host=args.host,
+                    insecure=args.insecure,
+                )
+            )
         if args.command == "regions":
-            return asyncio.run(client.list_regions(args.hub or _endpoints(args.data_dir)["hub"]))
+            hub = client.HubEndpoint.load(args.data_dir, args.hub)
+            return asyncio.run(client.list_regions(hub, args.participant))
         if args.command == "adapter":
             return _adapter(args)
         if args.command == "clearing":
-            hub = args.hub or _endpoints(args.data_dir)["hub"]
-            return asyncio.run(client.clearing_report(hub, args.period))
+            hub = client.HubEndpoint.load(args.data_dir, args.hub)
+            return asyncio.run(client.clearing_report(hub, args.period, args.participant))
+        if args.command == "pki":
+            if args.pki_command == "init":
+                return commands.pki_init(args.dir, args.participants)
+            return commands.pki_issue(args.dir, args.participant, args.participants)
         if args.sandbox_command == "serve":
-            return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub))
+            tls = (args.ca, args.cert, args.key) if args.ca and args.cert and args.key else None
+            return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub, tls))
         if args.sandbox_command == "cards":
             return commands.print_cards(args.region, args.status, args.limit)
         if args.sandbox_command == "policy":
@@ -132,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fault(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except client.EndpointsError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
 
 

@@ -11,18 +11,26 @@ from collections.abc import Sequence
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 from adapters import conformance
 from adapters.registry import ENTRY_POINT_GROUP, AdapterRegistry, RegistryError
 from adapters.scaffold import ScaffoldError, scaffold
+from gateway import pki
+from gateway.api.client import HubEndpoint
 from gateway.api.selfcheck import run_self_check
-from gateway.config import DEFAULT_FILE, load_hub_config
-from gateway.hub import Hub
+from gateway.config import DEFAULT_FILE, TlsFiles, load_hub_config
+from gateway.hub import Hub, check_transport
+from gateway.participants import PARTICIPANTS_FILE, Participants, load_participants
 from regions import ecard
 from regions.config import ConfigError, load_regions
 from regions.policy import POLICY_FILE, load_policies
 from regions.sandbox import RunningSandbox, start_sandbox
 from regions.seed import people_of
+
+log = logging.getLogger("yikatong")
 
 
 async def wait_for_signal(hub: Hub | None = None) -> None:
@@ -32,13 +40,21 @@ async def wait_for_signal(hub: Hub | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if hub is not None:
-        loop.add_signal_handler(signal.SIGHUP, hub.reload_agreements)
+        loop.add_signal_handler(signal.SIGHUP, hub.reload)
     await stop.wait()
 
 
-async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -> int:
-    """Start every configured region's sandbox (free ports) and the hub; write endpoints.json; self-check; serve."""
-    config = load_hub_config(DEFAULT_FILE, data_dir=data_dir)
+async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool, insecure: bool = False) -> int:
+    """Start every configured region's sandbox (free ports) and the hub; write endpoints.json; self-check; serve.
+
+    The hub serves mutual TLS with a development PKI made in ``<data_dir>/pki`` on first start; ``insecure``
+    serves plaintext on loopback instead, every caller the dev participant.
+    """
+    config = replace(load_hub_config(DEFAULT_FILE, data_dir=data_dir), insecure=insecure)
+    participants = load_participants(config.participants_file)
+    dev_pki = None if insecure else pki.init(data_dir / "pki", [p.id for p in participants])
+    if dev_pki is not None:
+        config = replace(config, tls=TlsFiles(dev_pki.ca, dev_pki.hub.cert, dev_pki.hub.key))
     sandboxes: list[RunningSandbox] = []
     try:
         for region in config.regions:
@@ -47,17 +63,19 @@ async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -
         hub = Hub(replace(config.with_endpoints(endpoints), port=hub_port, admin_port=admin_port))
         await hub.start()
         for s in sandboxes:
-            s.events.point_at(hub.address)
+            s.events.point_at(hub.address, _region_credentials(dev_pki, s.config.region_id, participants))
         try:
-            _write_endpoints(data_dir, hub, sandboxes)
-            print(f"hub       gRPC {hub.address}   admin {hub.admin_url}  (/healthz /readyz /metrics)")
+            tls = _tls_endpoints(dev_pki, participants) if dev_pki is not None else None
+            _write_endpoints(data_dir, hub, sandboxes, tls)
+            security = "mutual TLS" if dev_pki is not None else "PLAINTEXT (--insecure), every caller is dev"
+            print(f"hub       gRPC {hub.address} ({security})   admin {hub.admin_url}  (/healthz /readyz /metrics)")
             for s in sandboxes:
                 print(f"{s.config.region_id:<26} {s.address:<28} admin {s.admin_url}")
             print(f"endpoints written to {data_dir / 'endpoints.json'}")
             if self_check:
                 await hub.federation.probe()
                 print("self-check:")
-                ok = await run_self_check(hub.address)
+                ok = await run_self_check(HubEndpoint(hub.address, tls))
                 print("self-check passed" if ok else "self-check FAILED")
             print("serving; Ctrl-C to stop", flush=True)
             await wait_for_signal(hub)
@@ -69,13 +87,44 @@ async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool) -
     return 0
 
 
-def _write_endpoints(data_dir: Path, hub: Hub, sandboxes: list[RunningSandbox]) -> None:
+def _region_credentials(
+    dev_pki: pki.Pki | None, region_id: str, participants: Participants
+) -> grpc.ChannelCredentials | None:
+    """The credentials a region's sandbox publishes card events with: its participant's certificate."""
+    if dev_pki is None:
+        return None
+    participant = participants.get(f"region-{region_id}")
+    if participant is None:
+        log.warning("no participant region-%s: the %s sandbox's card events will be refused", region_id, region_id)
+        participant = next(iter(participants))
+    files = dev_pki.participant(participant.id)
+    return grpc.ssl_channel_credentials(dev_pki.ca.read_bytes(), files.key.read_bytes(), files.cert.read_bytes())
+
+
+def _tls_endpoints(dev_pki: pki.Pki, participants: Participants) -> dict[str, Any]:
+    """endpoints.json's ``"tls"``: the CA, and each participant's files and scope."""
+    entries = {}
+    for p in participants:
+        files = dev_pki.participant(p.id)
+        entries[p.id] = {
+            "cert": str(files.cert.resolve()),
+            "key": str(files.key.resolve()),
+            "roles": sorted(p.roles),
+            "areas": list(p.areas),
+            "institutions": list(p.institutions),
+        }
+    return {"ca": str(dev_pki.ca.resolve()), "participants": entries}
+
+
+def _write_endpoints(data_dir: Path, hub: Hub, sandboxes: list[RunningSandbox], tls: dict[str, Any] | None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
-    endpoints = {
+    endpoints: dict[str, Any] = {
         "hub": hub.address,
         "admin": hub.admin_url,
         "regions": {s.config.region_id: {"address": s.address, "admin": s.admin_url} for s in sandboxes},
     }
+    if tls is not None:
+        endpoints["tls"] = tls
     (data_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")
 
 
@@ -85,11 +134,18 @@ async def serve(
     port: int | None,
     admin_port: int | None,
     endpoints: dict[str, str] | None = None,
+    *,
+    host: str | None = None,
+    insecure: bool = False,
 ) -> int:
-    """The hub alone, against the regions' configured (or given) endpoints, until SIGINT/SIGTERM."""
+    """The hub alone, against the regions' configured (or given) endpoints, until SIGINT/SIGTERM.
+
+    Mutual TLS with the files ``[tls]`` names; ``insecure`` (plaintext, every caller dev) only on loopback.
+    """
     config = load_hub_config(config_file or DEFAULT_FILE, data_dir=data_dir).with_endpoints(endpoints or {})
-    config = replace(config, port=config.port if port is None else port)
+    config = replace(config, port=config.port if port is None else port, host=host or config.host, insecure=insecure)
     config = replace(config, admin_port=config.admin_port if admin_port is None else admin_port)
+    check_transport(config)
     hub = Hub(config)
     await hub.start()
     print(f"hub gRPC {hub.address} admin {hub.admin_url}", flush=True)
@@ -100,19 +156,54 @@ async def serve(
     return 0
 
 
-async def serve_sandbox(region_id: str, port: int | None, admin_port: int | None, hub: str | None = None) -> int:
+async def serve_sandbox(
+    region_id: str,
+    port: int | None,
+    admin_port: int | None,
+    hub: str | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+) -> int:
+    """One region's sandbox; with ``hub``, it publishes card events there — over mutual TLS with the region
+    participant's ``tls`` files (CA, certificate, key), or in plaintext to a hub started with ``--insecure``."""
     regions = {r.region_id: r for r in load_regions()}
     if region_id not in regions:
         print(f"unknown region {region_id!r}; configured: {', '.join(regions)}")
         return 2
     sandbox = await start_sandbox(regions[region_id], port=port, admin_port=admin_port)
     if hub:
-        sandbox.events.point_at(hub)
+        credentials = None
+        if tls is not None:
+            ca, cert, key = (path.read_bytes() for path in tls)
+            credentials = grpc.ssl_channel_credentials(ca, key, cert)
+        sandbox.events.point_at(hub, credentials)
     print(f"{region_id} sandbox {sandbox.address} admin {sandbox.admin_url}", flush=True)
     try:
         await wait_for_signal()
     finally:
         await sandbox.stop()
+    return 0
+
+
+def pki_init(folder: Path, participants_file: Path | None) -> int:
+    """A development PKI: the CA, the hub's certificate, one per participant (existing files are kept)."""
+    participants = load_participants(participants_file or PARTICIPANTS_FILE)
+    made = pki.init(folder, [p.id for p in participants])
+    print(f"CA {made.ca}; hub {made.hub.cert} (localhost, 127.0.0.1); {len(participants)} participants in {folder}")
+    return 0
+
+
+def pki_issue(folder: Path, participant_id: str, participants_file: Path | None) -> int:
+    """A (new) certificate for one participant of the participants file, signed by the PKI's CA."""
+    participants = load_participants(participants_file or PARTICIPANTS_FILE)
+    made = pki.Pki(folder)
+    if participants.get(participant_id) is None:
+        print(f"pki issue: {participant_id!r} is not in {participants.path}; add it there first", file=sys.stderr)
+        return 2
+    if not made.exists:
+        print(f"pki issue: no CA in {folder}; run `yikatong pki init --dir {folder}` first", file=sys.stderr)
+        return 2
+    files = pki.issue(made, participant_id)
+    print(f"{participant_id}: certificate {files.cert}, key {files.key}")
     return 0
 
 

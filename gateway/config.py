@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -10,12 +11,48 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.participants import PARTICIPANTS_FILE
 from regions.agreements import AGREEMENTS_FILE
 from regions.config import ConfigError, RegionConfig, Table, load_regions
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 
-__all__ = ["ConfigError", "HubConfig", "load_hub_config"]
+__all__ = ["ConfigError", "HubConfig", "ServerLimits", "TlsFiles", "is_loopback", "load_hub_config"]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The hub's mutual-TLS files (PEM).
+
+    Attributes:
+        ca: the federation CA; client certificates must chain to it.
+        cert: the hub's server certificate.
+        key: its private key.
+    """
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Limits of the gRPC server (``[server]``).
+
+    Attributes:
+        max_receive_message_bytes: the largest request accepted; a larger one is ``RESOURCE_EXHAUSTED``.
+        max_concurrent_rpcs: calls served at once; more are refused with ``RESOURCE_EXHAUSTED``.
+        keepalive_min_ping_interval_seconds: clients pinging more often than this are disconnected.
+        max_connection_age_seconds: a connection is closed (GOAWAY) after this long, so load balancers can
+            spread clients again; in-flight calls get ``max_connection_age_grace_seconds`` to finish.
+        max_connection_age_grace_seconds: see above.
+    """
+
+    max_receive_message_bytes: int = 1024 * 1024
+    max_concurrent_rpcs: int = 1000
+    keepalive_min_ping_interval_seconds: float = 10.0
+    max_connection_age_seconds: float = 300.0
+    max_connection_age_grace_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +88,12 @@ class HubConfig:
             e-card token is accepted.
         ecard_clock_skew_seconds: how far the e-card platform's clock may be off from the hub's.
         ecard_max_ttl_seconds: longest lifetime an e-card token may have been issued with (at most 60).
+        insecure: serve plaintext with every caller the ``dev`` participant; refused unless ``host`` is loopback.
+        tls: the mutual-TLS files (used unless ``insecure``).
+        participants_file: the participants (reloaded on SIGHUP).
+        limits: the gRPC server's limits.
+        directory_fanout_limit: SSN-only look-ups asking every region at once; more are ``DIRECTORY_BUSY``.
+        directory_negative_seconds: how long "no region knows this person" is remembered.
     """
 
     host: str = "127.0.0.1"
@@ -77,6 +120,12 @@ class HubConfig:
     ecard_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
     ecard_clock_skew_seconds: float = 5.0
     ecard_max_ttl_seconds: float = 60.0
+    insecure: bool = False
+    tls: TlsFiles = TlsFiles(Path("var/pki/ca.pem"), Path("var/pki/hub.pem"), Path("var/pki/hub.key"))
+    participants_file: Path = PARTICIPANTS_FILE
+    limits: ServerLimits = ServerLimits()
+    directory_fanout_limit: int = 32
+    directory_negative_seconds: float = 30.0
 
     def with_endpoints(self, endpoints: dict[str, str]) -> HubConfig:
         """A copy whose regions point at other back-end endpoints (e.g. sandboxes on free ports)."""
@@ -129,8 +178,9 @@ def load_hub_config(
     """Read and validate the hub file and every region file."""
     root = Table.load(path)
     server, ledger, directory, regions = (root.table(k) for k in ("server", "ledger", "directory", "regions"))
-    ecard, resident = root.table("ecard"), root.table("resident")
+    ecard, resident, tls = root.table("ecard"), root.table("resident"), root.table("tls")
     agreements = resident.get("agreements_file", str, "")
+    participants = root.table("participants").get("file", str, "")
     return HubConfig(
         host=server.get("host", str, "127.0.0.1"),
         port=_port(server, "port", 7100),
@@ -160,4 +210,28 @@ def load_hub_config(
         ecard_max_ttl_seconds=_at_most(
             ecard, "max_ttl_seconds", ecard.positive("max_ttl_seconds", float, 60.0), ECARD_MAX_TTL_SECONDS
         ),
+        tls=TlsFiles(*(data_dir / tls.get(k, str, f"pki/{d}") for k, d in _TLS_FILES)),
+        participants_file=(path.parent / participants).resolve() if participants else PARTICIPANTS_FILE,
+        limits=ServerLimits(
+            max_receive_message_bytes=server.positive("max_receive_message_bytes", int, 1024 * 1024),
+            max_concurrent_rpcs=server.positive("max_concurrent_rpcs", int, 1000),
+            keepalive_min_ping_interval_seconds=server.positive("keepalive_min_ping_interval_seconds", float, 10.0),
+            max_connection_age_seconds=server.positive("max_connection_age_seconds", float, 300.0),
+            max_connection_age_grace_seconds=server.positive("max_connection_age_grace_seconds", float, 30.0),
+        ),
+        directory_fanout_limit=directory.positive("fanout_limit", int, 32),
+        directory_negative_seconds=_non_negative(directory, "negative_seconds", 30.0),
     )
+
+
+_TLS_FILES = (("ca_file", "ca.pem"), ("cert_file", "hub.pem"), ("key_file", "hub.key"))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from adapters import domain
 
@@ -20,6 +21,31 @@ class ECardToken:
 
 PresentedCard = domain.CardCredential | ECardToken
 """What a caller presents for a card: its validated fields, or an e-card token standing for them."""
+
+NO_CARD = domain.CardCredential("", "", "", "", "")
+"""The credential of a write whose card is not known yet (an e-card token still to be verified)."""
+
+
+class _Keyed(Protocol):
+    @property
+    def request_id(self) -> str: ...
+
+
+W = TypeVar("W", bound=_Keyed)
+
+
+@dataclass(frozen=True)
+class CardWrite(Generic[W]):
+    """A write that names a card, as the caller presented it: what idempotency fingerprints, so that a retry
+    with the same e-card token replays the answer without presenting the (used) token again. ``request`` holds
+    :data:`NO_CARD` until the card is known."""
+
+    card: PresentedCard
+    request: W
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
 
 
 @dataclass(frozen=True)

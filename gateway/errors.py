@@ -15,12 +15,17 @@
     │   ├── ECardTokenExpired         past its expiry, or issued for longer than tokens may live
     │   ├── ECardTokenNotYetValid     issued in the future (beyond the clock-skew allowance)
     │   └── ECardTokenUsed            presented before: a token is good for one use
-    ├── RegionNotAuthenticated        a region back-end's call (card event) without its valid token
+    ├── CallerUnknown                 the certificate names no participant of the federation (UNAUTHENTICATED)
+    ├── CallerNotAuthorized           the method is not among the caller's roles' (PERMISSION_DENIED)
+    ├── CallerOutOfScope              an area, institution or settlement that is not the caller's (PERMISSION_DENIED)
+    ├── CallerRateLimited             the caller's rate limit is spent; retry after the delay given
+    ├── RequestTooLarge               the request is over the server's receive limit (RESOURCE_EXHAUSTED)
     ├── NotSupported                  a feature this hub does not offer
     ├── LedgerUnavailable             the ledger could not be read or written; retry later
     ├── StoredRefusal                 a refusal replayed from an idempotency record
     └── AdapterError (adapters.errors)
         ├── RegionBusy                the hub's bulkhead for the region is full; not sent
+        ├── DirectoryBusy             too many holder look-ups fan out to the regions at once; not sent
         └── RegionUnavailable (adapters.errors)
             └── CircuitOpen           the region's circuit is open; refused inside the hub
 
@@ -120,13 +125,64 @@ class ECardTokenUsed(ECardTokenRejected):
         super().__init__(f"e-card token {token_id} was used before", metadata={"token_id": token_id})
 
 
-class RegionNotAuthenticated(YikatongError):
-    """A call meant for region back-ends (card events) without its region's valid token (UNAUTHENTICATED)."""
+class CallerUnknown(YikatongError):
+    """The caller's certificate is genuine but names no participant in force (or none at all)."""
 
-    reason = "REGION_TOKEN_INVALID"
+    reason = "CALLER_UNKNOWN"
 
-    def __init__(self, region: str) -> None:
-        super().__init__(f"no valid event token for region {region!r}", metadata={"region": region})
+    def __init__(self, participant: str) -> None:
+        super().__init__(
+            f"the certificate names no participant of the federation ({participant or 'none'})",
+            metadata={"participant": participant},
+        )
+
+
+class CallerNotAuthorized(YikatongError):
+    """The method is not among those of the caller's roles (DESIGN §10)."""
+
+    reason = "CALLER_NOT_AUTHORIZED"
+
+    def __init__(self, participant: str, method: str) -> None:
+        super().__init__(
+            f"participant {participant} may not call {method}", metadata={"participant": participant, "method": method}
+        )
+
+
+class CallerOutOfScope(YikatongError):
+    """The request names an area, institution or settlement outside the caller's scope."""
+
+    reason = "CALLER_OUT_OF_SCOPE"
+
+    def __init__(self, participant: str, field: str, value: str) -> None:
+        super().__init__(
+            f"{field} {value} is outside the scope of participant {participant}",
+            metadata={"participant": participant, "field": field, "value": value},
+        )
+
+
+class CallerRateLimited(YikatongError):
+    """The caller's token bucket is empty; ``retry_after_seconds`` says when one call will be let through."""
+
+    reason = "CALLER_RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, participant: str, retry_after_seconds: float) -> None:
+        super().__init__(
+            f"participant {participant} is over its rate limit; retry in {retry_after_seconds:.3f} s",
+            metadata={"participant": participant, "retry_after_seconds": f"{retry_after_seconds:.3f}"},
+        )
+        self.retry_after_seconds = retry_after_seconds
+
+
+class RequestTooLarge(YikatongError):
+    """The request's encoded size is over ``max_receive_message_bytes``."""
+
+    reason = "REQUEST_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the request is {size} bytes, over the limit of {limit}", metadata={"size": str(size), "limit": str(limit)}
+        )
 
 
 class NotSupported(YikatongError):
@@ -159,6 +215,17 @@ class RegionBusy(AdapterError):
     reason = "REGION_BUSY"
     outcome = "bulkhead_full"
     breaker_failure = False
+
+
+class DirectoryBusy(AdapterError):
+    """Too many SSN-only look-ups are fanning out to the regions; refused rather than queued."""
+
+    reason = "DIRECTORY_BUSY"
+    outcome = "bulkhead_full"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("all", f"{limit} holder look-ups are asking the regions already; retry shortly")
+        self.retryable = True
 
 
 class CircuitOpen(RegionUnavailable):

@@ -20,9 +20,10 @@ from aiohttp import web
 from adapters.registry import AdapterRegistry
 from gateway.admin import admin_app, start_admin
 from gateway.api.server import ApiServer
-from gateway.config import HubConfig
+from gateway.config import HubConfig, is_loopback
 from gateway.ledger import SqliteLedger
 from gateway.metrics import Metrics
+from gateway.participants import load_participants
 from gateway.services import assemble
 from regions.agreements import load_agreements
 from regions.config import ConfigError
@@ -41,6 +42,28 @@ class HubClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+
+def check_transport(config: HubConfig) -> None:
+    """Refuse plaintext off loopback, and mutual TLS without its files, with what to do instead.
+
+    Raises:
+        ConfigError: naming the setting.
+    """
+    if config.insecure:
+        if not is_loopback(config.host):
+            raise ConfigError(
+                "--insecure", "host", config.host, "plaintext is refused off loopback: serve mutual TLS (DESIGN §10)"
+            )
+        return
+    for name, path in (("ca_file", config.tls.ca), ("cert_file", config.tls.cert), ("key_file", config.tls.key)):
+        if not path.exists():
+            raise ConfigError(
+                path,
+                f"tls.{name}",
+                str(path),
+                "not found: `yikatong pki init --dir <data-dir>/pki` makes a development PKI",
+            )
 
 
 class Hub:
@@ -73,6 +96,7 @@ class Hub:
         )
         self.agreements_file = config.agreements_file
         self._agreements = load_agreements(self.agreements_file, config.regions)
+        self.participants = load_participants(config.participants_file)
         self.services = assemble(
             config,
             self.ledger,
@@ -85,8 +109,10 @@ class Hub:
         self.api = ApiServer(
             self.services,
             self.metrics,
+            lambda: self.participants,
+            tls=None if config.insecure else config.tls,
+            limits=config.limits,
             default_deadline_seconds=config.default_deadline_seconds,
-            region_tokens={r.region_id: r.options.get("event_token", "") for r in config.regions},
         )
         self.port = 0
         self.admin_port = 0
@@ -106,21 +132,29 @@ class Hub:
         checks.update({f"region_probed:{r}": reg.probed for r, reg in self.federation.regions.items()})
         return checks
 
-    def reload_agreements(self) -> bool:
-        """Read the agreements file again and swap the table in whole; a bad file is refused and logged.
+    def reload(self) -> bool:
+        """Read the agreements and participants files again (SIGHUP); each is swapped in whole, and a bad file
+        is refused and logged with the table in force kept.
 
         Returns:
-            True when the new table is in force.
+            True when both new tables are in force.
         """
         try:
             self._agreements = load_agreements(self.agreements_file, self.config.regions)
+            log.info("agreements reloaded from %s: %d grants", self.agreements_file, len(self._agreements.grants))
         except ConfigError as exc:
             log.error("agreements file refused, keeping the agreements in force: %s", exc)
             return False
-        log.info("agreements reloaded from %s: %d grants", self.agreements_file, len(self._agreements.grants))
+        try:
+            self.participants = load_participants(self.config.participants_file)
+            log.info("participants reloaded from %s: %d", self.config.participants_file, len(self.participants))
+        except ConfigError as exc:
+            log.error("participants file refused, keeping the participants in force: %s", exc)
+            return False
         return True
 
     async def start(self) -> None:
+        check_transport(self.config)
         self._admin, self.admin_port = await start_admin(
             admin_app(self.metrics.registry, self.readiness), self.config.host, self.config.admin_port
         )

@@ -2,7 +2,7 @@
 
 Names follow Prometheus conventions: base units (``_seconds``; money in ``_fen``), counters end in ``_total``
 once exposed. Labels carry only bounded values — method names, status codes, region ids, province codes,
-outcomes — never a personal number or a request id.
+participant ids of the participants file, outcomes — never a personal number or a request id.
 
 ==============================================  ======================================================
 metric                                          labels
@@ -30,6 +30,7 @@ yikatong_status_cache_lookups_total             result (hit, miss)
 yikatong_stand_in_grants_total                  region, service_kind
 yikatong_card_events_total                      region, status
 yikatong_ecard_tokens_total                     outcome (accepted, or the refusal reason)
+yikatong_authz_decisions_total                  participant, grpc_method, decision (allowed, denied)
 yikatong_ledger_commits_total                   (none)
 yikatong_ledger_writes_total                    (none)
 ==============================================  ======================================================
@@ -117,7 +118,8 @@ class Metrics:
         )
         self.directory_lookups = Counter(
             "yikatong_directory_lookups",
-            "Holder-directory lookups by result (hit: answered from the cache; miss: fanned out to regions).",
+            "Holder-directory lookups by result (hit: from the cache; negative: known to no region, from the cache; "
+            "miss: fanned out to the regions; busy: refused, too many fanning out).",
             ["result"],
             registry=r,
         )
@@ -176,6 +178,12 @@ class Metrics:
             "yikatong_ecard_tokens",
             "E-card tokens presented, by outcome (accepted, or the reason they were refused).",
             ["outcome"],
+            registry=r,
+        )
+        self.authz_decisions = Counter(
+            "yikatong_authz_decisions",
+            "Authorization decisions by participant (ids from the participants file), method and decision.",
+            ["participant", "grpc_method", "decision"],
             registry=r,
         )
         self.ledger_commits = Counter(

@@ -2,8 +2,9 @@
 
 The card system calls :meth:`EventPublisher.on_change` synchronously for each change — through the hub, at the
 region's own counter (its admin endpoint), or when a temporary loss lapses. A background task delivers the
-events in order to the hub's ``RegionEventService`` with the region's event token, retrying until the hub
-accepts each one (at least once; the hub treats a repeat as harmless). With no hub to publish to yet, events
+events in order to the hub's ``RegionEventService``, as the region's participant over mutual TLS (its client
+certificate names it) or in plaintext to a development hub, retrying until the hub accepts each one (at least once;
+the hub treats a repeat as harmless). With no hub to publish to yet, events
 wait in the queue. The ``drop_events`` fault knob loses events on purpose, for tests of the hub's cache expiry.
 """
 
@@ -29,22 +30,23 @@ class EventPublisher:
 
     Args:
         region_id: the publishing region.
-        token: the region's event token (``options.event_token``), sent as ``x-region-token``.
         faults: the region's fault knobs (``drop_events``).
         retry_seconds: wait before resending an event the hub did not accept.
     """
 
-    def __init__(self, region_id: str, token: str, faults: Faults, *, retry_seconds: float = 0.2) -> None:
-        self.region_id, self.token, self.faults, self.retry_seconds = region_id, token, faults, retry_seconds
+    def __init__(self, region_id: str, faults: Faults, *, retry_seconds: float = 0.2) -> None:
+        self.region_id, self.faults, self.retry_seconds = region_id, faults, retry_seconds
         self.hub: str | None = None
+        self.credentials: grpc.ChannelCredentials | None = None
         self.delivered: list[str] = []  # event ids the hub accepted, in order
         self._queue: asyncio.Queue[events_pb2.CardEvent] = asyncio.Queue()
         self._hub_known = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def point_at(self, hub_address: str) -> None:
-        """Publish to this hub from now on (events queued before are delivered too)."""
-        self.hub = hub_address
+    def point_at(self, hub_address: str, credentials: grpc.ChannelCredentials | None = None) -> None:
+        """Publish to this hub from now on (events queued before are delivered too): over mutual TLS with the
+        region participant's ``credentials``, or in plaintext to a development hub without them."""
+        self.hub, self.credentials = hub_address, credentials
         self._hub_known.set()
 
     def on_change(self, card: Card, social_security_number: str) -> None:
@@ -86,7 +88,7 @@ class EventPublisher:
                     if channel is None or target != self.hub:
                         if channel is not None:
                             await channel.close(None)
-                        target, channel = self.hub, grpc.aio.insecure_channel(self.hub or "")
+                        target, channel = self.hub, self._channel()
                     if await self._send(channel, event, quiet=attempts > 0):
                         break
                     attempts += 1
@@ -95,13 +97,16 @@ class EventPublisher:
             if channel is not None:
                 await channel.close(None)
 
+    def _channel(self) -> grpc.aio.Channel:
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(self.hub or "")
+        return grpc.aio.secure_channel(self.hub or "", self.credentials)
+
     async def _send(self, channel: grpc.aio.Channel, event: events_pb2.CardEvent, *, quiet: bool) -> bool:
         stub = events_pb2_grpc.RegionEventServiceStub(channel)
         try:
             await stub.PublishCardEvent(
-                events_pb2.PublishCardEventRequest(event=event),
-                metadata=(("x-region-token", self.token),),
-                timeout=2,
+                events_pb2.PublishCardEventRequest(event=event), timeout=2
             )
         except grpc.aio.AioRpcError as exc:
             if not quiet:

@@ -212,7 +212,7 @@ async def start_sandbox(
 ) -> RunningSandbox:
     """Start the region's sandbox; ports default to the region file's, 0 picks free ones."""
     backend = build_backend(config)
-    events = EventPublisher(config.region_id, config.options.get("event_token", ""), backend.faults)
+    events = EventPublisher(config.region_id, backend.faults)
     backend.cards.listeners.append(events.on_change)
     events.start()
     serve = protocol_server(config)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
 import pytest
 
-from gateway.config import load_hub_config
+from gateway import pki
+from gateway.config import TlsFiles, load_hub_config
 from gateway.hub import Hub
+from gateway.participants import PARTICIPANTS_FILE, load_participants
+from gateway.pki import Pki
 from regions.config import RegionConfig, load_regions
 from regions.sandbox import RunningSandbox, start_sandbox
 from regions.seed import SeededPerson, generate
@@ -91,6 +94,79 @@ def credential(p: SeededPerson, *, with_name: bool = True) -> common_pb2.CardCre
     )
 
 
+# Participants the tests add to the shipped file: one with every role over the nine provinces (the fuzzer's), and one
+# with a tiny rate limit.
+TEST_PARTICIPANTS = """
+[[participant]]
+id = "test-everything"
+name = "every role, nine provinces (tests)"
+roles = ["hospital", "card-service", "venue", "region", "clearing", "operator"]
+areas = ["11", "12", "13", "31", "32", "33", "34", "50", "51"]
+institutions = ["H3101040001"]
+
+[[participant]]
+id = "test-throttled"
+name = "a venue allowed two calls and one a second (tests)"
+roles = ["venue"]
+areas = ["31"]
+rate_limit = { per_second = 1, burst = 2 }
+"""
+
+
+@dataclass
+class SecureFederation:
+    """A hub serving mutual TLS with the three sandboxes, its development PKI, and channels per participant."""
+
+    hub: Hub
+    sandboxes: dict[str, RunningSandbox]
+    pki: Pki
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def credentials(self, participant: str, pki: Pki | None = None) -> grpc.ChannelCredentials:
+        made = pki or self.pki
+        files = made.participant(participant)
+        return grpc.ssl_channel_credentials(self.pki.ca.read_bytes(), files.key.read_bytes(), files.cert.read_bytes())
+
+    def channel(self, participant: str) -> grpc.aio.Channel:
+        """A channel to the hub with the participant's certificate (kept until the test ends)."""
+        if participant not in self._channels:
+            self._channels[participant] = grpc.aio.secure_channel(self.hub.address, self.credentials(participant))
+        return self._channels[participant]
+
+    def settlement(self, participant: str) -> settlement_pb2_grpc.MedicalSettlementServiceStub:
+        return settlement_pb2_grpc.MedicalSettlementServiceStub(self.channel(participant))
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+
+@pytest.fixture
+async def secure_federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[SecureFederation]:
+    """The hub on port 0 serving mutual TLS, with the shipped participants and :data:`TEST_PARTICIPANTS`."""
+    sandboxes = {r: await start_region(r) for r in REGION_IDS}
+    participants_file = tmp_path / "participants.toml"
+    participants_file.write_text(PARTICIPANTS_FILE.read_text() + TEST_PARTICIPANTS)
+    made = pki.init(tmp_path / "pki", [p.id for p in load_participants(participants_file)])
+    config = load_hub_config(data_dir=tmp_path)
+    config = replace(
+        config.with_endpoints({r: s.address for r, s in sandboxes.items()}),
+        port=0,
+        admin_port=0,
+        probe_interval_seconds=3600,
+        participants_file=participants_file,
+        tls=TlsFiles(made.ca, made.hub.cert, made.hub.key),
+    )
+    hub = Hub(config)
+    await hub.start()
+    secure = SecureFederation(hub, sandboxes, made)
+    for region_id, sandbox in sandboxes.items():
+        sandbox.events.point_at(hub.address, secure.credentials(f"region-{region_id}"))
+    yield secure
+    await secure.close()
+    await hub.stop(grace=1, drain=0)
+
+
 @pytest.fixture
 async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[Federation]:
     """The hub on port 0 with all three sandboxes as real servers on port 0."""
@@ -98,7 +174,7 @@ async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterato
     config = load_hub_config(data_dir=tmp_path)
     # Probed once at start; no background probe during a test, so breaker counts and fault draws are the test's own.
     endpoints = {r: s.address for r, s in sandboxes.items()}
-    config = replace(config.with_endpoints(endpoints), port=0, admin_port=0, probe_interval_seconds=3600)
+    config = replace(config.with_endpoints(endpoints), port=0, admin_port=0, probe_interval_seconds=3600, insecure=True)
     hub = Hub(config)
     await hub.start()
     for sandbox in sandboxes.values():

@@ -33,14 +33,19 @@ def wait_for_line(process: subprocess.Popen[str], text: str, seconds: float = 30
 
 
 @pytest.mark.slow
-def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(tmp_path: Path) -> None:
-    command = [YIKATONG, "up", "--hub-port", "0", "--admin-port", "0", "--data-dir", str(tmp_path)]
+@pytest.mark.parametrize(("flags", "checks"), [((), 11), (("--insecure",), 9)], ids=["mtls", "insecure"])
+def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(
+    tmp_path: Path, flags: tuple[str, ...], checks: int
+) -> None:
+    command = [YIKATONG, "up", "--hub-port", "0", "--admin-port", "0", "--data-dir", str(tmp_path), *flags]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) as process:
         try:
             lines = wait_for_line(process, "serving")
             assert "self-check passed" in lines
-            assert sum(line.strip().startswith("[ok]") for line in lines) == 9
+            assert sum(line.strip().startswith("[ok]") for line in lines) == checks  # mTLS adds two refusals
+            assert ("(mutual TLS)" in lines[0]) is not bool(flags)
+            assert ("tls" in json.loads((tmp_path / "endpoints.json").read_text())) is not bool(flags)
             splits = [re.search(SPLIT_LINE, line) for line in lines if "yuan = fund" in line]
             assert len(splits) == 2
             for split in splits:
@@ -49,6 +54,8 @@ def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(tmp_pa
                 assert total == fund + account + cash > 0
             check_running_federation(tmp_path)
             check_clearing_report(tmp_path, lines)
+            if not flags:
+                check_buf_curl(tmp_path)
         finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=30) == 0
@@ -73,6 +80,41 @@ def check_clearing_report(data_dir: Path, lines: list[str]) -> None:
     assert pairs == {("51", "→", "31"), ("13", "→", "50")}
 
 
+BUF = Path(__file__).resolve().parent.parent / ".tools" / "buf" / "node_modules" / ".bin" / "buf"
+
+
+def check_buf_curl(data_dir: Path) -> None:
+    """The README's `buf curl`: a Shanghai hospital verifies a Sichuan card, with the files endpoints.json names."""
+    if not BUF.exists():
+        if os.environ.get("YIKATONG_REQUIRE_BUF"):
+            raise AssertionError(f"no buf at {BUF}: `make buf` installs it")
+        return  # a laptop without npm: the rest of the test still ran; CI requires it
+    endpoints = json.loads((data_dir / "endpoints.json").read_text())
+    hospital = endpoints["tls"]["participants"]["hospital-shanghai-xuhui"]
+    card = json.loads(
+        subprocess.run(
+            [YIKATONG, "sandbox", "cards", "--region", "sichuan-chongqing", "--status", "NORMAL", "--limit", "1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    )
+    request = {
+        "card": {k: card[k] for k in ("social_security_number", "card_number", "card_identification_code")},
+        "venue": {"area_code": "310104"},
+    }
+    answer = subprocess.run(
+        [str(BUF), "curl", "--protocol", "grpc", "--cacert", endpoints["tls"]["ca"], "--cert", hospital["cert"],
+         "--key", hospital["key"], "-d", json.dumps(request),
+         f"https://{endpoints['hub']}/yikatong.v1.CardService/VerifyCard"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    verified = json.loads(answer.stdout)
+    assert (verified["issuingRegion"], verified["card"]["status"]) == ("sichuan-chongqing", "CARD_STATUS_NORMAL")
+
+
 def check_running_federation(data_dir: Path) -> None:
     endpoints = json.loads((data_dir / "endpoints.json").read_text())
     assert set(endpoints["regions"]) == {"yangtze-delta", "sichuan-chongqing", "beijing-tianjin-hebei"}
@@ -87,6 +129,26 @@ def check_running_federation(data_dir: Path) -> None:
         timeout=30,
     )
     assert fault.returncode == 0 and json.loads(fault.stdout)["down"] is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (("--host", "0.0.0.0", "--insecure"), "plaintext is refused off loopback"),
+        ((), "yikatong pki init"),  # mutual TLS by default: without the PKI's files it does not start
+    ],
+    ids=["insecure-off-loopback", "no-pki"],
+)
+def test_serve_refuses_plaintext_off_loopback_and_tls_without_its_files(
+    tmp_path: Path, flags: tuple[str, ...], said: str
+) -> None:
+    served = subprocess.run(
+        [YIKATONG, "serve", "--data-dir", str(tmp_path), "--port", "0", "--admin-port", "0", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert served.returncode == 2 and said in served.stderr
 
 
 def test_sandbox_cards_lists_real_cards_with_the_fields_of_the_design() -> None:

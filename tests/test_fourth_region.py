@@ -90,7 +90,18 @@ class Hub:
 def hub(site: Path, tmp_path: Path) -> Iterator[Hub]:
     """The federation started the way an operator starts it; stopped with SIGINT, which must exit 0."""
     data_dir = tmp_path / "var"
-    command = [YIKATONG, "up", "--hub-port", "0", "--admin-port", "0", "--data-dir", str(data_dir), "--no-self-check"]
+    command = [
+        YIKATONG,
+        "up",
+        "--hub-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--no-self-check",
+        "--insecure",
+    ]
     with (
         open(tmp_path / "stderr.log", "w") as stderr,
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=partner_env(site)) as up,

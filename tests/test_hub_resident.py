@@ -15,6 +15,7 @@ import pytest
 from adapters.domain import CardStatus, ServiceKind
 from gateway.api.status import error_reason
 from gateway.config import DEFAULT_FILE
+from gateway.participants import PARTICIPANTS_FILE
 from regions.agreements import AGREEMENTS_FILE
 from regions.seed import SeededPerson, generate
 from tests.bills import VENUES
@@ -97,7 +98,7 @@ async def test_a_cross_alliance_agreement_is_added_by_configuration_and_reload(
         AGREEMENTS_FILE.read_text()
         + '\n[[cross]]\ncards = ["31"]\nvenues = ["sichuan-chongqing"]\nkinds = ["MUSEUM"]\n'
     )
-    assert federation.hub.reload_agreements()
+    assert federation.hub.reload()
 
     assert (await authorize(federation, shanghai, ServiceKind.MUSEUM, "510100")).authorized
     assert (await authorize(federation, shanghai, ServiceKind.MUSEUM, "500103")).authorized
@@ -105,7 +106,7 @@ async def test_a_cross_alliance_agreement_is_added_by_configuration_and_reload(
     assert not (await authorize(federation, chengdu, ServiceKind.MUSEUM, "310104")).authorized  # not mutual
 
     agreements.write_text('[[cross]]\ncards = ["31"]\nvenues = ["44"]\nkinds = ["MUSEUM"]\n')  # 44 is not federated
-    assert not federation.hub.reload_agreements()
+    assert not federation.hub.reload()
     assert "cross[0].venues" in caplog.text and "keeping the agreements in force" in caplog.text
     assert (await authorize(federation, shanghai, ServiceKind.MUSEUM, "510100")).authorized
 
@@ -194,13 +195,13 @@ async def test_sighup_reloads_the_agreements_file_of_a_running_hub(start_region:
     shutil.copy(AGREEMENTS_FILE, agreements)
     hub_file = tmp_path / "hub.toml"
     hub_file.write_text(
-        DEFAULT_FILE.read_text().replace(
-            'agreements_file = "../regions/agreements.toml"', f'agreements_file = "{agreements}"'
-        )
+        DEFAULT_FILE.read_text()
+        .replace('agreements_file = "../regions/agreements.toml"', f'agreements_file = "{agreements}"')
+        .replace('file = "participants.toml"', f'file = "{PARTICIPANTS_FILE}"')
     )
     process = await asyncio.create_subprocess_exec(
         YIKATONG, "serve", "--config", str(hub_file), "--data-dir", str(tmp_path), "--port", "0", "--admin-port",
-        "0", "--endpoint", f"yangtze-delta={sandbox.address}", stdout=asyncio.subprocess.PIPE,
+        "0", "--endpoint", f"yangtze-delta={sandbox.address}", "--insecure", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
     address = (await asyncio.wait_for(process.stdout.readline(), 20)).decode().split()[2]

@@ -14,7 +14,6 @@ from adapters.errors import InvalidArgument
 from adapters.identifiers import parse_card_number
 from gateway import validation
 from gateway.domain import Decision, ECardToken, PresentedCard, RegionApplication
-from gateway.errors import NotSupported
 from yikatong.v1 import card_affairs_pb2 as affairs_pb
 from yikatong.v1 import common_pb2 as pb
 from yikatong.v1 import events_pb2 as events_pb
@@ -29,12 +28,7 @@ decode_name = validation.name
 def decode_credential(
     msg: pb.CardCredential, field: str = "card", *, name_required: bool = False
 ) -> domain.CardCredential:
-    """A validated credential of a physical card's fields; an e-card token is not taken here."""
-    if msg.ecard_token:
-        raise NotSupported(
-            "e-card tokens are accepted by VerifyCard, GetCardStatus and AuthorizeService only",
-            metadata={"field": f"{field}.ecard_token"},
-        )
+    """A validated credential of a physical card's fields."""
     return validation.credential(
         msg.social_security_number,
         msg.card_number,
@@ -46,11 +40,12 @@ def decode_credential(
     )
 
 
-def decode_presented(msg: pb.CardCredential, field: str = "card") -> PresentedCard:
-    """A card's fields, or an e-card token standing for them (verified later, by the cards service)."""
+def decode_presented(msg: pb.CardCredential, field: str = "card", *, name_required: bool = False) -> PresentedCard:
+    """A card's fields, or an e-card token standing for them (DESIGN §4.8), wherever a card is taken; the token
+    is verified, and used up, by the cards service."""
     if msg.ecard_token:
         return ECardToken(msg.ecard_token, f"{field}.ecard_token")
-    return decode_credential(msg, field)
+    return decode_credential(msg, field, name_required=name_required)
 
 
 def decode_venue(msg: pb.Venue, field: str = "venue") -> str:

@@ -1,4 +1,5 @@
-"""The interceptor chain: request id → metrics → deadline → access log → errors → region auth → servicer.
+"""The interceptor chain: request id → metrics → deadline → access log → errors → identity → authorization →
+rate limit → servicer (the last three in ``gateway.api.authorization``).
 
 An interceptor wraps the handler of one method: :meth:`Interceptor.wrap` takes the method's name and the rest of
 the chain, and returns a handler ``(request, context, call) → response``. The server composes every method's
@@ -9,20 +10,18 @@ back to the access log and the metrics.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 import grpc
 from grpc_status import rpc_status
 
-from adapters.errors import InvalidArgument, YikatongError
+from adapters.errors import YikatongError
 from gateway.api.status import code_of, to_status
-from gateway.errors import RegionNotAuthenticated
 from gateway.masking import mask_text
 from gateway.metrics import Metrics
 from gateway.services.call import Call
@@ -48,11 +47,11 @@ def compose(chain: tuple[Interceptor, ...], method: str, endpoint: Handler) -> H
     return handler
 
 
-class _Undecodable:
-    """Stands for request bytes that did not parse."""
+class Unreadable:
+    """Stands for request bytes the server did not decode: unparseable, or over the size limit."""
 
-
-UNDECODABLE = _Undecodable()
+    def __init__(self, error: YikatongError) -> None:
+        self.error = error
 
 
 def metadata_value(context: Context, key: str) -> str:
@@ -155,8 +154,8 @@ class ErrorInterceptor:
     def wrap(self, method: str, proceed: Handler) -> Handler:
         async def handle(request: Any, context: Context, call: Call) -> Any:
             try:
-                if request is UNDECODABLE:
-                    raise InvalidArgument("request", "is not a valid protobuf message for this method")
+                if isinstance(request, Unreadable):
+                    raise request.error
                 response = await proceed(request, context, call)
             except YikatongError as exc:
                 call.code, call.error = code_of(exc).name, f"{exc.reason}: {exc.message}"
@@ -167,28 +166,5 @@ class ErrorInterceptor:
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             call.code = "OK"
             return response
-
-        return handle
-
-
-class RegionAuthInterceptor:
-    """Calls meant for region back-ends (``RegionEventService``) must carry their region's ``x-region-token``."""
-
-    SERVICE = "/yikatong.v1.RegionEventService/"
-
-    def __init__(self, tokens: Mapping[str, str]) -> None:
-        self.tokens = {region: token for region, token in tokens.items() if token}
-
-    def wrap(self, method: str, proceed: Handler) -> Handler:
-        if not method.startswith(self.SERVICE):
-            return proceed
-
-        async def handle(request: Any, context: Context, call: Call) -> Any:
-            region = str(getattr(getattr(request, "event", None), "region", ""))
-            given, expected = metadata_value(context, "x-region-token"), self.tokens.get(region, "")
-            if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-                raise RegionNotAuthenticated(region[:64])
-            call.participant = f"region:{region}"
-            return await proceed(request, context, call)
 
         return handle

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -17,8 +17,9 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from adapters.errors import InvalidArgument
+from gateway.api.authorization import AuthorizationInterceptor, IdentityInterceptor, RateLimitInterceptor
 from gateway.api.interceptors import (
-    UNDECODABLE,
     AccessLogInterceptor,
     Context,
     DeadlineInterceptor,
@@ -26,12 +27,15 @@ from gateway.api.interceptors import (
     Handler,
     Interceptor,
     MetricsInterceptor,
-    RegionAuthInterceptor,
     RequestIdInterceptor,
+    Unreadable,
     compose,
 )
 from gateway.api.servicers import SERVICERS
+from gateway.config import ServerLimits, TlsFiles
+from gateway.errors import RequestTooLarge
 from gateway.metrics import Metrics
+from gateway.participants import Participants
 from gateway.services import Services
 from gateway.services.call import Call
 
@@ -66,18 +70,23 @@ class InFlight:
         return True
 
 
-def _decoder(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def _decoder(parse: Callable[[bytes], Any], limit: int) -> Callable[[bytes], Any]:
+    """Decode a request; bytes over ``limit`` or that do not parse become an :class:`Unreadable` error."""
+    undecodable = Unreadable(InvalidArgument("request", "is not a valid protobuf message for this method"))
+
     def decode(data: bytes) -> Any:
+        if len(data) > limit:
+            return Unreadable(RequestTooLarge(len(data), limit))
         try:
             return parse(data)
         except Exception:
-            return UNDECODABLE
+            return undecodable
 
     return decode
 
 
 def service_handler(
-    servicer: Any, chain: tuple[Interceptor, ...], in_flight: InFlight
+    servicer: Any, chain: tuple[Interceptor, ...], in_flight: InFlight, max_request_bytes: int
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """The handlers of one servicer's methods, each behind the chain composed once."""
     service = servicer.SERVICE
@@ -89,7 +98,7 @@ def service_handler(
         handler = compose(chain, name, _endpoint(getattr(servicer, method.name)))
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _behaviour(name, handler, in_flight),
-            request_deserializer=_decoder(request_type.FromString),
+            request_deserializer=_decoder(request_type.FromString, max_request_bytes),
             response_serializer=response_type.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
@@ -113,24 +122,50 @@ def _behaviour(name: str, handler: Handler, in_flight: InFlight) -> Callable[[An
     return behaviour
 
 
+def server_options(limits: ServerLimits) -> list[tuple[str, Any]]:
+    """grpc channel arguments of the server's limits. A request over ``max_receive_message_bytes`` is refused by
+    the handler with ``REQUEST_TOO_LARGE``; grpc itself drops what is four times as large before reading it."""
+    return [
+        ("grpc.max_receive_message_length", 4 * limits.max_receive_message_bytes),
+        ("grpc.max_connection_age_ms", int(limits.max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(limits.max_connection_age_grace_seconds * 1000)),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(limits.keepalive_min_ping_interval_seconds * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    """Mutual TLS: the hub's certificate, and client certificates required to chain to the federation CA."""
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())], root_certificates=tls.ca.read_bytes(), require_client_auth=True
+    )
+
+
 class ApiServer:
     """The hub's gRPC server over its services.
 
     Args:
         services: the application services.
         metrics: where the RPC metrics go.
+        participants: returns the participants in force.
+        tls: the mutual-TLS files, or None to serve plaintext with every caller ``dev`` (loopback only; the hub
+            checks).
+        limits: the server's limits.
         default_deadline_seconds: the deadline of calls that bring none.
-        region_tokens: each region's card-event token.
     """
 
     def __init__(
         self,
         services: Services,
         metrics: Metrics,
+        participants: Callable[[], Participants],
         *,
+        tls: TlsFiles | None,
+        limits: ServerLimits,
         default_deadline_seconds: float,
-        region_tokens: Mapping[str, str],
     ) -> None:
+        self.tls, self.limits = tls, limits
         self.in_flight = InFlight()
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lack the aio servicer
         chain: tuple[Interceptor, ...] = (
@@ -139,18 +174,28 @@ class ApiServer:
             DeadlineInterceptor(default_deadline_seconds),
             AccessLogInterceptor(),
             ErrorInterceptor(),
-            RegionAuthInterceptor(region_tokens),
+            IdentityInterceptor(participants, secure=tls is not None),
+            AuthorizationInterceptor(metrics),
+            RateLimitInterceptor(),
         )
-        self._handlers = [service_handler(cls(services), chain, self.in_flight) for cls in SERVICERS]
+        self._handlers = [
+            service_handler(cls(services), chain, self.in_flight, limits.max_receive_message_bytes) for cls in SERVICERS
+        ]
         self._server: grpc.aio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port (``port`` 0 picks a free one)."""
-        server = grpc.aio.server()
+        server = grpc.aio.server(
+            options=server_options(self.limits), maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs
+        )
         server.add_generic_rpc_handlers(self._handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if self.tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, server_credentials(self.tls))
         if bound == 0:
             raise OSError(f"could not bind the gRPC port {host}:{port}")
         await server.start()

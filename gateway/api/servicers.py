@@ -10,6 +10,7 @@ from __future__ import annotations
 from adapters import domain
 from gateway.api import codec
 from gateway.api import settlement_codec as sc
+from gateway.domain import NO_CARD
 from gateway.services import Services
 from gateway.services.call import Call
 from yikatong.v1 import card_affairs_pb2 as affairs_pb
@@ -61,12 +62,10 @@ class CardAffairsServicer:
         return affairs_pb.ApplyCardResponse(application=codec.encode_application(await self.affairs.apply(call, apply)))
 
     async def _change(self, request: _CardChange, action: domain.CardAction, call: Call) -> common_pb.Card:
-        change = domain.ChangeCard(
-            codec.decode_request_id(request.request_id),
-            codec.decode_credential(request.card, name_required=True),
-            action,
-        )
-        return codec.encode_card(await self.affairs.change(call, change))
+        request_id = codec.decode_request_id(request.request_id)
+        card = codec.decode_presented(request.card, name_required=True)
+        change = domain.ChangeCard(request_id, NO_CARD, action)
+        return codec.encode_card(await self.affairs.change(call, card, change))
 
     async def EnableSocialSecurity(
         self, request: affairs_pb.EnableSocialSecurityRequest, call: Call
@@ -84,12 +83,10 @@ class CardAffairsServicer:
         return affairs_pb.CancelLossReportResponse(card=card)
 
     async def ReplaceCard(self, request: affairs_pb.ReplaceCardRequest, call: Call) -> affairs_pb.ReplaceCardResponse:
-        replace = domain.ReplaceCard(
-            codec.decode_request_id(request.request_id),
-            codec.decode_credential(request.card, name_required=True),
-            codec.decode_replace_reason(request.reason),
-        )
-        found = await self.affairs.replace(call, replace)
+        request_id = codec.decode_request_id(request.request_id)
+        card = codec.decode_presented(request.card, name_required=True)
+        replace = domain.ReplaceCard(request_id, NO_CARD, codec.decode_replace_reason(request.reason))
+        found = await self.affairs.replace(call, card, replace)
         return affairs_pb.ReplaceCardResponse(application=codec.encode_application(found))
 
     async def GetApplicationProgress(
@@ -137,16 +134,17 @@ class MedicalSettlementServicer:
     async def FileRemoteCare(
         self, request: settlement_pb.FileRemoteCareRequest, call: Call
     ) -> settlement_pb.FileRemoteCareResponse:
-        return sc.encode_filing(await self.settlements.file(call, sc.decode_filing(request)))
+        return sc.encode_filing(await self.settlements.file(call, *sc.decode_filing(request)))
 
     async def PreSettle(self, request: settlement_pb.PreSettleRequest, call: Call) -> settlement_pb.PreSettleResponse:
         request_id = codec.decode_request_id(request.request_id) if request.request_id else ""
-        bill = sc.decode_bill(request, request_id=request_id)
-        return sc.encode_pre_settled(await self.settlements.pre_settle(call, bill))
+        return sc.encode_pre_settled(
+            await self.settlements.pre_settle(call, *sc.decode_bill(request, request_id=request_id))
+        )
 
     async def Settle(self, request: settlement_pb.SettleRequest, call: Call) -> settlement_pb.SettleResponse:
-        bill = sc.decode_bill(request, request_id=codec.decode_request_id(request.request_id))
-        record = await self.settlements.settle(call, bill)
+        card, bill = sc.decode_bill(request, request_id=codec.decode_request_id(request.request_id))
+        record = await self.settlements.settle(call, card, bill)
         return settlement_pb.SettleResponse(settlement=sc.encode_settlement(record))
 
     async def ReverseSettlement(
@@ -158,7 +156,7 @@ class MedicalSettlementServicer:
     async def GetSettlement(
         self, request: settlement_pb.GetSettlementRequest, call: Call
     ) -> settlement_pb.GetSettlementResponse:
-        record = await self.settlements.get(sc.decode_settlement_id(request.settlement_id))
+        record = await self.settlements.get(call, sc.decode_settlement_id(request.settlement_id))
         return settlement_pb.GetSettlementResponse(settlement=sc.encode_settlement(record))
 
 
@@ -177,11 +175,11 @@ class ClearingServicer:
     async def CloseClearingPeriod(
         self, request: clearing_pb.CloseClearingPeriodRequest, call: Call
     ) -> clearing_pb.CloseClearingPeriodResponse:
-        report = await self.clearing.close(sc.decode_close(request))
+        report = await self.clearing.close(call, sc.decode_close(request))
         return clearing_pb.CloseClearingPeriodResponse(report=sc.encode_report(report))
 
     async def Reconcile(self, request: clearing_pb.ReconcileRequest, call: Call) -> clearing_pb.ReconcileResponse:
-        return sc.encode_reconciliation(await self.clearing.reconcile(sc.decode_reconcile(request)))
+        return sc.encode_reconciliation(await self.clearing.reconcile(call, sc.decode_reconcile(request)))
 
 
 class ResidentServicer:
@@ -210,7 +208,7 @@ class RegionEventServicer:
     async def PublishCardEvent(
         self, request: events_pb.PublishCardEventRequest, call: Call
     ) -> events_pb.PublishCardEventResponse:
-        self.resident.card_event(codec.decode_card_event(request.event, self.federation.region_of_province))
+        self.resident.card_event(call, codec.decode_card_event(request.event, self.federation.region_of_province))
         return events_pb.PublishCardEventResponse(accepted=True)
 
 

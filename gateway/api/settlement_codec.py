@@ -11,11 +11,13 @@ from typing import Any
 
 from adapters import domain
 from adapters.errors import InvalidArgument
-from gateway.api.codec import decode_area, decode_credential, decode_name, decode_request_id
+from gateway.api.codec import decode_area, decode_name, decode_presented, decode_request_id
 from gateway.domain import (
+    NO_CARD,
     ClearingReport,
     ClosePeriod,
     FiledCare,
+    PresentedCard,
     PreSettled,
     ReconcileEntry,
     ReconcileResult,
@@ -86,9 +88,9 @@ def decode_line(msg: pb.BillLine, field: str) -> domain.BillLine:
     )
 
 
-def decode_bill(msg: pb.SettleRequest | pb.PreSettleRequest, *, request_id: str) -> domain.Bill:
-    """A validated bill; ``insured_area`` stays empty until the card's insurance is known."""
-    credential = decode_credential(msg.card, name_required=True)
+def decode_bill(msg: pb.SettleRequest | pb.PreSettleRequest, *, request_id: str) -> tuple[PresentedCard, domain.Bill]:
+    """The card presented and a validated bill, whose credential and ``insured_area`` stay empty until known."""
+    card = decode_presented(msg.card, name_required=True)
     treatment_area = decode_area(msg.venue.area_code, "venue.area_code")
     institution = _text(msg.venue.institution_id, "venue.institution_id", MAX_CODE)
     if msg.hospital_level not in LEVELS:
@@ -99,9 +101,9 @@ def decode_bill(msg: pb.SettleRequest | pb.PreSettleRequest, *, request_id: str)
     lines = tuple(decode_line(line, f"lines[{i}]") for i, line in enumerate(msg.lines))
     if sum(line.amount_fen for line in lines) > MAX_AMOUNT_FEN:
         raise InvalidArgument("lines", f"must total at most {MAX_AMOUNT_FEN} fen")
-    return domain.Bill(
+    return card, domain.Bill(
         request_id=request_id,
-        credential=credential,
+        credential=NO_CARD,
         insured_area="",
         treatment_area=treatment_area,
         institution_id=institution,
@@ -113,16 +115,16 @@ def decode_bill(msg: pb.SettleRequest | pb.PreSettleRequest, *, request_id: str)
     )
 
 
-def decode_filing(msg: pb.FileRemoteCareRequest) -> domain.FileRemoteCare:
+def decode_filing(msg: pb.FileRemoteCareRequest) -> tuple[PresentedCard, domain.FileRemoteCare]:
     request_id = decode_request_id(msg.request_id)
-    credential = decode_credential(msg.card, name_required=True)
+    card = decode_presented(msg.card, name_required=True)
     area = decode_area(msg.treatment_area, "treatment_area")
     kind = domain.FilingType(_enum(pb.FilingType, msg.filing_type, "filing_type", "FILING_TYPE_"))
     valid_from = decode_date(msg.valid_from, "valid_from")
     valid_until = decode_date(msg.valid_until, "valid_until")
     if valid_until < valid_from:
         raise InvalidArgument("valid_until", "must not be before valid_from")
-    return domain.FileRemoteCare(request_id, credential, area, kind, valid_from, valid_until)
+    return card, domain.FileRemoteCare(request_id, NO_CARD, area, kind, valid_from, valid_until)
 
 
 def decode_settlement_id(value: str, field: str = "settlement_id") -> str:

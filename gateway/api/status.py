@@ -6,8 +6,10 @@ reason and its metadata.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -32,8 +34,13 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     hub.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
     errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
     hub.ECardTokenRejected: grpc.StatusCode.UNAUTHENTICATED,
-    hub.RegionNotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    hub.CallerUnknown: grpc.StatusCode.UNAUTHENTICATED,
+    hub.CallerNotAuthorized: grpc.StatusCode.PERMISSION_DENIED,
+    hub.CallerOutOfScope: grpc.StatusCode.PERMISSION_DENIED,
+    hub.CallerRateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    hub.DirectoryBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     hub.NotSupported: grpc.StatusCode.UNIMPLEMENTED,
+    hub.RequestTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     hub.LedgerUnavailable: grpc.StatusCode.UNAVAILABLE,
     hub.RegionBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RegionUnavailable: grpc.StatusCode.UNAVAILABLE,
@@ -53,11 +60,17 @@ def code_of(error: errors.YikatongError) -> grpc.StatusCode:
 
 
 def to_status(error: errors.YikatongError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` of an error, with one ``ErrorInfo``."""
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    return status_pb2.Status(code=code_of(error).value[0], message=error.message, details=[detail])
+    """The ``google.rpc.Status`` of an error, with one ``ErrorInfo`` (and a ``RetryInfo`` when it says when)."""
+    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)]
+    if isinstance(error, hub.CallerRateLimited):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(dt.timedelta(seconds=error.retry_after_seconds))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for detail in details:
+        packed.append(any_pb2.Any())
+        packed[-1].Pack(detail)
+    return status_pb2.Status(code=code_of(error).value[0], message=error.message, details=packed)
 
 
 def error_reason(error: grpc.aio.AioRpcError) -> str:

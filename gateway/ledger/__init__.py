@@ -7,6 +7,7 @@ from gateway.ledger.records import (
     Claim,
     ClaimResult,
     OutboxItem,
+    RequestKey,
     SettlementRecord,
     SettlementState,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "LedgerConflict",
     "LedgerStore",
     "OutboxItem",
+    "RequestKey",
     "SettlementRecord",
     "SettlementState",
     "SqliteLedger",

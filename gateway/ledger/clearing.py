@@ -22,13 +22,14 @@ def bookings(db: Db, period: str) -> list[Booking]:
     return [Booking(*row) for row in rows]
 
 
-def bookings_on(db: Db, day: str, treatment_area: str) -> list[Booking]:
-    """The bookings of a day for an area, or for a whole province when the area is ``XX0000``."""
+def bookings_on(db: Db, day: str, treatment_area: str, participant: str | None) -> list[Booking]:
+    """The bookings of a day for an area, or for a whole province when the area is ``XX0000``; only those of
+    ``participant``'s settlements unless it is None."""
     province, whole = treatment_area[:2], treatment_area.endswith("0000")
     rows = db.execute(
         "SELECT * FROM bookings WHERE booked_on = ? AND treatment_province = ? "
-        "AND (? OR treatment_area = ?) ORDER BY settlement_id, kind",
-        (day, province, whole, treatment_area),
+        "AND (? OR treatment_area = ?) AND (? OR participant = ?) ORDER BY settlement_id, kind",
+        (day, province, whole, treatment_area, participant is None, participant or ""),
     ).fetchall()
     return [Booking(*row) for row in rows]
 

@@ -1,20 +1,26 @@
-"""Idempotency records (DESIGN §6): one row per (method, request id) with the request's fingerprint and outcome."""
+"""Idempotency records (DESIGN §6, §10): one row per (participant, method, request id) with the request's
+fingerprint and its outcome."""
 
 from __future__ import annotations
 
-from gateway.ledger.records import Claim, ClaimResult
+from gateway.ledger.records import Claim, ClaimResult, RequestKey
 from gateway.ledger.worker import Db
 
+_KEY = "participant = ? AND method = ? AND request_id = ?"
 
-def claim(db: Db, method: str, request_id: str, fingerprint: str, now: float, lease_seconds: float) -> ClaimResult:
+
+def _key(key: RequestKey) -> tuple[str, str, str]:
+    return key.participant, key.method, key.request_id
+
+
+def claim(db: Db, key: RequestKey, fingerprint: str, now: float, lease_seconds: float) -> ClaimResult:
     """Claim a request id, or say what it holds; an IN_PROGRESS claim older than the lease is taken over."""
     row = db.execute(
-        "SELECT fingerprint, state, started_at, outcome FROM idempotency WHERE method = ? AND request_id = ?",
-        (method, request_id),
+        f"SELECT fingerprint, state, started_at, outcome FROM idempotency WHERE {_KEY}", _key(key)
     ).fetchone()
     if row is None:
         db.execute(
-            "INSERT INTO idempotency VALUES (?, ?, ?, 'IN_PROGRESS', ?, NULL)", (request_id, method, fingerprint, now)
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, 'IN_PROGRESS', ?, NULL)", (*_key(key), fingerprint, now)
         )
         return ClaimResult(Claim.NEW)
     stored_fingerprint, state, started_at, outcome = row
@@ -23,21 +29,14 @@ def claim(db: Db, method: str, request_id: str, fingerprint: str, now: float, le
     if state == "DONE":
         return ClaimResult(Claim.REPLAY, bytes(outcome))
     if now - started_at > lease_seconds:
-        db.execute(
-            "UPDATE idempotency SET started_at = ? WHERE method = ? AND request_id = ?", (now, method, request_id)
-        )
+        db.execute(f"UPDATE idempotency SET started_at = ? WHERE {_KEY}", (now, *_key(key)))
         return ClaimResult(Claim.NEW)
     return ClaimResult(Claim.IN_PROGRESS)
 
 
-def complete(db: Db, method: str, request_id: str, outcome: bytes) -> None:
-    db.execute(
-        "UPDATE idempotency SET state = 'DONE', outcome = ? WHERE method = ? AND request_id = ?",
-        (outcome, method, request_id),
-    )
+def complete(db: Db, key: RequestKey, outcome: bytes) -> None:
+    db.execute(f"UPDATE idempotency SET state = 'DONE', outcome = ? WHERE {_KEY}", (outcome, *_key(key)))
 
 
-def release(db: Db, method: str, request_id: str) -> None:
-    db.execute(
-        "DELETE FROM idempotency WHERE method = ? AND request_id = ? AND state = 'IN_PROGRESS'", (method, request_id)
-    )
+def release(db: Db, key: RequestKey) -> None:
+    db.execute(f"DELETE FROM idempotency WHERE {_KEY} AND state = 'IN_PROGRESS'", _key(key))

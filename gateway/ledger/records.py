@@ -18,6 +18,15 @@ class Claim(enum.Enum):
 
 
 @dataclass(frozen=True)
+class RequestKey:
+    """What idempotency is keyed on (DESIGN §6, §10): a request id is unique per participant and method."""
+
+    participant: str
+    method: str
+    request_id: str
+
+
+@dataclass(frozen=True)
 class ClaimResult:
     claim: Claim
     outcome: bytes | None = None
@@ -35,10 +44,15 @@ class SettlementState(enum.Enum):
 
 @dataclass(frozen=True)
 class SettlementRecord:
-    """One settlement row. ``split`` and ``period`` are set once SETTLED; money in fen."""
+    """One settlement row. ``split`` and ``period`` are set once SETTLED; money in fen.
+
+    ``request_id`` is the settling participant's; ``region_request_id`` is the message id the region knows it by.
+    """
 
     settlement_id: str
+    participant: str
     request_id: str
+    region_request_id: str
     state: SettlementState
     social_security_number: str
     insured_area: str
@@ -82,6 +96,7 @@ class Booking:
     treatment_area: str
     count: int
     fund_pay_fen: int
+    participant: str
 
 
 CORRECTION = "CORRECTION"

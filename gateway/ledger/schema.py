@@ -86,4 +86,77 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ecard_tokens_by_expiry ON ecard_tokens (expires_at);
     """,
+    # 4: participants (DESIGN §10). Idempotency keys are per participant; a settlement records who settled it,
+    # its request id is unique per participant, and the id the region sees (message id) is kept beside it.
+    # Tables are rebuilt (new, copy, drop, rename), the one way to change keys that SQLite and PostgreSQL share.
+    # Idempotency records of the earlier format (protobuf answers) are not carried over: a retry of such a request
+    # reaches the region again, which deduplicates on its message id.
+    """
+    CREATE TABLE idempotency_v4 (
+        participant TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'DONE')),
+        started_at  REAL NOT NULL,
+        outcome     BLOB,
+        PRIMARY KEY (participant, method, request_id)
+    );
+    DROP TABLE idempotency;
+    ALTER TABLE idempotency_v4 RENAME TO idempotency;
+    CREATE TABLE settlements_v4 (
+        settlement_id          TEXT PRIMARY KEY,
+        participant            TEXT NOT NULL,
+        request_id             TEXT NOT NULL,
+        region_request_id      TEXT NOT NULL UNIQUE,
+        state                  TEXT NOT NULL CHECK (state IN
+                                   ('PENDING', 'SETTLED', 'REVERSED', 'CORRECTION_PENDING', 'CORRECTED')),
+        social_security_number TEXT NOT NULL,
+        insured_area           TEXT NOT NULL,
+        treatment_area         TEXT NOT NULL,
+        insured_region         TEXT NOT NULL,
+        institution_id         TEXT NOT NULL,
+        visit_type             TEXT NOT NULL,
+        hospital_level         INTEGER NOT NULL,
+        region_settlement_id   TEXT NOT NULL DEFAULT '',
+        split                  TEXT NOT NULL DEFAULT '',
+        fund_pay_fen           INTEGER NOT NULL DEFAULT 0,
+        created_at             REAL NOT NULL,
+        settled_at             REAL,
+        period                 TEXT NOT NULL DEFAULT '',
+        reversed_at            REAL,
+        reversal_period        TEXT NOT NULL DEFAULT '',
+        void_reason            TEXT NOT NULL DEFAULT '',
+        UNIQUE (participant, request_id)
+    );
+    INSERT INTO settlements_v4
+        SELECT settlement_id, 'dev', request_id, request_id, state, social_security_number, insured_area,
+               treatment_area, insured_region, institution_id, visit_type, hospital_level, region_settlement_id,
+               split, fund_pay_fen, created_at, settled_at, period, reversed_at, reversal_period, void_reason
+        FROM settlements;
+    CREATE TABLE bookings_v4 (
+        settlement_id      TEXT NOT NULL REFERENCES settlements_v4 (settlement_id),
+        kind               TEXT NOT NULL CHECK (kind IN ('SETTLE', 'REVERSE')),
+        period             TEXT NOT NULL,
+        booked_on          TEXT NOT NULL,
+        insured_province   TEXT NOT NULL,
+        treatment_province TEXT NOT NULL,
+        treatment_area     TEXT NOT NULL,
+        count              INTEGER NOT NULL,
+        fund_pay_fen       INTEGER NOT NULL,
+        participant        TEXT NOT NULL,
+        PRIMARY KEY (settlement_id, kind)
+    );
+    INSERT INTO bookings_v4
+        SELECT settlement_id, kind, period, booked_on, insured_province, treatment_province, treatment_area, count,
+               fund_pay_fen, 'dev'
+        FROM bookings;
+    DROP TABLE bookings;
+    DROP TABLE settlements;
+    ALTER TABLE settlements_v4 RENAME TO settlements;
+    ALTER TABLE bookings_v4 RENAME TO bookings;
+    CREATE INDEX settlements_by_state ON settlements (state);
+    CREATE INDEX bookings_by_period ON bookings (period);
+    CREATE INDEX bookings_by_day ON bookings (booked_on, treatment_province);
+    """,
 )

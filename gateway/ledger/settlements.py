@@ -17,7 +17,8 @@ from gateway.ledger.worker import Db
 from gateway.periods import day_of
 
 _COLUMNS = (
-    "settlement_id, request_id, state, social_security_number, insured_area, treatment_area, insured_region, "
+    "settlement_id, participant, request_id, region_request_id, state, social_security_number, insured_area, "
+    "treatment_area, insured_region, "
     "institution_id, visit_type, hospital_level, created_at, region_settlement_id, split, settled_at, period, "
     "reversed_at, reversal_period, void_reason"
 )
@@ -29,27 +30,36 @@ class LedgerConflict(Exception):
 
 def _record(row: tuple[Any, ...]) -> SettlementRecord:
     values = list(row)
-    values[2] = SettlementState(values[2])
-    values[8] = VisitType(values[8])
-    values[12] = Split(**json.loads(values[12])) if values[12] else None
+    values[4] = SettlementState(values[4])
+    values[10] = VisitType(values[10])
+    values[14] = Split(**json.loads(values[14])) if values[14] else None
     return SettlementRecord(*values)
 
 
-def get(db: Db, column: str, value: str) -> SettlementRecord | None:
-    """The settlement whose ``column`` (``settlement_id`` or ``request_id``) is ``value``."""
-    row = db.execute(f"SELECT {_COLUMNS} FROM settlements WHERE {column} = ?", (value,)).fetchone()
+def get(db: Db, settlement_id: str) -> SettlementRecord | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM settlements WHERE settlement_id = ?", (settlement_id,)).fetchone()
+    return _record(row) if row else None
+
+
+def by_request(db: Db, participant: str, request_id: str) -> SettlementRecord | None:
+    """The settlement a participant asked for under ``request_id``."""
+    row = db.execute(
+        f"SELECT {_COLUMNS} FROM settlements WHERE participant = ? AND request_id = ?", (participant, request_id)
+    ).fetchone()
     return _record(row) if row else None
 
 
 def begin(db: Db, r: SettlementRecord) -> None:
     """Record a settlement as PENDING before the region is asked (the durable intent)."""
     db.execute(
-        "INSERT INTO settlements (settlement_id, request_id, state, social_security_number, insured_area, "
-        "treatment_area, insured_region, institution_id, visit_type, hospital_level, created_at) "
-        "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO settlements (settlement_id, participant, request_id, region_request_id, state, "
+        "social_security_number, insured_area, treatment_area, insured_region, institution_id, visit_type, "
+        "hospital_level, created_at) VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.settlement_id,
+            r.participant,
             r.request_id,
+            r.region_request_id,
             r.social_security_number,
             r.insured_area,
             r.treatment_area,
@@ -75,7 +85,7 @@ def book(db: Db, settlement_id: str, region_settlement_id: str, split: Split, no
         "settled_at = ?, period = ? WHERE settlement_id = ? AND state = 'PENDING'",
         (region_settlement_id, json.dumps(vars(split)), split.fund_pay_fen, now, period, settlement_id),
     ).rowcount
-    record = get(db, "settlement_id", settlement_id)
+    record = get(db, settlement_id)
     if record is None or not changed:
         raise LedgerConflict(f"settlement {settlement_id} is not PENDING")
     _book(db, record, "SETTLE", period, now, +1)
@@ -90,7 +100,7 @@ def book_reversal(db: Db, settlement_id: str, now: float) -> SettlementRecord:
         "WHERE settlement_id = ? AND state = 'SETTLED'",
         (now, period, settlement_id),
     ).rowcount
-    record = get(db, "settlement_id", settlement_id)
+    record = get(db, settlement_id)
     if record is None or not changed:
         raise LedgerConflict(f"settlement {settlement_id} is not SETTLED")
     _book(db, record, "REVERSE", period, now, -1)
@@ -100,7 +110,7 @@ def book_reversal(db: Db, settlement_id: str, now: float) -> SettlementRecord:
 def _book(db: Db, r: SettlementRecord, kind: str, period: str, now: float, sign: int) -> None:
     assert r.split is not None
     db.execute(
-        "INSERT INTO bookings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO bookings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.settlement_id,
             kind,
@@ -111,6 +121,7 @@ def _book(db: Db, r: SettlementRecord, kind: str, period: str, now: float, sign:
             r.treatment_area,
             sign,
             sign * r.split.fund_pay_fen,
+            r.participant,
         ),
     )
 
@@ -122,10 +133,10 @@ def void(db: Db, settlement_id: str, reason: str, now: float) -> SettlementRecor
         "WHERE settlement_id = ? AND state = 'PENDING'",
         (reason, settlement_id),
     )
-    record = get(db, "settlement_id", settlement_id)
+    record = get(db, settlement_id)
     if record is None or record.state is not SettlementState.CORRECTION_PENDING:
         raise LedgerConflict(f"settlement {settlement_id} cannot be voided")
-    outbox.enqueue(db, CORRECTION, record.request_id, record.insured_region, now)
+    outbox.enqueue(db, CORRECTION, record.region_request_id, record.insured_region, now)
     return record
 
 
@@ -137,9 +148,9 @@ def recover_pending(db: Db, now: float) -> list[str]:
     return [row[0] for row in rows]
 
 
-def corrected(db: Db, request_id: str) -> None:
-    """A delivered correction makes its settlement CORRECTED."""
+def corrected(db: Db, region_request_id: str) -> None:
+    """A delivered correction (keyed on the region's message id) makes its settlement CORRECTED."""
     db.execute(
-        "UPDATE settlements SET state = 'CORRECTED' WHERE request_id = ? AND state = 'CORRECTION_PENDING'",
-        (request_id,),
+        "UPDATE settlements SET state = 'CORRECTED' WHERE region_request_id = ? AND state = 'CORRECTION_PENDING'",
+        (region_request_id,),
     )

@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from adapters.domain import Split
 from gateway.ledger import clearing, idempotency, outbox, settlements, tokens
-from gateway.ledger.records import CORRECTION, Booking, ClaimResult, OutboxItem, SettlementRecord
+from gateway.ledger.records import CORRECTION, Booking, ClaimResult, OutboxItem, RequestKey, SettlementRecord
 from gateway.ledger.settlements import LedgerConflict
 from gateway.ledger.worker import ConnectionWorker, Db
 
@@ -27,17 +27,17 @@ T = TypeVar("T")
 class LedgerStore(Protocol):
     """What the hub needs of its ledger. Every method is one transaction; money in fen."""
 
-    async def claim(self, method: str, request_id: str, fingerprint: str) -> ClaimResult: ...
+    async def claim(self, key: RequestKey, fingerprint: str) -> ClaimResult: ...
 
-    async def complete(self, method: str, request_id: str, outcome: bytes) -> None: ...
+    async def complete(self, key: RequestKey, outcome: bytes) -> None: ...
 
-    async def release(self, method: str, request_id: str) -> None: ...
+    async def release(self, key: RequestKey) -> None: ...
 
     async def begin_settlement(self, record: SettlementRecord) -> None: ...
 
     async def settlement(self, settlement_id: str) -> SettlementRecord | None: ...
 
-    async def settlement_by_request(self, request_id: str) -> SettlementRecord | None: ...
+    async def settlement_by_request(self, participant: str, request_id: str) -> SettlementRecord | None: ...
 
     async def drop_pending(self, settlement_id: str) -> None: ...
 
@@ -63,7 +63,7 @@ class LedgerStore(Protocol):
 
     async def bookings(self, period: str) -> list[Booking]: ...
 
-    async def bookings_on(self, day: str, treatment_area: str) -> list[Booking]: ...
+    async def bookings_on(self, day: str, treatment_area: str, participant: str | None) -> list[Booking]: ...
 
     async def closed_report(self, period: str) -> str | None: ...
 
@@ -109,17 +109,15 @@ class Ledger:
 
     # --- idempotency ---------------------------------------------------------------------------------------
 
-    async def claim(self, method: str, request_id: str, fingerprint: str) -> ClaimResult:
+    async def claim(self, key: RequestKey, fingerprint: str) -> ClaimResult:
         now = self._clock()
-        return await self._write(
-            lambda db: idempotency.claim(db, method, request_id, fingerprint, now, self.lease_seconds)
-        )
+        return await self._write(lambda db: idempotency.claim(db, key, fingerprint, now, self.lease_seconds))
 
-    async def complete(self, method: str, request_id: str, outcome: bytes) -> None:
-        await self._write(lambda db: idempotency.complete(db, method, request_id, outcome))
+    async def complete(self, key: RequestKey, outcome: bytes) -> None:
+        await self._write(lambda db: idempotency.complete(db, key, outcome))
 
-    async def release(self, method: str, request_id: str) -> None:
-        await self._write(lambda db: idempotency.release(db, method, request_id))
+    async def release(self, key: RequestKey) -> None:
+        await self._write(lambda db: idempotency.release(db, key))
 
     # --- settlements -----------------------------------------------------------------------------------------
 
@@ -127,10 +125,10 @@ class Ledger:
         await self._write(lambda db: settlements.begin(db, record))
 
     async def settlement(self, settlement_id: str) -> SettlementRecord | None:
-        return await self._read(lambda db: settlements.get(db, "settlement_id", settlement_id))
+        return await self._read(lambda db: settlements.get(db, settlement_id))
 
-    async def settlement_by_request(self, request_id: str) -> SettlementRecord | None:
-        return await self._read(lambda db: settlements.get(db, "request_id", request_id))
+    async def settlement_by_request(self, participant: str, request_id: str) -> SettlementRecord | None:
+        return await self._read(lambda db: settlements.by_request(db, participant, request_id))
 
     async def drop_pending(self, settlement_id: str) -> None:
         await self._write(lambda db: settlements.drop_pending(db, settlement_id))
@@ -176,8 +174,8 @@ class Ledger:
     async def bookings(self, period: str) -> list[Booking]:
         return await self._read(lambda db: clearing.bookings(db, period))
 
-    async def bookings_on(self, day: str, treatment_area: str) -> list[Booking]:
-        return await self._read(lambda db: clearing.bookings_on(db, day, treatment_area))
+    async def bookings_on(self, day: str, treatment_area: str, participant: str | None) -> list[Booking]:
+        return await self._read(lambda db: clearing.bookings_on(db, day, treatment_area, participant))
 
     async def closed_report(self, period: str) -> str | None:
         return await self._read(lambda db: clearing.closed_report(db, period))

@@ -56,7 +56,12 @@ def assemble(
     federation = Federation(config, registry, metrics)
     key = load_key(config.directory_key_file)  # keys the hashes of SSNs and card numbers the hub keeps
     directory = HolderDirectory(
-        key, metrics, ttl_seconds=config.directory_ttl_seconds, max_entries=config.directory_max_entries
+        key,
+        metrics,
+        ttl_seconds=config.directory_ttl_seconds,
+        max_entries=config.directory_max_entries,
+        fanout_limit=config.directory_fanout_limit,
+        negative_seconds=config.directory_negative_seconds,
     )
     tokens = TokenVerifier(
         config.ecard_keys,

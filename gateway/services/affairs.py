@@ -6,8 +6,10 @@ card's issuing region.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from adapters import domain
-from gateway.domain import RegionApplication
+from gateway.domain import CardWrite, PresentedCard, RegionApplication
 from gateway.services.call import Call
 from gateway.services.cards import Cards
 from gateway.services.idempotency import Idempotency
@@ -36,27 +38,34 @@ class CardAffairs:
 
         async def produce() -> RegionApplication:
             region = await self.cards.holder_region(call, request.social_security_number)
-            return RegionApplication(await self.federation.region(region, call).apply_card(request), region)
+            sent = replace(request, request_id=call.message_id(request.request_id))
+            return RegionApplication(await self.federation.region(region, call).apply_card(sent), region)
 
-        return await self.idempotency.run("ApplyCard", request, produce, RegionApplication)
+        return await self.idempotency.run(call, "ApplyCard", request, produce, RegionApplication)
 
-    async def change(self, call: Call, request: domain.ChangeCard) -> domain.Card:
+    async def change(self, call: Call, card: PresentedCard, request: domain.ChangeCard) -> domain.Card:
         """Enable the social-security function, report a temporary loss, or cancel that report."""
-        region = self.federation.region_for_area(request.credential.issuing_area)
 
         async def produce() -> domain.Card:
-            return await self.federation.region(region, call).change_card(request)
+            credential = await self.cards.credential(card)
+            region = self.federation.region_for_area(credential.issuing_area)
+            sent = replace(request, request_id=call.message_id(request.request_id), credential=credential)
+            return await self.federation.region(region, call).change_card(sent)
 
-        return await self.idempotency.run(_CHANGES[request.action], request, produce, domain.Card)
+        return await self.idempotency.run(
+            call, _CHANGES[request.action], CardWrite(card, request), produce, domain.Card
+        )
 
-    async def replace(self, call: Call, request: domain.ReplaceCard) -> RegionApplication:
+    async def replace(self, call: Call, card: PresentedCard, request: domain.ReplaceCard) -> RegionApplication:
         """补换 at the card's issuing region."""
-        region = self.federation.region_for_area(request.credential.issuing_area)
 
         async def produce() -> RegionApplication:
-            return RegionApplication(await self.federation.region(region, call).replace_card(request), region)
+            credential = await self.cards.credential(card)
+            region = self.federation.region_for_area(credential.issuing_area)
+            sent = replace(request, request_id=call.message_id(request.request_id), credential=credential)
+            return RegionApplication(await self.federation.region(region, call).replace_card(sent), region)
 
-        return await self.idempotency.run("ReplaceCard", request, produce, RegionApplication)
+        return await self.idempotency.run(call, "ReplaceCard", CardWrite(card, request), produce, RegionApplication)
 
     async def progress(self, call: Call, ssn: str, holder_name: str) -> RegionApplication:
         """制卡进度查询: the person's latest application at their region."""

@@ -7,10 +7,11 @@ Work the hub does on its own (the outbox, probes, the self-check) makes a call w
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 
-DEV_PARTICIPANT = "dev"
+from gateway.participants import DEV, Participant
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Call:
     Attributes:
         deadline: monotonic time by which the caller wants the answer.
         method: the RPC's full method name ("" for the hub's own work).
-        participant: the authenticated caller.
+        caller: the authenticated participant (the hub's own work acts as the dev participant).
         request_id: the request's id (the caller's, or one made for it).
         region: the region the call was routed to ("" when none).
         venue_region: the region of the venue or treatment place ("" when none).
@@ -32,7 +33,7 @@ class Call:
 
     deadline: float = field(default_factory=lambda: time.monotonic() + 5.0)
     method: str = ""
-    participant: str = DEV_PARTICIPANT
+    caller: Participant = DEV
     request_id: str = ""
     region: str = ""
     venue_region: str = ""
@@ -45,6 +46,18 @@ class Call:
     def within(cls, seconds: float, method: str = "") -> Call:
         """A call that must be done within ``seconds`` from now."""
         return cls(deadline=time.monotonic() + seconds, method=method)
+
+    @property
+    def participant(self) -> str:
+        """The caller's participant id."""
+        return self.caller.id
+
+    def message_id(self, request_id: str) -> str:
+        """The id a region knows the caller's request by: unique across participants, the same on every retry
+        (the dev participant's request ids go as they are)."""
+        if self.caller is DEV:
+            return request_id
+        return "p" + hashlib.sha256(f"{self.caller.id}\x1f{request_id}".encode()).hexdigest()[:32]
 
     def remaining(self) -> float:
         """Seconds left until the deadline (negative once it has passed)."""

@@ -9,7 +9,7 @@ from typing import Protocol
 from adapters import domain
 from adapters.errors import NotInsured, YikatongError
 from gateway.domain import ECardToken, PresentedCard, RegionCard
-from gateway.errors import CardNotUsable, NotSupported
+from gateway.errors import CallerOutOfScope, CardNotUsable, NotSupported
 from gateway.metrics import Metrics
 from gateway.services.call import Call
 from gateway.services.directory import HolderDirectory
@@ -80,6 +80,8 @@ class Cards:
         Raises:
             CardNotUsable: the card is not NORMAL.
         """
+        if not call.caller.covers(venue_area):
+            raise CallerOutOfScope(call.participant, "venue.area_code", venue_area)
         credential = await self.credential(presented)
         self.federation.note_venue(call, venue_area)
         found = await self.record(call, credential)

@@ -24,9 +24,10 @@ from gateway.domain import (
     ReconcileResult,
     Reconciliation,
 )
-from gateway.errors import PeriodNotClosable
+from gateway.errors import CallerOutOfScope, PeriodNotClosable
 from gateway.ledger import Booking, LedgerStore
 from gateway.periods import period_end, stamp
+from gateway.services.call import Call
 from gateway.services.idempotency import Idempotency
 
 
@@ -82,7 +83,7 @@ class Clearing:
             return canonical.decode(ClearingReport, closed)
         return build_report(period, await self.ledger.bookings(period), self.region_of, PeriodState.OPEN)
 
-    async def close(self, request: ClosePeriod) -> ClearingReport:
+    async def close(self, call: Call, request: ClosePeriod) -> ClearingReport:
         """Freeze a period that has ended; closing it again returns the same frozen report."""
 
         async def produce() -> ClearingReport:
@@ -94,11 +95,16 @@ class Clearing:
             frozen = canonical.encode(replace(report, closed_at=stamp(now))).decode()
             return canonical.decode(ClearingReport, await self.ledger.close_period(request.period, frozen, now))
 
-        return await self.idempotency.run("CloseClearingPeriod", request, produce, ClearingReport)
+        return await self.idempotency.run(call, "CloseClearingPeriod", request, produce, ClearingReport)
 
-    async def reconcile(self, request: Reconciliation) -> ReconcileResult:
-        """对账 of one treatment area and day."""
-        bookings = await self.ledger.bookings_on(request.date, request.treatment_area)
+    async def reconcile(self, call: Call, request: Reconciliation) -> ReconcileResult:
+        """对账 of one treatment area and day: anywhere for the clearing role; a hospital reconciles its own
+        settlements in its own areas."""
+        everyone = call.caller.has("clearing")
+        if not everyone and not call.caller.covers(request.treatment_area):
+            raise CallerOutOfScope(call.participant, "treatment_area", request.treatment_area)
+        participant = None if everyone else call.participant
+        bookings = await self.ledger.bookings_on(request.date, request.treatment_area, participant)
         net: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for b in bookings:
             net[b.settlement_id][0] += b.count

@@ -1,7 +1,9 @@
 """The holder directory (DESIGN §4.2): which region issued a person's card, by a keyed hash of the SSN.
 
 Learned from verified cards; filled on a miss by asking every region in parallel (first positive answer wins,
-all negative → ``HolderNotFound``). The SSN itself is never stored.
+all negative → ``HolderNotFound``). The SSN itself is never stored. At most ``fanout_limit`` look-ups ask the
+regions at once (one more is ``DIRECTORY_BUSY`` at once), and "no region knows this person" is remembered for
+``negative_seconds``, so that random numbers cannot fill the regions' bulkheads.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from adapters.errors import AdapterError, HolderNotFound, RegionUnavailable
+from gateway.errors import DirectoryBusy
 from gateway.metrics import Metrics
 
 
@@ -39,18 +42,25 @@ class HolderDirectory:
         *,
         ttl_seconds: float = 86400.0,
         max_entries: int = 200_000,
+        fanout_limit: int = 32,
+        negative_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._key, self._metrics = key, metrics
         self._ttl, self._max, self._clock = ttl_seconds, max_entries, clock
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.fanout_limit, self._negative_seconds = fanout_limit, negative_seconds
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()  # region "" = known to no region
+        self._fanning = 0
 
     def _hash(self, ssn: str) -> str:
         return hmac.new(self._key, ssn.encode(), hashlib.sha256).hexdigest()
 
     def learn(self, ssn: str, region_id: str) -> None:
+        self._remember(ssn, region_id, self._ttl)
+
+    def _remember(self, ssn: str, region_id: str, seconds: float) -> None:
         key = self._hash(ssn)
-        self._entries[key] = (region_id, self._clock() + self._ttl)
+        self._entries[key] = (region_id, self._clock() + seconds)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -59,6 +69,7 @@ class HolderDirectory:
         self._entries.pop(self._hash(ssn), None)
 
     def cached(self, ssn: str) -> str | None:
+        """The person's region as remembered ("" = no region knows them), None when not remembered."""
         found = self._entries.get(self._hash(ssn))
         if found is None or found[1] < self._clock():
             return None
@@ -67,11 +78,24 @@ class HolderDirectory:
     async def resolve(self, ssn: str, regions: Iterable[str], ask: Callable[[str, str], Awaitable[bool]]) -> str:
         """The person's region: from the cache, or by asking every region at once."""
         region = self.cached(ssn)
+        if region == "":
+            self._metrics.directory_lookups.labels("negative").inc()
+            raise HolderNotFound("no federated region knows this person")
         if region is not None:
             self._metrics.directory_lookups.labels("hit").inc()
             return region
+        if self._fanning >= self.fanout_limit:
+            self._metrics.directory_lookups.labels("busy").inc()
+            raise DirectoryBusy(self.fanout_limit)
         self._metrics.directory_lookups.labels("miss").inc()
-        region = await self._fan_out(ssn, list(regions), ask)
+        self._fanning += 1
+        try:
+            region = await self._fan_out(ssn, list(regions), ask)
+        except HolderNotFound:
+            self._remember(ssn, "", self._negative_seconds)
+            raise
+        finally:
+            self._fanning -= 1
         self.learn(ssn, region)
         return region
 

@@ -1,8 +1,9 @@
 """Idempotent writes (DESIGN §6): a request id with a fingerprint of the request, and its stored outcome.
 
-The fingerprint is the SHA-256 of the canonical encoding (``gateway.canonical``) of the domain request without
-its ``request_id``. Same id and same fingerprint replays the stored outcome; same id with another request is
-refused; the same id while the first call still runs is refused as in progress. Only definite outcomes are
+Keys are per participant (DESIGN §10): (participant, method, request id). The fingerprint is the SHA-256 of the
+canonical encoding (``gateway.canonical``) of the domain request without its request ids. Same id and same
+fingerprint replays the stored outcome; same id with another request is refused; the same id while the first
+call still runs is refused as in progress. Only definite outcomes are
 stored — an answer (its canonical encoding) or an error whose ``definite`` is set (a refusal, a voided
 settlement). When the region could not be reached or did not answer, the claim is released so the caller's
 retry, with the same id, reaches the region again (which deduplicates on it).
@@ -10,7 +11,6 @@ retry, with the same id, reaches the region again (which deduplicates on it).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -19,7 +19,8 @@ from typing import Any, Protocol, TypeVar
 from adapters.errors import IdempotencyKeyReused, YikatongError
 from gateway import canonical
 from gateway.errors import RequestInProgress, StoredRefusal, error_class
-from gateway.ledger import Claim, LedgerStore
+from gateway.ledger import Claim, LedgerStore, RequestKey
+from gateway.services.call import Call
 
 R = TypeVar("R")
 
@@ -32,21 +33,31 @@ class Request(Protocol):
 
 
 def fingerprint(request: Request) -> str:
-    """SHA-256 of the request's canonical encoding without its ``request_id``."""
-    without_id = dataclasses.replace(request, request_id="")  # type: ignore[type-var]
-    return hashlib.sha256(canonical.encode(without_id)).hexdigest()
+    """SHA-256 of the request's canonical encoding without its ``request_id`` (at any depth)."""
+    return hashlib.sha256(canonical.encode(_without_ids(canonical.to_json(request)))).hexdigest()
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k != "request_id"}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
 
 
 class Idempotency:
-    """Runs writes at most once per (method, request id)."""
+    """Runs writes at most once per (participant, method, request id)."""
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
 
-    async def run(self, method: str, request: Request, produce: Callable[[], Awaitable[R]], answer: type[R]) -> R:
-        """``produce()`` once for the request; replays and refusals per the module docstring."""
+    async def run(
+        self, call: Call, method: str, request: Request, produce: Callable[[], Awaitable[R]], answer: type[R]
+    ) -> R:
+        """``produce()`` once for the caller's request; replays and refusals per the module docstring."""
         request_id = request.request_id
-        found = await self.store.claim(method, request_id, fingerprint(request))
+        key = RequestKey(call.participant, method, request_id)
+        found = await self.store.claim(key, fingerprint(request))
         if found.claim is Claim.MISMATCH:
             raise IdempotencyKeyReused(request_id)
         if found.claim is Claim.IN_PROGRESS:
@@ -57,14 +68,14 @@ class Idempotency:
             outcome = await produce()
         except YikatongError as exc:
             if exc.definite:
-                await self.store.complete(method, request_id, _refusal(exc))
+                await self.store.complete(key, _refusal(exc))
             else:
-                await self.store.release(method, request_id)
+                await self.store.release(key)
             raise
         except BaseException:
-            await self.store.release(method, request_id)
+            await self.store.release(key)
             raise
-        await self.store.complete(method, request_id, canonical.encode({"answer": outcome}))
+        await self.store.complete(key, canonical.encode({"answer": outcome}))
         return outcome
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from adapters import domain
 from adapters.errors import AdapterError
 from gateway.domain import Decision, PresentedCard
+from gateway.errors import CallerOutOfScope
 from gateway.ledger import ADVICE, LedgerStore
 from gateway.metrics import Metrics
 from gateway.periods import stamp
@@ -120,6 +121,8 @@ class Resident:
         self, call: Call, presented: PresentedCard, kind: domain.ServiceKind, venue_area: str
     ) -> Decision:
         """Whether the card may use the service kind at the venue (module docstring)."""
+        if not call.caller.covers(venue_area):
+            raise CallerOutOfScope(call.participant, "venue.area_code", venue_area)
         credential = await self.cards.credential(presented)
         region = self.federation.region_for_area(credential.issuing_area)
         self.federation.note_venue(call, venue_area)
@@ -162,8 +165,14 @@ class Resident:
         self.metrics.stand_in_grants.labels(region, kind.value).inc()
         return Decision(True, "", region, domain.CardStatus.NORMAL, local, via_stand_in=True)
 
-    def card_event(self, event: domain.CardEvent) -> None:
-        """A region published a card's status change: drop the cached status, learn who holds the card."""
+    def card_event(self, call: Call, event: domain.CardEvent) -> None:
+        """A region published a card's status change: drop the cached status, learn who holds the card.
+
+        Raises:
+            CallerOutOfScope: the card is not one of the publishing region's own provinces.
+        """
+        if not call.caller.covers(event.issuing_area):
+            raise CallerOutOfScope(call.participant, "event.issuing_area", event.issuing_area)
         self.cache.forget(event.card_number)
         if event.social_security_number:
             self.directory.learn(event.social_security_number, event.region)

@@ -11,6 +11,11 @@ PENDING; then exactly one of these happens:
 * the split breaks an invariant → refused, corrected through the outbox, never booked.
 
 A PENDING row found at start-up (the hub died mid-call) is voided the same way.
+
+Settlements belong to the participant that settled them (DESIGN §10): a request id is unique per participant,
+the region knows it by a message id derived from both (``Call.message_id``), and only its own participant may see
+or reverse it — another hospital's settlement answers ``NOT_FOUND``, as if it did not exist; the clearing role may
+look up any. A hospital settles only at its own institutions in its own areas.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from adapters.errors import (
     SettlementNotSettled,
     YikatongError,
 )
-from gateway.domain import FiledCare, PreSettled, ReverseRequest
-from gateway.errors import RequestInProgress, SettlementOutcomeUnknown
+from gateway.domain import CardWrite, FiledCare, PresentedCard, PreSettled, ReverseRequest
+from gateway.errors import CallerOutOfScope, RequestInProgress, SettlementOutcomeUnknown
 from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, SettlementState
 from gateway.metrics import Metrics
 from gateway.services.call import Call
@@ -75,42 +80,54 @@ class Settlements:
         for insured, treatment, outcome in product(self.federation.regions, self.federation.regions, OUTCOMES):
             metrics.settlements.labels(insured, treatment, outcome)  # at 0, so the first event shows in rates
 
-    async def file(self, call: Call, request: domain.FileRemoteCare) -> FiledCare:
+    async def file(self, call: Call, card: PresentedCard, request: domain.FileRemoteCare) -> FiledCare:
         """备案 at the insured place's region."""
 
         async def produce() -> FiledCare:
-            insurance, region = await self.cards.insurance(call, request.credential)
-            filing = await self.federation.region(region, call).file_remote_care(request)
-            return FiledCare(filing, region, insurance.insured_area)
+            credential = await self.cards.credential(card)
+            insurance, region = await self.cards.insurance(call, credential)
+            filing = replace(request, request_id=call.message_id(request.request_id), credential=credential)
+            return FiledCare(
+                await self.federation.region(region, call).file_remote_care(filing), region, insurance.insured_area
+            )
 
-        return await self.idempotency.run("FileRemoteCare", request, produce, FiledCare)
+        return await self.idempotency.run(call, "FileRemoteCare", CardWrite(card, request), produce, FiledCare)
 
-    async def pre_settle(self, call: Call, bill: domain.Bill) -> PreSettled:
+    async def pre_settle(self, call: Call, card: PresentedCard, bill: domain.Bill) -> PreSettled:
         """The split the insured place gives the bill now; nothing is booked."""
+        _check_venue(call, bill)
         self.federation.note_venue(call, bill.treatment_area)
         self.federation.region_for_area(bill.treatment_area)
-        insurance, region = await self.cards.insurance(call, bill.credential)
-        bill = replace(bill, insured_area=insurance.insured_area)
+        credential = await self.cards.credential(card)
+        insurance, region = await self.cards.insurance(call, credential)
+        bill = replace(bill, credential=credential, insured_area=insurance.insured_area)
         split = await self.federation.region(region, call).pre_settle(bill)
         if broken := _violations(bill, split):
             raise RegionSplitInvalid(region, broken)
         return PreSettled(split, insurance.insured_area, region)
 
-    async def settle(self, call: Call, bill: domain.Bill) -> SettlementRecord:
+    async def settle(self, call: Call, card: PresentedCard, bill: domain.Bill) -> SettlementRecord:
         """Settle a bill once per request id (the module docstring says how)."""
-        return await self.idempotency.run("Settle", bill, lambda: self._settle(call, bill), SettlementRecord)
+        _check_venue(call, bill)
+        return await self.idempotency.run(
+            call, "Settle", CardWrite(card, bill), lambda: self._settle(call, card, bill), SettlementRecord
+        )
 
-    async def _settle(self, call: Call, bill: domain.Bill) -> SettlementRecord:
-        existing = await self.ledger.settlement_by_request(bill.request_id)
+    async def _settle(self, call: Call, card: PresentedCard, bill: domain.Bill) -> SettlementRecord:
+        existing = await self.ledger.settlement_by_request(call.participant, bill.request_id)
         if existing is not None:
             return _settled_before(existing)
         self.federation.note_venue(call, bill.treatment_area)
         treatment_region = self.federation.region_for_area(bill.treatment_area)
-        insurance, region = await self.cards.insurance(call, bill.credential)
-        bill = replace(bill, insured_area=insurance.insured_area)
+        credential = await self.cards.credential(card)
+        insurance, region = await self.cards.insurance(call, credential)
+        request_id, message_id = bill.request_id, call.message_id(bill.request_id)
+        bill = replace(bill, request_id=message_id, credential=credential, insured_area=insurance.insured_area)
         record = SettlementRecord(
             settlement_id=f"stl-{uuid.uuid4().hex}",
-            request_id=bill.request_id,
+            participant=call.participant,
+            request_id=request_id,
+            region_request_id=message_id,
             state=SettlementState.PENDING,
             social_security_number=bill.credential.social_security_number,
             insured_area=bill.insured_area,
@@ -142,7 +159,8 @@ class Settlements:
     ) -> SettlementRecord:
         """Ask the region what became of the request id; book it or void it."""
         try:
-            outcome = await self.federation.region(record.insured_region, call).settlement_outcome(record.request_id)
+            region = self.federation.region(record.insured_region, call)
+            outcome = await region.settlement_outcome(record.region_request_id)
         except YikatongError:
             outcome = domain.SettlementOutcome(domain.OutcomeState.NOT_FOUND)
         except asyncio.CancelledError:
@@ -176,15 +194,17 @@ class Settlements:
     async def reverse(self, call: Call, request: ReverseRequest) -> SettlementRecord:
         """撤销 once: at the insured region, then booked negative into the period open now."""
         return await self.idempotency.run(
-            "ReverseSettlement", request, lambda: self._reverse(call, request), SettlementRecord
+            call, "ReverseSettlement", request, lambda: self._reverse(call, request), SettlementRecord
         )
 
     async def _reverse(self, call: Call, request: ReverseRequest) -> SettlementRecord:
-        record = await self.get(request.settlement_id)
+        record = await self._own(call, request.settlement_id)
         if record.state is not SettlementState.SETTLED:
             raise SettlementNotSettled(record.settlement_id, record.state.value)
         region = self.federation.region(record.insured_region, call)
-        reversal = domain.Reversal(request.request_id, record.request_id, record.social_security_number, request.reason)
+        reversal = domain.Reversal(
+            call.message_id(request.request_id), record.region_request_id, record.social_security_number, request.reason
+        )
         try:
             await region.reverse_settlement(reversal)
         except SettlementNotSettled:
@@ -193,7 +213,7 @@ class Settlements:
         try:
             reversed_ = await self.ledger.book_reversal(record.settlement_id, self.clock())
         except LedgerConflict:
-            state = (await self.get(record.settlement_id)).state.value
+            state = (await self._own(call, record.settlement_id)).state.value
             raise SettlementNotSettled(record.settlement_id, state) from None
         treatment_region = self.federation.region_of_province(record.treatment_area[:2])
         self.metrics.settlements.labels(record.insured_region, treatment_region, "reversed").inc()
@@ -201,21 +221,26 @@ class Settlements:
 
     async def _catch_up_reversal(self, call: Call, record: SettlementRecord) -> None:
         """The region already reversed it (an earlier reversal whose answer was lost): book that reversal."""
-        outcome = await self.federation.region(record.insured_region, call).settlement_outcome(record.request_id)
+        region = self.federation.region(record.insured_region, call)
+        outcome = await region.settlement_outcome(record.region_request_id)
         if outcome.state is domain.OutcomeState.REVERSED:
             with contextlib.suppress(LedgerConflict):  # booked meanwhile by the reversal that won
                 await self.ledger.book_reversal(record.settlement_id, self.clock())
 
-    async def get(self, settlement_id: str) -> SettlementRecord:
-        """A settlement by its id.
+    async def get(self, call: Call, settlement_id: str) -> SettlementRecord:
+        """A settlement the caller may see: its own, or any for the clearing role.
 
         Raises:
-            SettlementNotFound: the ledger has none.
+            SettlementNotFound: the ledger has none the caller may see.
         """
+        if call.caller.has("clearing"):
+            return _found(settlement_id, await self.ledger.settlement(settlement_id))
+        return await self._own(call, settlement_id)
+
+    async def _own(self, call: Call, settlement_id: str) -> SettlementRecord:
+        """The caller's own settlement; another participant's answers as if it did not exist."""
         record = await self.ledger.settlement(settlement_id)
-        if record is None:
-            raise SettlementNotFound(f"no settlement {settlement_id}", metadata={"settlement_id": settlement_id})
-        return record
+        return _found(settlement_id, record if record is not None and record.participant == call.participant else None)
 
     async def recover(self) -> list[str]:
         """Void the PENDING settlements a crash left (their callers never got an answer); their ids."""
@@ -223,6 +248,20 @@ class Settlements:
         if voided:
             self.outbox.wake()
         return voided
+
+
+def _found(settlement_id: str, record: SettlementRecord | None) -> SettlementRecord:
+    if record is None:
+        raise SettlementNotFound(f"no settlement {settlement_id}", metadata={"settlement_id": settlement_id})
+    return record
+
+
+def _check_venue(call: Call, bill: domain.Bill) -> None:
+    """A hospital settles at its own institutions in its own areas."""
+    if not call.caller.covers(bill.treatment_area):
+        raise CallerOutOfScope(call.participant, "venue.area_code", bill.treatment_area)
+    if not call.caller.runs(bill.institution_id):
+        raise CallerOutOfScope(call.participant, "venue.institution_id", bill.institution_id)
 
 
 def _violations(bill: domain.Bill, split: domain.Split) -> list[str]:

@@ -29,11 +29,10 @@ async def test_a_loss_report_changes_the_card_at_its_issuing_region(hub: Harness
     person = hub.regions[SC].person(status=domain.CardStatus.NORMAL)
     report = domain.ChangeCard("req-2", credential(person), domain.CardAction.REPORT_LOSS)
 
-    card = await hub.services.affairs.change(hub.call(), report)
+    card = await hub.services.affairs.change(hub.call(), report.credential, report)
     with pytest.raises(IdempotencyKeyReused):
-        await hub.services.affairs.change(
-            hub.call(), domain.ChangeCard("req-2", credential(hub.regions[SC].people[-1]), report.action)
-        )
+        other = credential(hub.regions[SC].person(status=domain.CardStatus.LOCKED))
+        await hub.services.affairs.change(hub.call(), other, domain.ChangeCard("req-2", other, report.action))
 
     assert card.status is domain.CardStatus.TEMPORARILY_LOST
     assert hub.regions[SC].statuses[person.card_number] is domain.CardStatus.TEMPORARILY_LOST
@@ -45,9 +44,9 @@ async def test_a_refused_replacement_is_replayed_as_the_same_refusal(hub: Harnes
     replace = domain.ReplaceCard("req-3", unknown, domain.ReplaceReason.LOST)
 
     with pytest.raises(CardNotFound):
-        await hub.services.affairs.replace(hub.call(), replace)
+        await hub.services.affairs.replace(hub.call(), unknown, replace)
     with pytest.raises(StoredRefusal) as replayed:
-        await hub.services.affairs.replace(hub.call(), replace)
+        await hub.services.affairs.replace(hub.call(), unknown, replace)
 
     assert replayed.value.reason == "CARD_NOT_FOUND"
     assert hub.regions[SC].calls.count("replace_card") == 1

@@ -21,7 +21,7 @@ async def settle_three(hub: Harness) -> list[domain.Bill]:
     ):
         person = hub.regions[region_id].person(status=domain.CardStatus.NORMAL, insured=True)
         request = bill(person, f"req-{region_id}", venue, amount)
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
         bills.append(request)
     return bills
 
@@ -33,7 +33,7 @@ async def test_the_report_has_each_pair_and_nets_summing_to_zero(hub: Harness) -
 
     expected: dict[tuple[str, str], tuple[int, int]] = {}
     for b in bills:
-        record = await hub.ledger.settlement_by_request(b.request_id)
+        record = await hub.ledger.settlement_by_request("dev", b.request_id)
         assert record is not None
         pair = (record.insured_area[:2], b.treatment_area[:2])
         count, fund = expected.get(pair, (0, 0))
@@ -48,12 +48,12 @@ async def test_a_period_closes_once_it_has_ended_and_stays_frozen(hub: Harness) 
     await settle_three(hub)
     period = period_of(hub.clock())
     with pytest.raises(PeriodNotClosable):
-        await hub.services.clearing.close(ClosePeriod("close-1", period))
+        await hub.services.clearing.close(hub.call(), ClosePeriod("close-1", period))
 
     hub.clock.now = period_end(period) + 60
-    closed = await hub.services.clearing.close(ClosePeriod("close-2", period))
+    closed = await hub.services.clearing.close(hub.call(), ClosePeriod("close-2", period))
     person = hub.regions["sichuan-chongqing"].person(status=domain.CardStatus.NORMAL, insured=True)
-    record = await hub.ledger.settlement_by_request("req-sichuan-chongqing")
+    record = await hub.ledger.settlement_by_request("dev", "req-sichuan-chongqing")
     assert record is not None
     await hub.services.settlements.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
 
@@ -68,15 +68,19 @@ async def test_reconciliation_names_the_settlements_that_differ(hub: Harness) ->
     chengdu = [b for b in bills if b.treatment_area == "510100"]
     day = day_of(hub.clock())
     funds = {
-        (await hub.ledger.settlement_by_request(b.request_id)).settlement_id: split_of(b).fund_pay_fen  # type: ignore[union-attr]
+        (await hub.ledger.settlement_by_request("dev", b.request_id)).settlement_id: split_of(b).fund_pay_fen  # type: ignore[union-attr]
         for b in chengdu
     }
     entries = tuple(ReconcileEntry(s, f) for s, f in funds.items())
 
-    matched = await hub.services.clearing.reconcile(Reconciliation("510100", day, 2, sum(funds.values()), entries))
+    matched = await hub.services.clearing.reconcile(
+        hub.call(), Reconciliation("510100", day, 2, sum(funds.values()), entries)
+    )
     first = min(funds)
     wrong = tuple(ReconcileEntry(s, f + (1 if s == first else 0)) for s, f in funds.items())
-    differing = await hub.services.clearing.reconcile(Reconciliation("510100", day, 2, sum(funds.values()) + 1, wrong))
+    differing = await hub.services.clearing.reconcile(
+        hub.call(), Reconciliation("510100", day, 2, sum(funds.values()) + 1, wrong)
+    )
 
     assert matched.matched and matched.differing_settlement_ids == ()
     assert not differing.matched and differing.differing_settlement_ids == (first,)

@@ -11,9 +11,11 @@ from adapters import domain
 from adapters.errors import CardNotFound, IdempotencyKeyReused, RegionUnavailable
 from gateway.api.status import code_of
 from gateway.errors import RequestInProgress, StoredRefusal
+from gateway.services.call import Call
 from gateway.services.idempotency import Idempotency, fingerprint
 from tests.unit.fakes import Harness
 
+CALL = Call()
 APPLY = domain.ApplyCard("req-1", "110101199003070011", "张三", "110101")
 
 
@@ -30,13 +32,15 @@ async def test_an_answer_is_replayed_as_the_same_domain_value(hub: Harness) -> N
         produced.append(1)
         return domain.Application("app-1", domain.Stage.SUBMITTED, (domain.StageEvent(domain.Stage.SUBMITTED, "t"),))
 
-    first = await idempotency.run("ApplyCard", APPLY, produce, domain.Application)
-    again = await idempotency.run("ApplyCard", APPLY, produce, domain.Application)
+    first = await idempotency.run(CALL, "ApplyCard", APPLY, produce, domain.Application)
+    again = await idempotency.run(CALL, "ApplyCard", APPLY, produce, domain.Application)
 
     assert again == first and len(produced) == 1
     with pytest.raises(IdempotencyKeyReused):
-        await idempotency.run("ApplyCard", replace(APPLY, holder_name="李四"), produce, domain.Application)
-    assert await idempotency.run("ReplaceCard", APPLY, produce, domain.Application) == first  # keys are per method
+        await idempotency.run(CALL, "ApplyCard", replace(APPLY, holder_name="李四"), produce, domain.Application)
+    assert (
+        await idempotency.run(CALL, "ReplaceCard", APPLY, produce, domain.Application) == first
+    )  # keys are per method
     assert len(produced) == 2
 
 
@@ -47,9 +51,9 @@ async def test_a_refusal_is_replayed_with_its_own_status_code(hub: Harness) -> N
         raise CardNotFound("no such card", metadata={"card_number": "X00000019"})
 
     with pytest.raises(CardNotFound):
-        await idempotency.run("ApplyCard", APPLY, refuse, domain.Application)
+        await idempotency.run(CALL, "ApplyCard", APPLY, refuse, domain.Application)
     with pytest.raises(StoredRefusal) as replayed:
-        await idempotency.run("ApplyCard", APPLY, refuse, domain.Application)
+        await idempotency.run(CALL, "ApplyCard", APPLY, refuse, domain.Application)
 
     assert (replayed.value.reason, replayed.value.metadata) == ("CARD_NOT_FOUND", {"card_number": "X00000019"})
     assert code_of(replayed.value).name == "NOT_FOUND"
@@ -65,8 +69,8 @@ async def test_a_failure_to_reach_the_region_releases_the_claim(hub: Harness) ->
         return domain.Application("app-1", domain.Stage.SUBMITTED, ())
 
     with pytest.raises(RegionUnavailable):
-        await idempotency.run("ApplyCard", APPLY, flaky, domain.Application)
-    answer = await idempotency.run("ApplyCard", APPLY, flaky, domain.Application)
+        await idempotency.run(CALL, "ApplyCard", APPLY, flaky, domain.Application)
+    answer = await idempotency.run(CALL, "ApplyCard", APPLY, flaky, domain.Application)
 
     assert answer.application_id == "app-1" and len(tries) == 2
 
@@ -79,9 +83,9 @@ async def test_the_same_id_while_the_first_runs_is_in_progress(hub: Harness) -> 
         await release.wait()
         return domain.Application("app-1", domain.Stage.SUBMITTED, ())
 
-    first = asyncio.create_task(idempotency.run("ApplyCard", APPLY, slow, domain.Application))
+    first = asyncio.create_task(idempotency.run(CALL, "ApplyCard", APPLY, slow, domain.Application))
     await started.wait()
     with pytest.raises(RequestInProgress):
-        await idempotency.run("ApplyCard", APPLY, slow, domain.Application)
+        await idempotency.run(CALL, "ApplyCard", APPLY, slow, domain.Application)
     release.set()
     assert (await first).application_id == "app-1"

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.api.status import code_of
 from gateway.errors import LedgerUnavailable
-from gateway.ledger import Claim, ClaimResult, LedgerConflict, SqliteLedger
+from gateway.ledger import Claim, ClaimResult, LedgerConflict, RequestKey, SqliteLedger
 from gateway.ledger.schema import MIGRATIONS
 from gateway.ledger.worker import Db
 
@@ -18,17 +18,17 @@ from gateway.ledger.worker import Db
 async def test_a_finished_write_is_replayed_after_the_ledger_is_reopened(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     await ledger.open()
-    assert (await ledger.claim("ReportLoss", "r-1", "fp")).claim is Claim.NEW
-    assert (await ledger.claim("ReportLoss", "r-1", "fp")).claim is Claim.IN_PROGRESS
-    await ledger.complete("ReportLoss", "r-1", b"answer")
+    assert (await ledger.claim(RequestKey("dev", "ReportLoss", "r-1"), "fp")).claim is Claim.NEW
+    assert (await ledger.claim(RequestKey("dev", "ReportLoss", "r-1"), "fp")).claim is Claim.IN_PROGRESS
+    await ledger.complete(RequestKey("dev", "ReportLoss", "r-1"), b"answer")
     await ledger.close()
 
     reopened = SqliteLedger(tmp_path / "ledger.sqlite3")
     await reopened.open()
     assert await reopened.schema_version() == len(MIGRATIONS)
-    assert await reopened.claim("ReportLoss", "r-1", "fp") == ClaimResult(Claim.REPLAY, b"answer")
-    assert (await reopened.claim("ReportLoss", "r-1", "other")).claim is Claim.MISMATCH
-    assert (await reopened.claim("ApplyCard", "r-1", "other")).claim is Claim.NEW
+    assert await reopened.claim(RequestKey("dev", "ReportLoss", "r-1"), "fp") == ClaimResult(Claim.REPLAY, b"answer")
+    assert (await reopened.claim(RequestKey("dev", "ReportLoss", "r-1"), "other")).claim is Claim.MISMATCH
+    assert (await reopened.claim(RequestKey("dev", "ApplyCard", "r-1"), "other")).claim is Claim.NEW
     await reopened.close()
 
 
@@ -36,13 +36,13 @@ async def test_a_claim_left_by_a_crash_is_taken_over_after_the_lease(tmp_path: P
     now = [1000.0]
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3", lease_seconds=60, clock=lambda: now[0])
     await ledger.open()
-    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.NEW
+    assert (await ledger.claim(RequestKey("dev", "ReplaceCard", "r-2"), "fp")).claim is Claim.NEW
     now[0] += 30
-    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.IN_PROGRESS
+    assert (await ledger.claim(RequestKey("dev", "ReplaceCard", "r-2"), "fp")).claim is Claim.IN_PROGRESS
     now[0] += 31
-    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.NEW
-    await ledger.release("ReplaceCard", "r-2")
-    assert (await ledger.claim("ReplaceCard", "r-2", "fp")).claim is Claim.NEW
+    assert (await ledger.claim(RequestKey("dev", "ReplaceCard", "r-2"), "fp")).claim is Claim.NEW
+    await ledger.release(RequestKey("dev", "ReplaceCard", "r-2"))
+    assert (await ledger.claim(RequestKey("dev", "ReplaceCard", "r-2"), "fp")).claim is Claim.NEW
     await ledger.close()
 
 
@@ -54,13 +54,15 @@ async def test_a_locked_ledger_is_unavailable_not_an_internal_error(tmp_path: Pa
     other.execute("BEGIN EXCLUSIVE")  # another process holds the file
 
     with pytest.raises(LedgerUnavailable) as locked:
-        await ledger.claim("Settle", "r-3", "fp")
+        await ledger.claim(RequestKey("dev", "Settle", "r-3"), "fp")
     other.execute("ROLLBACK")
     other.close()
 
     assert "locked" in locked.value.message
     assert code_of(locked.value).name == "UNAVAILABLE" and locked.value.reason == "LEDGER_UNAVAILABLE"
-    assert (await ledger.claim("Settle", "r-3", "fp")).claim is Claim.NEW  # and it recovers once the lock is gone
+    assert (
+        await ledger.claim(RequestKey("dev", "Settle", "r-3"), "fp")
+    ).claim is Claim.NEW  # and it recovers once the lock is gone
     await ledger.close()
 
 
@@ -72,7 +74,7 @@ async def test_a_corrupt_ledger_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(LedgerUnavailable) as corrupt:
         await ledger.open()
     with pytest.raises(LedgerUnavailable):
-        await ledger.claim("Settle", "r-4", "fp")
+        await ledger.claim(RequestKey("dev", "Settle", "r-4"), "fp")
 
     assert "not a database" in corrupt.value.message
     await ledger.close()
@@ -83,7 +85,7 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3", on_commit=commits.append)
     await ledger.open()
 
-    claims = await asyncio.gather(*(ledger.claim("Settle", f"r-{i}", "fp") for i in range(200)))
+    claims = await asyncio.gather(*(ledger.claim(RequestKey("dev", "Settle", f"r-{i}"), "fp") for i in range(200)))
 
     assert all(c.claim is Claim.NEW for c in claims)
     assert sum(commits) == 200  # every write committed ...

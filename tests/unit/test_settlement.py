@@ -53,7 +53,7 @@ def outcome_count(hub: Harness, outcome: str) -> float:
 async def test_an_answered_settlement_is_booked_with_its_clearing_entry(hub: Harness) -> None:
     request, region = insured(hub)
 
-    record = await hub.services.settlements.settle(hub.call(), request)
+    record = await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     split = split_of(request)
     assert (record.state, record.split, record.insured_region) == (SettlementState.SETTLED, split, SICHUAN)
@@ -68,7 +68,7 @@ async def test_a_refusal_leaves_nothing_behind(hub: Harness) -> None:
     region.fail("settle", NotInsured("not insured any more"))
 
     with pytest.raises(NotInsured):
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     assert await states(hub) == []
     assert outcome_count(hub, "refused") == 1
@@ -80,11 +80,13 @@ async def test_a_settlement_that_never_left_is_sent_again_and_else_dropped(hub: 
     region.fail("settle", RegionUnavailable(SICHUAN, "connection refused"), times=attempts + 1)
 
     with pytest.raises(RegionUnavailable):  # every attempt refused: the guard retried, then gave up
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
     assert await states(hub) == []
     assert region.calls.count("settle") == attempts
 
-    record = await hub.services.settlements.settle(hub.call(), request)  # one more refusal, then it gets through
+    record = await hub.services.settlements.settle(
+        hub.call(), request.credential, request
+    )  # one more refusal, then it gets through
     assert record.state is SettlementState.SETTLED
     assert region.calls.count("settle") == attempts + 2
 
@@ -93,7 +95,7 @@ async def test_an_unknown_outcome_that_the_region_settled_is_booked(hub: Harness
     request, region = insured(hub)
     region.fail("settle", RegionTimeout(SICHUAN, "no answer"), after=True)
 
-    record = await hub.services.settlements.settle(hub.call(), request)
+    record = await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     assert record.state is SettlementState.SETTLED
     assert region.calls.count("settlement_outcome") == 1
@@ -105,7 +107,7 @@ async def test_an_unknown_outcome_the_region_does_not_know_is_voided_and_correct
     region.fail("settle", RegionTimeout(SICHUAN, "no answer"))
 
     with pytest.raises(SettlementOutcomeUnknown):
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     assert await states(hub) == [("req-1", "CORRECTION_PENDING")]
     assert await hub.services.outbox.deliver_due() == 1
@@ -113,14 +115,14 @@ async def test_an_unknown_outcome_the_region_does_not_know_is_voided_and_correct
     assert await states(hub) == [("req-1", "CORRECTED")]
     assert await bookings(hub) == []
     with pytest.raises(StoredRefusal) as replayed:  # the same id is answered the same
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
     assert replayed.value.reason == "SETTLEMENT_OUTCOME_UNKNOWN"
 
 
 async def test_a_caller_that_gives_up_mid_call_leaves_a_correction(hub: Harness) -> None:
     request, region = insured(hub)
     held = region.hold("settle")
-    settling = asyncio.create_task(hub.services.settlements.settle(hub.call(), request))
+    settling = asyncio.create_task(hub.services.settlements.settle(hub.call(), request.credential, request))
     await region.reached("settle")
 
     settling.cancel()
@@ -137,7 +139,7 @@ async def test_an_unbalanced_split_is_refused_corrected_and_never_booked(hub: Ha
     region.broken_split = True
 
     with pytest.raises(RegionSplitInvalid) as refused:
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     assert "total != fund_pay + account_pay + cash_pay" in refused.value.message
     assert await states(hub) == [("req-1", "CORRECTION_PENDING")]
@@ -148,10 +150,10 @@ async def test_an_unbalanced_split_is_refused_corrected_and_never_booked(hub: Ha
 async def test_one_request_id_settles_once_and_another_bill_under_it_is_refused(hub: Harness) -> None:
     request, region = insured(hub)
 
-    first = await hub.services.settlements.settle(hub.call(), request)
-    again = await hub.services.settlements.settle(hub.call(), request)
+    first = await hub.services.settlements.settle(hub.call(), request.credential, request)
+    again = await hub.services.settlements.settle(hub.call(), request.credential, request)
     with pytest.raises(IdempotencyKeyReused):
-        await hub.services.settlements.settle(hub.call(), bill_with_amount(request, 5_000))
+        await hub.services.settlements.settle(hub.call(), request.credential, bill_with_amount(request, 5_000))
 
     assert again == first
     assert region.calls.count("settle") == 1
@@ -166,7 +168,8 @@ async def test_concurrent_settles_with_one_id_reach_the_region_once(hub: Harness
     request, region = insured(hub)
 
     results = await asyncio.gather(
-        *(hub.services.settlements.settle(hub.call(), request) for _ in range(20)), return_exceptions=True
+        *(hub.services.settlements.settle(hub.call(), request.credential, request) for _ in range(20)),
+        return_exceptions=True,
     )
 
     settled = [r for r in results if not isinstance(r, BaseException)]
@@ -177,7 +180,7 @@ async def test_concurrent_settles_with_one_id_reach_the_region_once(hub: Harness
 
 async def test_a_reversal_is_booked_negative_once(hub: Harness) -> None:
     request, region = insured(hub)
-    record = await hub.services.settlements.settle(hub.call(), request)
+    record = await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     reversed_ = await hub.services.settlements.reverse(
         hub.call(), ReverseRequest("rev-1", record.settlement_id, "撤销")
@@ -193,7 +196,7 @@ async def test_a_reversal_is_booked_negative_once(hub: Harness) -> None:
 
 async def test_a_reversal_whose_answer_was_lost_is_booked_from_the_regions_state(hub: Harness) -> None:
     request, region = insured(hub)
-    record = await hub.services.settlements.settle(hub.call(), request)
+    record = await hub.services.settlements.settle(hub.call(), request.credential, request)
     region.fail("reverse_settlement", RegionTimeout(SICHUAN, "no answer"), after=True)
 
     reversed_ = await hub.services.settlements.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
@@ -207,7 +210,7 @@ async def test_a_pending_settlement_left_by_a_crash_is_voided_at_start(hub: Harn
     region.fail("settle", RegionTimeout(SICHUAN, "the hub died here"))
     region.fail("settlement_outcome", RegionTimeout(SICHUAN, "the hub died here"))
     held = region.hold("settlement_outcome")
-    settling = asyncio.create_task(hub.services.settlements.settle(hub.call(), request))
+    settling = asyncio.create_task(hub.services.settlements.settle(hub.call(), request.credential, request))
     await region.reached("settlement_outcome")
     # The process dies here: nothing more of this call runs. A new process finds the PENDING row.
     assert await states(hub) == [("req-1", "PENDING")]
@@ -225,7 +228,7 @@ async def test_a_voided_request_id_is_never_settled_again(hub: Harness) -> None:
     request, region = insured(hub)
     region.fail("settle", RegionTimeout(SICHUAN, "no answer"))
     with pytest.raises(SettlementOutcomeUnknown):
-        await hub.services.settlements.settle(hub.call(), request)
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
     await hub.services.outbox.deliver_due()
 
     with pytest.raises(SettlementCorrected):

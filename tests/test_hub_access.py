@@ -5,6 +5,10 @@ rate and size limits."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import stat
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from gateway.api.servicers import SERVICERS
 from gateway.api.status import error_reason
 from regions.seed import SeededPerson, generate
 from tests.bills import settle_request
-from tests.conftest import SecureFederation, credential
+from tests.conftest import YIKATONG, SecureFederation, credential
 from yikatong.v1 import card_pb2, card_pb2_grpc, clearing_pb2, clearing_pb2_grpc, common_pb2, events_pb2, settlement_pb2
 
 T = 5
@@ -324,3 +328,41 @@ async def test_a_participant_removed_on_reload_is_refused_and_a_bad_file_keeps_t
 
     assert error_reason(removed.value) == "CALLER_UNKNOWN"
     assert secure.hub.participants.get("transit-hangzhou-retired") is not None  # the table in force stayed
+
+
+async def test_the_access_log_names_the_participant_and_the_clients_own_id_only_as_a_hint(
+    secure_federation: SecureFederation, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = card_pb2.VerifyCardRequest(
+        card=credential(shanghai_card(secure_federation)), venue=common_pb2.Venue(area_code="330100")
+    )
+    stub = card_pb2_grpc.CardServiceStub(secure_federation.channel("transit-hangzhou"))
+    with caplog.at_level(logging.INFO, logger="yikatong.access"):
+        await stub.VerifyCard(request, metadata=(("x-caller-id", "hospital-shanghai-xuhui"),), timeout=T)
+
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "yikatong.access"]
+    assert (line["caller"], line["caller_hint"]) == ("transit-hangzhou", "hospital-shanghai-xuhui")
+
+
+def test_pki_init_and_issue_make_owner_only_keys_for_listed_participants(tmp_path: Path) -> None:
+    folder = tmp_path / "pki"
+    made = subprocess.run([YIKATONG, "pki", "init", "--dir", str(folder)], capture_output=True, text=True, timeout=60)
+    unknown = subprocess.run(
+        [YIKATONG, "pki", "issue", "--participant", "hospital-nowhere", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    listed = pki.Pki(folder).participant("museum-beijing")
+    before = listed.cert.read_bytes()
+    reissued = subprocess.run(
+        [YIKATONG, "pki", "issue", "--participant", "museum-beijing", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert made.returncode == 0 and reissued.returncode == 0
+    assert unknown.returncode == 2 and "add it there first" in unknown.stderr
+    assert listed.cert.read_bytes() != before
+    assert stat.S_IMODE(listed.key.stat().st_mode) == 0o600 == stat.S_IMODE((folder / "ca.key").stat().st_mode)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 
 import grpc
 import pytest
@@ -14,8 +15,9 @@ from adapters.domain import CardStatus
 from gateway.api.status import error_reason
 from regions.ecard import b64url, credential_of, derive_key, issue_token
 from regions.seed import SeededPerson
+from tests.bills import settle_request
 from tests.conftest import Federation
-from yikatong.v1 import card_pb2, common_pb2, resident_pb2
+from yikatong.v1 import card_affairs_pb2, card_pb2, common_pb2, resident_pb2, settlement_pb2
 
 VENUE = common_pb2.Venue(area_code="310104")
 
@@ -90,3 +92,30 @@ async def test_ten_concurrent_uses_of_one_token_accept_exactly_one(federation: F
     refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
     assert len(accepted) == 1 and accepted[0].card.card_number == person.card_number
     assert [error_reason(e) for e in refused] == ["ECARD_TOKEN_USED"] * 9
+
+
+async def test_a_token_stands_for_its_card_in_settlement_and_card_services_and_a_retry_replays(
+    federation: Federation,
+) -> None:
+    person = next(p for p in federation.people("sichuan-chongqing") if p.status is CardStatus.NORMAL and p.insurance)
+    token = issue_token(credential_of(person))
+    request = settle_request(person, "310104")
+    request.card.CopyFrom(common_pb2.CardCredential(ecard_token=token))
+
+    settled = (await federation.settlement.Settle(request, timeout=5)).settlement
+    again = (await federation.settlement.Settle(request, timeout=5)).settlement  # the used token is not asked again
+    status = await federation.cards.GetCardStatus(
+        card_pb2.GetCardStatusRequest(card=common_pb2.CardCredential(ecard_token=issue_token(credential_of(person)))),
+        timeout=5,
+    )
+    reported = await federation.affairs.ReportLoss(
+        card_affairs_pb2.ReportLossRequest(
+            request_id=str(uuid.uuid4()),
+            card=common_pb2.CardCredential(ecard_token=issue_token(credential_of(person))),
+        ),
+        timeout=5,
+    )
+
+    assert settled.state == settlement_pb2.SETTLEMENT_STATE_SETTLED and again == settled
+    assert status.card.card_number == person.card_number
+    assert reported.card.status == common_pb2.CARD_STATUS_TEMPORARILY_LOST

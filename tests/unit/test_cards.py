@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from adapters import domain
 from adapters.errors import HolderNotFound, RegionUnavailable
-from gateway.errors import CardNotUsable, RegionNotFederated
+from gateway.api.status import code_of
+from gateway.errors import CardNotUsable, DirectoryBusy, RegionNotFederated
 from regions.seed import SeededPerson
 from tests.unit.fakes import Harness, credential
 
@@ -71,3 +74,27 @@ async def test_a_region_that_cannot_be_asked_makes_an_unknown_person_unavailable
     with pytest.raises(RegionUnavailable) as failed:
         await hub.services.cards.holder_region(hub.call(), "110101199003070011")
     assert failed.value.region == BJ
+
+
+async def test_a_person_no_region_knows_is_remembered_for_a_while(hub: Harness) -> None:
+    ssn = "110101199003070011"
+    for _ in range(3):
+        with pytest.raises(HolderNotFound):
+            await hub.services.cards.holder_region(hub.call(), ssn)
+
+    assert sum(r.calls.count("knows_holder") for r in hub.regions.values()) == 3  # one fan-out, then remembered
+    assert hub.metric("yikatong_directory_lookups_total", {"result": "negative"}) == 2
+
+
+async def test_fan_outs_beyond_the_limit_are_refused_at_once(hub: Harness) -> None:
+    hub.services.directory.fanout_limit = 1
+    held = hub.regions[BJ].hold("knows_holder")
+    first = asyncio.create_task(hub.services.cards.holder_region(hub.call(), person(hub, BJ).social_security_number))
+    await hub.regions[BJ].reached("knows_holder")
+
+    with pytest.raises(DirectoryBusy):
+        await hub.services.cards.holder_region(hub.call(), person(hub, "yangtze-delta").social_security_number)
+    held.set()
+
+    assert await first == BJ
+    assert code_of(DirectoryBusy(1)).name == "RESOURCE_EXHAUSTED"

@@ -28,7 +28,8 @@ if _version_not_supported:
 class RegionEventServiceStub:
     """Called by region back-ends, not by provincial systems: a region tells the hub of every card status change,
     including those made at the region's own counters, so the hub stops honouring a lost card at once.
-    The caller authenticates with its region's event token in the `x-region-token` metadata.
+    The caller is the region's participant (role `region`), named by its client certificate over mutual TLS; it
+    publishes events of cards of its own provinces only.
     """
 
     def __init__(self, channel):
@@ -47,7 +48,8 @@ class RegionEventServiceStub:
 class RegionEventServiceServicer:
     """Called by region back-ends, not by provincial systems: a region tells the hub of every card status change,
     including those made at the region's own counters, so the hub stops honouring a lost card at once.
-    The caller authenticates with its region's event token in the `x-region-token` metadata.
+    The caller is the region's participant (role `region`), named by its client certificate over mutual TLS; it
+    publishes events of cards of its own provinces only.
     """
 
     def PublishCardEvent(self, request, context):
@@ -75,7 +77,8 @@ def add_RegionEventServiceServicer_to_server(servicer, server):
 class RegionEventService:
     """Called by region back-ends, not by provincial systems: a region tells the hub of every card status change,
     including those made at the region's own counters, so the hub stops honouring a lost card at once.
-    The caller authenticates with its region's event token in the `x-region-token` metadata.
+    The caller is the region's participant (role `region`), named by its client certificate over mutual TLS; it
+    publishes events of cards of its own provinces only.
     """
 
     @staticmethod

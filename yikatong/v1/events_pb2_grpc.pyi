@@ -29,7 +29,8 @@ GRPC_VERSION: str
 class RegionEventServiceStub:
     """Called by region back-ends, not by provincial systems: a region tells the hub of every card status change,
     including those made at the region's own counters, so the hub stops honouring a lost card at once.
-    The caller authenticates with its region's event token in the `x-region-token` metadata.
+    The caller is the region's participant (role `region`), named by its client certificate over mutual TLS; it
+    publishes events of cards of its own provinces only.
     """
 
     @_typing.overload
@@ -42,7 +43,8 @@ class RegionEventServiceStub:
 class RegionEventServiceAsyncStub(RegionEventServiceStub):
     """Called by region back-ends, not by provincial systems: a region tells the hub of every card status change,
     including those made at the region's own counters, so the hub stops honouring a lost card at once.
-    The caller authenticates with its region's event token in the `x-region-token` metadata.
+    The caller is the region's participant (role `region`), named by its client certificate over mutual TLS; it
+    publishes events of cards of its own provinces only.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -51,7 +53,8 @@ class RegionEventServiceAsyncStub(RegionEventServiceStub):
 class RegionEventServiceServicer(metaclass=_abc_1.ABCMeta):
     """Called by region back-ends, not by provincial systems: a region tells the hub of every card status change,
     including those made at the region's own counters, so the hub stops honouring a lost card at once.
-    The caller authenticates with its region's event token in the `x-region-token` metadata.
+    The caller is the region's participant (role `region`), named by its client certificate over mutual TLS; it
+    publishes events of cards of its own provinces only.
     """
 
     @_abc_1.abstractmethod

@@ -18,7 +18,7 @@
     │   ├── SettlementNotSettled      reversal of a settlement that is reversed, corrected or unknown
     │   └── SettlementCorrected       the settlement's request id was corrected (冲正) and is void
     └── AdapterError                  trouble talking to a region
-        ├── RegionUnavailable         did not reach the region; safe to retry
+        ├── RegionUnavailable         could not take the request; retryable (reached it only when provable)
         ├── RegionTimeout             no answer in time; the request may have reached the region
         └── RegionProtocolError       the region answered something unreadable
             └── RegionSplitInvalid    the region's split breaks the §4.5 invariants
@@ -147,11 +147,21 @@ class AdapterError(YikatongError):
 
 
 class RegionUnavailable(AdapterError):
-    """The request did not reach the region (connection refused, region down): safe to retry."""
+    """The region could not take the request: retryable.
+
+    ``may_have_reached`` is False only when that is provable — the connection was refused or never made, so the
+    request was never written. A region that answers "down" or "busy" (HTTP 503, gRPC ``UNAVAILABLE``) or a
+    connection lost mid-call may have got the request: pass ``may_have_reached=True``, and the hub asks for the
+    outcome of a settlement instead of dropping it.
+    """
 
     reason = "REGION_UNAVAILABLE"
     outcome = "unavailable"
     retryable = True
+
+    def __init__(self, region: str, message: str, *, may_have_reached: bool = False) -> None:
+        super().__init__(region, message)
+        self.may_have_reached = may_have_reached
 
 
 class RegionTimeout(AdapterError):

@@ -14,6 +14,7 @@ from gateway import pki
 from gateway.config import TlsFiles, load_hub_config
 from gateway.hub import Hub
 from gateway.participants import PARTICIPANTS_FILE, load_participants
+from gateway.services.resilience import RetryBudget
 from gateway.pki import Pki
 from regions.config import RegionConfig, load_regions
 from regions.sandbox import RunningSandbox, start_sandbox
@@ -80,6 +81,7 @@ class Federation:
         guard = self.hub.federation.regions[region_id].guard
         guard.settings = replace(guard.settings, **settings)
         guard.breaker.settings = guard.settings
+        guard.budget = RetryBudget(guard.settings.retry_budget_ratio, guard.settings.retry_budget_tokens)
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.hub.metrics.registry.get_sample_value(name, labels or {}) or 0.0

@@ -29,9 +29,9 @@ def _not_retryable(error: Refusal, doing: str) -> None:
     holds(not error.retryable, f"{doing} not to be retryable", f"retryable {type(error).__name__}")
 
 
-def _unavailable(error: RegionUnavailable, t: Target, doing: str) -> None:
+def _unavailable(error: RegionUnavailable, t: Target, doing: str, *, reached: bool) -> None:
     same(f"retryable of {doing}", True, error.retryable)
-    same(f"may_have_reached of {doing}", False, error.may_have_reached)
+    same(f"may_have_reached of {doing}", reached, error.may_have_reached)
     same(f"region of {doing}", t.region_id, error.region)
 
 
@@ -55,7 +55,11 @@ async def error_refusal(t: Target) -> None:
         _not_retryable(error, "HolderMismatch")
 
 
-@rule("ERROR-UNAVAILABLE", "a region that is down or not listening raises RegionUnavailable: retryable, not reached")
+@rule(
+    "ERROR-UNAVAILABLE",
+    "a region that answers it is down raises RegionUnavailable, retryable and may have been reached; "
+    "one nobody listens for raises it not reached",
+)
 async def error_unavailable(t: Target) -> None:
     changes = t.status_changes()
     person = t.samples.employee
@@ -70,7 +74,7 @@ async def error_unavailable(t: Target) -> None:
         ),
     )
     for doing, call in calls:
-        _unavailable(await refused(RegionUnavailable, doing, call()), t, doing)
+        _unavailable(await refused(RegionUnavailable, doing, call()), t, doing, reached=True)
     same("status changes at the region", [], changes)
     same("settlements the region holds", {}, t.sandbox.medical.settlements)
     t.sandbox.faults.update({"clear": True})
@@ -79,7 +83,10 @@ async def error_unavailable(t: Target) -> None:
     try:
         doing = "get_card at an endpoint nobody listens on"
         _unavailable(
-            await refused(RegionUnavailable, doing, nobody.get_card(t.credential(person), timeout=t.timeout)), t, doing
+            await refused(RegionUnavailable, doing, nobody.get_card(t.credential(person), timeout=t.timeout)),
+            t,
+            doing,
+            reached=False,
         )
     finally:
         with contextlib.suppress(Exception):

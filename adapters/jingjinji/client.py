@@ -6,7 +6,8 @@ opened in ``start`` and closed in ``close``. Every call goes through :meth:`Jing
 one place where gRPC errors, refusal codes and unreadable answers become errors of ``adapters.errors``:
 
 ==========================  ==============================================
-gRPC ``UNAVAILABLE``        ``RegionUnavailable`` (not reached; retryable)
+no connection in time       ``RegionUnavailable`` (not reached: the request was never written; retryable)
+gRPC ``UNAVAILABLE``        ``RegionUnavailable`` (connected, so it may have been reached; retryable)
 gRPC ``DEADLINE_EXCEEDED``  ``RegionTimeout`` (may have reached the region)
 any other gRPC status       ``RegionProtocolError``
 ``Result`` code 1001–1013   the matching ``Refusal``
@@ -16,6 +17,8 @@ unreadable answer           ``RegionProtocolError``
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -61,6 +64,10 @@ Resp = TypeVar("Resp", bound=_Answer)
 T = TypeVar("T")
 
 
+# Reconnect within a second once the region is back (grpc's default backoff grows to two minutes).
+RECONNECT = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000))
+
+
 def rpc_error(region: str, error: grpc.aio.AioRpcError) -> AdapterError:
     """The adapter error for a failed gRPC call.
 
@@ -73,8 +80,8 @@ def rpc_error(region: str, error: grpc.aio.AioRpcError) -> AdapterError:
         ``RegionProtocolError`` for any other status.
     """
     code = error.code()
-    if code is grpc.StatusCode.UNAVAILABLE:
-        return RegionUnavailable(region, f"region unavailable: {error.details()}")
+    if code is grpc.StatusCode.UNAVAILABLE:  # the channel was connected (``connected``): it may have got the call
+        return RegionUnavailable(region, f"region unavailable: {error.details()}", may_have_reached=True)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return RegionTimeout(region, "region did not answer in time")
     return RegionProtocolError(region, f"region call failed with {code.name}: {error.details()}")
@@ -96,7 +103,7 @@ class JingjinjiAdapter(RegionAdapter):
     async def start(self) -> None:
         """Open the channel to the region (connecting lazily, on the first call)."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.settings.endpoint)
+            self._channel = grpc.aio.insecure_channel(self.settings.endpoint, options=RECONNECT)
             self._stub = CardCenterServiceStub(self._channel)
             self._medical = MedicalInsuranceServiceStub(self._channel)
 
@@ -359,14 +366,37 @@ class JingjinjiAdapter(RegionAdapter):
         settlement_request_id: str = "",
     ) -> T:
         """Make one call and read its answer; the one place foreign errors are translated."""
+        left = await self._connected(timeout)
         try:
-            response = await call(request, timeout=timeout)
+            response = await call(request, timeout=left)
             codec.raise_for_result(response.result, self.region_id, request_id, settlement_request_id)
             return decode(response)
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.region_id, exc) from exc
         except codec.WireError as exc:
             raise RegionProtocolError(self.region_id, str(exc)) from exc
+
+    async def _connected(self, timeout: float) -> float:
+        """Wait for the channel to be connected; the time left of ``timeout``.
+
+        Only a call that never had a connection provably never reached the region, so the connection is made
+        before the call is sent: a refused or unfinished connection is ``RegionUnavailable`` (not reached).
+        """
+        channel = self._channel
+        if channel is None:
+            raise RuntimeError(f"adapter for {self.region_id} used before start() or after close()")
+        deadline = time.monotonic() + timeout
+        state = channel.get_state(try_to_connect=True)
+        while state is not grpc.ChannelConnectivity.READY:
+            if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE or time.monotonic() >= deadline:
+                raise RegionUnavailable(self.region_id, f"could not connect ({state.name.lower()})")
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await channel.wait_for_state_change(state)
+            except TimeoutError:
+                raise RegionUnavailable(self.region_id, "could not connect in time") from None
+            state = channel.get_state()
+        return max(deadline - time.monotonic(), 0.001)
 
 
 def _nothing(response: object) -> None:

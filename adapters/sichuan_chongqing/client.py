@@ -71,7 +71,9 @@ def _refusal(cls: type[Refusal], reply: ErrorAnswer, request_id: str) -> Refusal
 
 def _from_reply(region: str, request_id: str, reply: ErrorAnswer) -> YikatongError:
     if reply.status == 503:
-        return RegionUnavailable(region, f"the region is down or busy ({reply.code} {reply.message})")
+        return RegionUnavailable(
+            region, f"the region is down or busy ({reply.code} {reply.message})", may_have_reached=True
+        )
     refusal = protocol.REFUSALS.refusal(reply.code) if 400 <= reply.status < 500 else None
     if refusal is None:  # includes 401: our signature was refused, a configuration fault
         return RegionProtocolError(region, f"unexpected reply: {reply}")

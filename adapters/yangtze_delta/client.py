@@ -100,7 +100,9 @@ class EnvelopeClient:
 
     def _reply(self, status: int, payload: bytes) -> Mapping[str, Any]:
         if status == 503:
-            raise RegionUnavailable(self.region_id, "the region's system is down or busy (HTTP 503)")
+            raise RegionUnavailable(
+                self.region_id, "the region's system is down or busy (HTTP 503)", may_have_reached=True
+            )
         if status != 200:
             raise RegionProtocolError(self.region_id, f"unexpected HTTP status {status}")
         reply = json.loads(payload)

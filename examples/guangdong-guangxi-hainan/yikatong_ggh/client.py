@@ -61,7 +61,9 @@ def _refusal(cls: type[Refusal], error: ErrorAnswer, region: str, message_id: st
 
 def _from_error(region: str, message_id: str, error: ErrorAnswer) -> YikatongError:
     if error.status == 503 or error.code in dialect.UNAVAILABLE:
-        return RegionUnavailable(region, f"the region is down or busy ({error.code} {error.message})")
+        return RegionUnavailable(  # it answered: it may have got the request
+            region, f"the region is down or busy ({error.code} {error.message})", may_have_reached=True
+        )
     refusal = dialect.REFUSALS.refusal(error.code)
     if refusal is None:  # includes -32001: our channel key was refused, a configuration fault
         return RegionProtocolError(region, f"unexpected error object: {error}")

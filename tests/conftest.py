@@ -14,8 +14,8 @@ from gateway import pki
 from gateway.config import TlsFiles, load_hub_config
 from gateway.hub import Hub
 from gateway.participants import PARTICIPANTS_FILE, load_participants
-from gateway.services.resilience import RetryBudget
 from gateway.pki import Pki
+from gateway.services.resilience import RetryBudget
 from regions.config import RegionConfig, load_regions
 from regions.sandbox import RunningSandbox, start_sandbox
 from regions.seed import SeededPerson, generate

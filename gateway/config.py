@@ -94,6 +94,10 @@ class HubConfig:
         limits: the gRPC server's limits.
         directory_fanout_limit: SSN-only look-ups asking every region at once; more are ``DIRECTORY_BUSY``.
         directory_negative_seconds: how long "no region knows this person" is remembered.
+        sweep_lease_seconds: how long a settlement may stay PENDING or REVERSING before the sweeper resolves it.
+        sweep_seconds: how often the sweeper looks.
+        idempotency_retention_days: how long finished idempotency records (answers, refusals) are kept.
+        outbox_retention_days: how long delivered outbox items are kept.
     """
 
     host: str = "127.0.0.1"
@@ -126,6 +130,10 @@ class HubConfig:
     limits: ServerLimits = ServerLimits()
     directory_fanout_limit: int = 32
     directory_negative_seconds: float = 30.0
+    sweep_lease_seconds: float = 60.0
+    sweep_seconds: float = 5.0
+    idempotency_retention_days: float = 30.0
+    outbox_retention_days: float = 30.0
 
     def with_endpoints(self, endpoints: dict[str, str]) -> HubConfig:
         """A copy whose regions point at other back-end endpoints (e.g. sandboxes on free ports)."""
@@ -178,7 +186,7 @@ def load_hub_config(
     """Read and validate the hub file and every region file."""
     root = Table.load(path)
     server, ledger, directory, regions = (root.table(k) for k in ("server", "ledger", "directory", "regions"))
-    ecard, resident, tls = root.table("ecard"), root.table("resident"), root.table("tls")
+    ecard, resident, tls, retention = (root.table(k) for k in ("ecard", "resident", "tls", "retention"))
     agreements = resident.get("agreements_file", str, "")
     participants = root.table("participants").get("file", str, "")
     return HubConfig(
@@ -221,6 +229,10 @@ def load_hub_config(
         ),
         directory_fanout_limit=directory.positive("fanout_limit", int, 32),
         directory_negative_seconds=_non_negative(directory, "negative_seconds", 30.0),
+        sweep_lease_seconds=ledger.positive("sweep_lease_seconds", float, 60.0),
+        sweep_seconds=ledger.positive("sweep_seconds", float, 5.0),
+        idempotency_retention_days=retention.positive("idempotency_days", float, 30.0),
+        outbox_retention_days=retention.positive("outbox_days", float, 30.0),
     )
 
 

@@ -9,6 +9,7 @@
     │   ├── RequestInProgress         same request_id while the first is still running
     │   └── PeriodNotClosable         the clearing period has not ended yet
     ├── SettlementOutcomeUnknown      the region did not say whether it settled; a correction is on its way
+    ├── CorrectionPending             a correction or reversal for the person is still owed to the region
     ├── ECardTokenRejected            an electronic card token is not accepted (UNAUTHENTICATED)
     │   ├── ECardKeyUnknown           signed under a key id the hub is not configured with
     │   ├── ECardSignatureInvalid     the signature does not match (tampered or forged)
@@ -83,6 +84,21 @@ class SettlementOutcomeUnknown(YikatongError):
         super().__init__(
             f"region {region} did not confirm settlement {settlement_id}; it is being corrected (voided)",
             metadata={"settlement_id": settlement_id, "region": region},
+        )
+
+
+class CorrectionPending(YikatongError):
+    """The region still has a correction or reversal coming for the person, and it could not be delivered now:
+    a new settlement would be priced on accumulators that still hold it. Retry once the region is back."""
+
+    reason = "CORRECTION_PENDING"
+    retryable = True
+
+    def __init__(self, region: str) -> None:
+        super().__init__(
+            f"a correction for this person is still owed to region {region}, which cannot be reached now; "
+            "the bill is not settled, try again later",
+            metadata={"region": region},
         )
 
 

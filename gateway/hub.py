@@ -159,11 +159,12 @@ class Hub:
             admin_app(self.metrics.registry, self.readiness), self.config.host, self.config.admin_port
         )
         await self.ledger.open()
-        voided = await self.services.settlements.recover()
-        if voided:
-            log.warning("voided %d settlements left unanswered by the last run; corrections queued", len(voided))
         await self.federation.start()
+        resolved = await self.services.sweeper.sweep(everything=True)  # no call of an earlier run is still going
+        if resolved:
+            log.warning("resolved %d settlements an earlier run left unanswered", resolved)
         self.services.outbox.start()
+        self.services.sweeper.start()
         self.port = await self.api.start(self.config.host, self.config.port)
 
     async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
@@ -172,6 +173,7 @@ class Hub:
         await self.api.drain()
         await asyncio.sleep(self.config.drain_seconds if drain is None else drain)
         await self.api.stop(self.config.shutdown_grace_seconds if grace is None else grace)
+        await self.services.sweeper.close()
         await self.services.outbox.close()
         await self.federation.close()
         await self.ledger.close()

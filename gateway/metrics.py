@@ -23,8 +23,8 @@ yikatong_directory_lookups_total                result
 yikatong_directory_fanout_calls_total           region
 yikatong_settlements_total                      insured_region, treatment_region, outcome
 yikatong_settlement_fund_pay_fen_total          insured_region, treatment_region
-yikatong_outbox_depth                           (none)
-yikatong_outbox_oldest_age_seconds              (none)
+yikatong_outbox_depth                           region, kind (CORRECTION, REVERSAL, ADVICE)
+yikatong_outbox_oldest_age_seconds              region, kind
 yikatong_outbox_deliveries_total                kind, region, result
 yikatong_status_cache_lookups_total             result (hit, miss)
 yikatong_stand_in_grants_total                  region, service_kind
@@ -143,11 +143,15 @@ class Metrics:
             registry=r,
         )
         self.outbox_depth = Gauge(
-            "yikatong_outbox_depth", "Outbox items waiting for their region's acknowledgement.", registry=r
+            "yikatong_outbox_depth",
+            "Outbox items waiting for their region's acknowledgement, by region and kind.",
+            ["region", "kind"],
+            registry=r,
         )
         self.outbox_oldest_age = Gauge(
             "yikatong_outbox_oldest_age_seconds",
-            "Age of the oldest undelivered outbox item (0 when empty).",
+            "Age of the oldest undelivered outbox item of the region and kind (0 when none waits).",
+            ["region", "kind"],
             registry=r,
         )
         self.outbox_deliveries = Counter(

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
-_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # ASCII digits only: \d would take ٢٠٢٥
 
 
 def period_of(at: float) -> str:
@@ -20,7 +20,9 @@ def day_of(at: float) -> str:
 
 
 def is_period(text: str) -> bool:
-    return _PERIOD.fullmatch(text) is not None
+    """A real calendar month ``YYYY-MM`` (years 0001 to 9998, so that the month after it exists too)."""
+    found = _PERIOD.fullmatch(text)
+    return found is not None and 1 <= int(found.group(1)) <= 9998
 
 
 def next_period(period: str) -> str:

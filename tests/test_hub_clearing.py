@@ -157,6 +157,30 @@ async def test_clearing_inputs_are_validated(federation: Federation) -> None:
             federation.clearing.Reconcile(cpb.ReconcileRequest(treatment_area="310104", date="2026-02-30"), timeout=T),
             "date",
         ),
+        (
+            federation.clearing.Reconcile(cpb.ReconcileRequest(treatment_area="310104", date="٢٠٢٦-٠١-٠١"), timeout=T),
+            "date",
+        ),
+        (
+            federation.clearing.Reconcile(
+                cpb.ReconcileRequest(
+                    treatment_area="310104",
+                    date="2026-11-28",
+                    entries=[cpb.ReconcileEntry(settlement_id=f"stl-{i}") for i in range(10_001)],
+                ),
+                timeout=T,
+            ),
+            "entries",
+        ),
+        *(
+            (
+                federation.clearing.CloseClearingPeriod(
+                    cpb.CloseClearingPeriodRequest(request_id=f"close-{i}", period=period), timeout=T
+                ),
+                "period",
+            )
+            for i, period in enumerate(("9999-12", "0000-01", "٢٠٢٥-٠١"))
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await call

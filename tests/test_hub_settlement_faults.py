@@ -9,6 +9,7 @@ the late answer on all three wires, the others on one region each.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -120,6 +121,37 @@ async def _corrected(federation: Federation, settlement_id: str) -> bool:
     return await state_of(federation.settlement, settlement_id) == pb.SETTLEMENT_STATE_CORRECTED
 
 
+@pytest.mark.parametrize("region", ["sichuan-chongqing"])
+async def test_a_reversal_the_region_does_not_confirm_is_pending_then_delivered(
+    federation: Federation, region: str
+) -> None:
+    fast_hub(federation)
+    sandbox = federation.sandboxes[region]
+    person = insured(federation, region, skip=6)
+    before = money(sandbox, person, VisitType.INPATIENT)
+    settled = (await federation.settlement.Settle(settle_request(person, "310104"), timeout=T)).settlement
+    sandbox.faults.update({"answer_delay_ms": 1000, "answer_delay_scope": "settlement"})  # answered too late
+
+    pending = await federation.settlement.ReverseSettlement(
+        pb.ReverseSettlementRequest(request_id="rev-late", settlement_id=settled.settlement_id), timeout=T
+    )
+    assert pending.settlement.state == pb.SETTLEMENT_STATE_REVERSAL_PENDING
+    sandbox.faults.update({"clear": True})
+    await eventually(lambda: _in_state(federation, settled.settlement_id, pb.SETTLEMENT_STATE_REVERSED))
+
+    assert money(sandbox, person, VisitType.INPATIENT) == before  # reversed exactly once at the region
+    booked = ledger_rows(
+        federation.hub.config.ledger_path,
+        "SELECT kind, fund_pay_fen FROM bookings WHERE settlement_id = ? ORDER BY kind",
+        settled.settlement_id,
+    )
+    assert booked == [("REVERSE", -settled.split.fund_pay_fen), ("SETTLE", settled.split.fund_pay_fen)]
+
+
+async def _in_state(federation: Federation, settlement_id: str, state: int) -> bool:
+    return await state_of(federation.settlement, settlement_id) == state
+
+
 @pytest.mark.parametrize("region", ["yangtze-delta"])
 async def test_an_unbalanced_split_is_refused_corrected_and_never_booked(federation: Federation, region: str) -> None:
     fast_hub(federation)
@@ -161,7 +193,7 @@ async def start_hub(data_dir: Path, endpoints: dict[str, str]) -> tuple[asyncio.
 
 
 @pytest.mark.slow
-async def test_corrections_pending_when_the_hub_is_killed_are_delivered_after_restart(
+async def test_after_a_kill_the_restarted_hub_corrects_what_is_owed_and_books_what_the_region_settled(
     start_region: StartSandbox, tmp_path: Path
 ) -> None:
     sandbox = await start_region("sichuan-chongqing")
@@ -200,18 +232,23 @@ async def test_corrections_pending_when_the_hub_is_killed_are_delivered_after_re
     sandbox.faults.update({"clear": True})
     hub, address = await start_hub(tmp_path, endpoints)
     try:
-        await eventually(lambda: _all_corrected(tmp_path), seconds=15)
+        await eventually(lambda: _resolved(tmp_path), seconds=15)
     finally:
         hub.send_signal(signal.SIGTERM)
         assert await hub.wait() == 0
-    assert [money(sandbox, p, VisitType.INPATIENT) for p in people] == before
-    assert {sandbox.medical.outcome(r).state for r in ("before-kill", "in-flight")} == {OutcomeState.CORRECTED}
+    # The correction owed before the kill is delivered; the bill the region settled while the hub died is booked
+    # as the region has it (the sweeper asked), so hub and region agree on both.
+    assert money(sandbox, people[0], VisitType.INPATIENT) == before[0]
+    assert sandbox.medical.outcome("before-kill").state is OutcomeState.CORRECTED
+    assert sandbox.medical.outcome("in-flight").state is OutcomeState.SETTLED
+    [(split,)] = ledger_rows(tmp_path / "ledger.sqlite3", "SELECT split FROM settlements WHERE state = 'SETTLED'")
+    assert money(sandbox, people[1], VisitType.INPATIENT) == after(before[1], pb.Split(**json.loads(split)))
 
 
 async def _seen(sandbox: RunningSandbox, request_id: str) -> bool:
     return sandbox.medical.outcome(request_id).state is OutcomeState.SETTLED
 
 
-async def _all_corrected(data_dir: Path) -> bool:
-    rows = ledger_rows(data_dir / "ledger.sqlite3", "SELECT DISTINCT state FROM settlements")
-    return rows == [("CORRECTED",)]
+async def _resolved(data_dir: Path) -> bool:
+    rows = ledger_rows(data_dir / "ledger.sqlite3", "SELECT request_id, state FROM settlements ORDER BY request_id")
+    return rows == [("before-kill", "CORRECTED"), ("in-flight", "SETTLED")]

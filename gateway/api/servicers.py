@@ -129,7 +129,7 @@ class MedicalSettlementServicer:
     SERVICE = settlement_pb.DESCRIPTOR.services_by_name["MedicalSettlementService"]
 
     def __init__(self, services: Services) -> None:
-        self.settlements = services.settlements
+        self.settlements, self.reversals = services.settlements, services.reversals
 
     async def FileRemoteCare(
         self, request: settlement_pb.FileRemoteCareRequest, call: Call
@@ -150,7 +150,7 @@ class MedicalSettlementServicer:
     async def ReverseSettlement(
         self, request: settlement_pb.ReverseSettlementRequest, call: Call
     ) -> settlement_pb.ReverseSettlementResponse:
-        record = await self.settlements.reverse(call, sc.decode_reversal(request))
+        record = await self.reversals.reverse(call, sc.decode_reversal(request))
         return settlement_pb.ReverseSettlementResponse(settlement=sc.encode_settlement(record))
 
     async def GetSettlement(

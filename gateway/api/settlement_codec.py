@@ -7,6 +7,7 @@ before any region is called.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from adapters import domain
@@ -24,11 +25,13 @@ from gateway.domain import (
     Reconciliation,
     ReverseRequest,
 )
-from gateway.ledger import SettlementRecord
+from gateway.ledger import SettlementRecord, SettlementState
 from gateway.periods import is_period, stamp
 from yikatong.v1 import clearing_pb2 as clearing_pb
 from yikatong.v1 import settlement_pb2 as pb
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MAX_RECONCILE_ENTRIES = 10_000  # a day's settlements of one area, and then some
 MAX_LINES = 500
 MAX_QUANTITY = 100_000
 MAX_AMOUNT_FEN = 10**12  # ten billion yuan: far above any bill, far below int64 overflow
@@ -56,8 +59,9 @@ def _enum(enum_type: Any, value: int, field: str, prefix: str) -> str:
 
 
 def decode_date(value: str, field: str) -> str:
+    """A real calendar date ``YYYY-MM-DD`` in ASCII digits."""
     try:
-        if len(value) == 10:
+        if _DATE.fullmatch(value):
             return dt.date.fromisoformat(value).isoformat()
     except ValueError:
         pass
@@ -66,7 +70,7 @@ def decode_date(value: str, field: str) -> str:
 
 def decode_period(value: str, field: str = "period") -> str:
     if not is_period(value):
-        raise InvalidArgument(field, "must be a month YYYY-MM")
+        raise InvalidArgument(field, "must be a month YYYY-MM of the years 0001 to 9998")
     return value
 
 
@@ -132,6 +136,8 @@ def decode_settlement_id(value: str, field: str = "settlement_id") -> str:
 
 
 def decode_reconcile(msg: clearing_pb.ReconcileRequest) -> Reconciliation:
+    if len(msg.entries) > MAX_RECONCILE_ENTRIES:
+        raise InvalidArgument("entries", f"must hold at most {MAX_RECONCILE_ENTRIES} entries; reconcile in parts")
     return Reconciliation(
         treatment_area=decode_area(msg.treatment_area, "treatment_area"),
         date=decode_date(msg.date, "date"),
@@ -179,11 +185,19 @@ def encode_filing(answer: FiledCare) -> pb.FileRemoteCareResponse:
     )
 
 
+# A reversal on its way is REVERSAL_PENDING to callers; every other state has its own name.
+STATES = {
+    state: pb.SettlementState.Value(f"SETTLEMENT_STATE_{state.value}")
+    for state in SettlementState
+    if state is not SettlementState.REVERSING
+} | {SettlementState.REVERSING: pb.SETTLEMENT_STATE_REVERSAL_PENDING}
+
+
 def encode_settlement(r: SettlementRecord) -> pb.Settlement:
     return pb.Settlement(
         settlement_id=r.settlement_id,
         request_id=r.request_id,
-        state=pb.SettlementState.Value(f"SETTLEMENT_STATE_{r.state.value}"),
+        state=STATES[r.state],
         insured_area=r.insured_area,
         treatment_area=r.treatment_area,
         period=r.period,

@@ -32,6 +32,7 @@ CODES: dict[type[errors.YikatongError], grpc.StatusCode] = {
     hub.RequestInProgress: grpc.StatusCode.ABORTED,
     errors.SettlementNotFound: grpc.StatusCode.NOT_FOUND,
     hub.SettlementOutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
+    hub.CorrectionPending: grpc.StatusCode.UNAVAILABLE,
     errors.Refusal: grpc.StatusCode.FAILED_PRECONDITION,
     hub.ECardTokenRejected: grpc.StatusCode.UNAUTHENTICATED,
     hub.CallerUnknown: grpc.StatusCode.UNAUTHENTICATED,

@@ -3,6 +3,7 @@
 from gateway.ledger.records import (
     ADVICE,
     CORRECTION,
+    REVERSAL,
     Booking,
     Claim,
     ClaimResult,
@@ -17,6 +18,7 @@ from gateway.ledger.store import Ledger, LedgerConflict, LedgerStore
 __all__ = [
     "ADVICE",
     "CORRECTION",
+    "REVERSAL",
     "Booking",
     "Claim",
     "ClaimResult",

@@ -17,9 +17,25 @@ def open_period(db: Db, now: float) -> str:
     return period
 
 
-def bookings(db: Db, period: str) -> list[Booking]:
-    rows = db.execute("SELECT * FROM bookings WHERE period = ? ORDER BY settlement_id", (period,)).fetchall()
-    return [Booking(*row) for row in rows]
+def add_to_totals(db: Db, period: str, insured: str, treatment: str, count: int, fund_pay_fen: int) -> None:
+    """Add a booking to its period's pair totals (in the booking's transaction)."""
+    db.execute(
+        "INSERT INTO clearing_totals VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (period, insured_province, treatment_province) DO UPDATE SET "
+        "count = clearing_totals.count + excluded.count, "
+        "fund_pay_fen = clearing_totals.fund_pay_fen + excluded.fund_pay_fen",
+        (period, insured, treatment, count, fund_pay_fen),
+    )
+
+
+def totals(db: Db, period: str) -> list[tuple[str, str, int, int]]:
+    """``(insured province, treatment province, count, fund fen)`` of every pair with bookings in the period."""
+    rows = db.execute(
+        "SELECT insured_province, treatment_province, count, fund_pay_fen FROM clearing_totals WHERE period = ? "
+        "ORDER BY insured_province, treatment_province",
+        (period,),
+    ).fetchall()
+    return [(str(i), str(t), int(c), int(f)) for i, t, c, f in rows]
 
 
 def bookings_on(db: Db, day: str, treatment_area: str, participant: str | None) -> list[Booking]:

@@ -40,3 +40,8 @@ def complete(db: Db, key: RequestKey, outcome: bytes) -> None:
 
 def release(db: Db, key: RequestKey) -> None:
     db.execute(f"DELETE FROM idempotency WHERE {_KEY} AND state = 'IN_PROGRESS'", _key(key))
+
+
+def prune(db: Db, finished_before: float) -> int:
+    """Forget finished records older than that moment (their retries re-run; the regions deduplicate); how many."""
+    return db.execute("DELETE FROM idempotency WHERE state = 'DONE' AND started_at < ?", (finished_before,)).rowcount

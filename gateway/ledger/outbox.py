@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from gateway.ledger.records import OutboxItem
+from gateway.ledger.records import PRIORITY, OutboxItem
 from gateway.ledger.worker import Db
+
+_ITEM = "kind, item_key, region, payload, created_at, attempts"
 
 
 def enqueue(db: Db, kind: str, key: str, region: str, now: float, payload: str = "") -> None:
     """Queue an item (a repeat of the same kind and key is ignored)."""
     db.execute(
-        "INSERT INTO outbox (kind, item_key, region, payload, created_at, next_attempt_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, item_key) DO NOTHING",
-        (kind, key, region, payload, now, now),
+        "INSERT INTO outbox (kind, item_key, region, payload, created_at, next_attempt_at, priority) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, item_key) DO NOTHING",
+        (kind, key, region, payload, now, now, PRIORITY[kind]),
     )
 
 
-def due(db: Db, now: float, limit: int) -> list[OutboxItem]:
+def due(db: Db, now: float, per_region: int) -> list[OutboxItem]:
+    """Up to ``per_region`` due items of each region, money (corrections, reversals) before advices, oldest first;
+    so one region's backlog never takes another's turn."""
     rows = db.execute(
-        "SELECT kind, item_key, region, payload, created_at, attempts FROM outbox "
-        "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-        (now, limit),
+        f"SELECT {_ITEM} FROM (SELECT {_ITEM}, priority, next_attempt_at, ROW_NUMBER() OVER "
+        "(PARTITION BY region ORDER BY priority, next_attempt_at) AS place FROM outbox "
+        "WHERE delivered_at IS NULL AND next_attempt_at <= ?) AS due WHERE place <= ? "
+        "ORDER BY region, priority, next_attempt_at",
+        (now, per_region),
     ).fetchall()
     return [OutboxItem(*row) for row in rows]
+
+
+def get(db: Db, kind: str, key: str) -> OutboxItem | None:
+    row = db.execute(f"SELECT {_ITEM} FROM outbox WHERE kind = ? AND item_key = ?", (kind, key)).fetchone()
+    return OutboxItem(*row) if row else None
 
 
 def delivered(db: Db, item: OutboxItem, now: float) -> None:
@@ -39,7 +50,15 @@ def failed(db: Db, item: OutboxItem, error: str, retry_at: float) -> None:
     )
 
 
-def backlog(db: Db) -> tuple[int, float | None]:
-    """How many items wait for delivery, and when the oldest was queued."""
-    count, oldest = db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at IS NULL").fetchone()
-    return int(count), oldest
+def backlog(db: Db) -> list[tuple[str, str, int, float]]:
+    """``(region, kind, items waiting, when the oldest was queued)`` of every region and kind with a backlog."""
+    rows = db.execute(
+        "SELECT region, kind, COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at IS NULL "
+        "GROUP BY region, kind ORDER BY region, kind"
+    ).fetchall()
+    return [(str(r), str(k), int(n), float(t)) for r, k, n, t in rows]
+
+
+def prune(db: Db, delivered_before: float) -> int:
+    """Forget items delivered before that moment; how many."""
+    return db.execute("DELETE FROM outbox WHERE delivered_at < ?", (delivered_before,)).rowcount

@@ -37,6 +37,7 @@ class SettlementState(enum.Enum):
 
     PENDING = "PENDING"  # sent to the insured region, no answer yet
     SETTLED = "SETTLED"  # confirmed and booked for clearing
+    REVERSING = "REVERSING"  # a reversal's intent is written; the region has not confirmed it yet
     REVERSED = "REVERSED"  # reversed once; the reversal is booked too
     CORRECTION_PENDING = "CORRECTION_PENDING"  # unconfirmed or invalid: a correction waits in the outbox
     CORRECTED = "CORRECTED"  # the region acknowledged the correction; never booked
@@ -69,13 +70,18 @@ class SettlementRecord:
     reversed_at: float | None = None
     reversal_period: str = ""
     void_reason: str = ""
+    bill_total_fen: int = 0
+    person_key: str = ""
+    reversal_request_id: str = ""
+    reversal_reason: str = ""
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True)
 class OutboxItem:
     """A message the hub owes a region, kept until the region acknowledges it."""
 
-    kind: str  # CORRECTION
+    kind: str  # CORRECTION, REVERSAL or ADVICE
     key: str  # for a correction: the settlement's request id
     region: str
     payload: str
@@ -99,5 +105,8 @@ class Booking:
     participant: str
 
 
-CORRECTION = "CORRECTION"
-ADVICE = "ADVICE"
+CORRECTION = "CORRECTION"  # 冲正 of a settlement whose outcome is unknown; key: its region message id
+REVERSAL = "REVERSAL"  # 撤销 still to be confirmed by the region; key: the reversal's message id
+ADVICE = "ADVICE"  # a stand-in grant the region is told of; key: the advice id
+PRIORITY = {CORRECTION: 0, REVERSAL: 0, ADVICE: 1}
+"""Within a region, money before advices: lower goes first."""

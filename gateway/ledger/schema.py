@@ -159,4 +159,86 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX bookings_by_period ON bookings (period);
     CREATE INDEX bookings_by_day ON bookings (booked_on, treatment_province);
     """,
+    # 5: money safety (issue 12). A reversal's intent (REVERSING, with its message id) is written before the region
+    # is asked; a settlement remembers the bill's total (to check a split found later) and whose it is (a keyed
+    # hash of the SSN, for corrections before that person's next settlement); updated_at dates the last change,
+    # for the sweeper's lease. Clearing totals per pair are kept at booking time. The outbox gets a priority
+    # (corrections and reversals before stand-in advices).
+    """
+    CREATE TABLE settlements_v5 (
+        settlement_id          TEXT PRIMARY KEY,
+        participant            TEXT NOT NULL,
+        request_id             TEXT NOT NULL,
+        region_request_id      TEXT NOT NULL UNIQUE,
+        state                  TEXT NOT NULL CHECK (state IN
+                                   ('PENDING', 'SETTLED', 'REVERSING', 'REVERSED', 'CORRECTION_PENDING', 'CORRECTED')),
+        social_security_number TEXT NOT NULL,
+        insured_area           TEXT NOT NULL,
+        treatment_area         TEXT NOT NULL,
+        insured_region         TEXT NOT NULL,
+        institution_id         TEXT NOT NULL,
+        visit_type             TEXT NOT NULL,
+        hospital_level         INTEGER NOT NULL,
+        region_settlement_id   TEXT NOT NULL DEFAULT '',
+        split                  TEXT NOT NULL DEFAULT '',
+        fund_pay_fen           INTEGER NOT NULL DEFAULT 0,
+        created_at             REAL NOT NULL,
+        settled_at             REAL,
+        period                 TEXT NOT NULL DEFAULT '',
+        reversed_at            REAL,
+        reversal_period        TEXT NOT NULL DEFAULT '',
+        void_reason            TEXT NOT NULL DEFAULT '',
+        bill_total_fen         INTEGER NOT NULL DEFAULT 0,
+        person_key             TEXT NOT NULL DEFAULT '',
+        reversal_request_id    TEXT NOT NULL DEFAULT '',
+        reversal_reason        TEXT NOT NULL DEFAULT '',
+        updated_at             REAL NOT NULL DEFAULT 0,
+        UNIQUE (participant, request_id)
+    );
+    INSERT INTO settlements_v5
+        SELECT settlement_id, participant, request_id, region_request_id, state, social_security_number, insured_area,
+               treatment_area, insured_region, institution_id, visit_type, hospital_level, region_settlement_id,
+               split, fund_pay_fen, created_at, settled_at, period, reversed_at, reversal_period, void_reason,
+               0, '', '', '', created_at
+        FROM settlements;
+    CREATE TABLE bookings_v5 (
+        settlement_id      TEXT NOT NULL REFERENCES settlements_v5 (settlement_id),
+        kind               TEXT NOT NULL CHECK (kind IN ('SETTLE', 'REVERSE')),
+        period             TEXT NOT NULL,
+        booked_on          TEXT NOT NULL,
+        insured_province   TEXT NOT NULL,
+        treatment_province TEXT NOT NULL,
+        treatment_area     TEXT NOT NULL,
+        count              INTEGER NOT NULL,
+        fund_pay_fen       INTEGER NOT NULL,
+        participant        TEXT NOT NULL,
+        PRIMARY KEY (settlement_id, kind)
+    );
+    INSERT INTO bookings_v5 SELECT * FROM bookings;
+    DROP TABLE bookings;
+    DROP TABLE settlements;
+    ALTER TABLE settlements_v5 RENAME TO settlements;
+    ALTER TABLE bookings_v5 RENAME TO bookings;
+    CREATE INDEX settlements_by_state ON settlements (state, updated_at);
+    CREATE INDEX settlements_by_person ON settlements (person_key, insured_region, state);
+    CREATE INDEX settlements_by_reversal ON settlements (reversal_request_id);
+    CREATE INDEX bookings_by_period ON bookings (period);
+    CREATE INDEX bookings_by_day ON bookings (booked_on, treatment_province);
+    CREATE TABLE clearing_totals (
+        period             TEXT NOT NULL,
+        insured_province   TEXT NOT NULL,
+        treatment_province TEXT NOT NULL,
+        count              INTEGER NOT NULL,
+        fund_pay_fen       INTEGER NOT NULL,
+        PRIMARY KEY (period, insured_province, treatment_province)
+    );
+    INSERT INTO clearing_totals
+        SELECT period, insured_province, treatment_province, SUM(count), SUM(fund_pay_fen)
+        FROM bookings GROUP BY period, insured_province, treatment_province;
+    ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    UPDATE outbox SET priority = 0 WHERE kind = 'CORRECTION';
+    CREATE INDEX outbox_by_region ON outbox (delivered_at, region, priority, next_attempt_at);
+    CREATE INDEX outbox_delivered ON outbox (delivered_at);
+    CREATE INDEX idempotency_by_age ON idempotency (state, started_at);
+    """,
 )

@@ -1,27 +1,35 @@
 """Settlements and their clearing bookings (DESIGN §4.5, §4.6).
 
 Each state change that must not be half-done is one operation, hence one transaction: a settlement booked with
-its clearing entry, a reversal with its negative entry, a void with its correction queued in the outbox.
+its clearing entry (and the period's pair totals), a reversal with its negative entry, a void with its
+correction queued in the outbox, a reversal's intent, a reversal handed to the outbox.
+
+::
+
+    PENDING ──▶ SETTLED ──▶ REVERSING ──▶ REVERSED
+       │                        │
+       └──▶ CORRECTION_PENDING  └──▶ SETTLED (the region refused the reversal, or it never left)
+                 │
+                 └──▶ CORRECTED
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from adapters.domain import Split, VisitType
 from gateway.ledger import outbox
-from gateway.ledger.clearing import open_period
-from gateway.ledger.records import CORRECTION, SettlementRecord, SettlementState
+from gateway.ledger.clearing import add_to_totals, open_period
+from gateway.ledger.records import CORRECTION, REVERSAL, OutboxItem, SettlementRecord, SettlementState
 from gateway.ledger.worker import Db
 from gateway.periods import day_of
 
-_COLUMNS = (
-    "settlement_id, participant, request_id, region_request_id, state, social_security_number, insured_area, "
-    "treatment_area, insured_region, "
-    "institution_id, visit_type, hospital_level, created_at, region_settlement_id, split, settled_at, period, "
-    "reversed_at, reversal_period, void_reason"
-)
+_FIELDS = [f.name for f in dataclasses.fields(SettlementRecord)]
+_COLUMNS = ", ".join(_FIELDS)
+_STATE, _VISIT, _SPLIT = _FIELDS.index("state"), _FIELDS.index("visit_type"), _FIELDS.index("split")
+_UNRESOLVED = ("PENDING", "REVERSING")
 
 
 class LedgerConflict(Exception):
@@ -30,46 +38,44 @@ class LedgerConflict(Exception):
 
 def _record(row: tuple[Any, ...]) -> SettlementRecord:
     values = list(row)
-    values[4] = SettlementState(values[4])
-    values[10] = VisitType(values[10])
-    values[14] = Split(**json.loads(values[14])) if values[14] else None
+    values[_STATE] = SettlementState(values[_STATE])
+    values[_VISIT] = VisitType(values[_VISIT])
+    values[_SPLIT] = Split(**json.loads(values[_SPLIT])) if values[_SPLIT] else None
     return SettlementRecord(*values)
 
 
-def get(db: Db, settlement_id: str) -> SettlementRecord | None:
-    row = db.execute(f"SELECT {_COLUMNS} FROM settlements WHERE settlement_id = ?", (settlement_id,)).fetchone()
+def _one(db: Db, where: str, *params: Any) -> SettlementRecord | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM settlements WHERE {where}", params).fetchone()
     return _record(row) if row else None
+
+
+def get(db: Db, settlement_id: str) -> SettlementRecord | None:
+    return _one(db, "settlement_id = ?", settlement_id)
 
 
 def by_request(db: Db, participant: str, request_id: str) -> SettlementRecord | None:
     """The settlement a participant asked for under ``request_id``."""
-    row = db.execute(
-        f"SELECT {_COLUMNS} FROM settlements WHERE participant = ? AND request_id = ?", (participant, request_id)
-    ).fetchone()
-    return _record(row) if row else None
+    return _one(db, "participant = ? AND request_id = ?", participant, request_id)
+
+
+def _changed(db: Db, settlement_id: str, expected: str) -> SettlementRecord:
+    record = get(db, settlement_id)
+    if record is None:
+        raise LedgerConflict(f"settlement {settlement_id} does not exist")
+    if record.state.value != expected:
+        raise LedgerConflict(f"settlement {settlement_id} is {record.state.value}, not {expected}")
+    return record
 
 
 def begin(db: Db, r: SettlementRecord) -> None:
     """Record a settlement as PENDING before the region is asked (the durable intent)."""
-    db.execute(
-        "INSERT INTO settlements (settlement_id, participant, request_id, region_request_id, state, "
-        "social_security_number, insured_area, treatment_area, insured_region, institution_id, visit_type, "
-        "hospital_level, created_at) VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            r.settlement_id,
-            r.participant,
-            r.request_id,
-            r.region_request_id,
-            r.social_security_number,
-            r.insured_area,
-            r.treatment_area,
-            r.insured_region,
-            r.institution_id,
-            r.visit_type.value,
-            r.hospital_level,
-            r.created_at,
-        ),
-    )
+    columns = [f for f in _FIELDS if f not in ("split", "settled_at", "reversed_at")]
+    values = [getattr(r, f) for f in columns]
+    values[columns.index("state")] = SettlementState.PENDING.value
+    values[columns.index("visit_type")] = r.visit_type.value
+    values[columns.index("updated_at")] = r.created_at
+    marks = ", ".join("?" * len(columns))
+    db.execute(f"INSERT INTO settlements ({', '.join(columns)}) VALUES ({marks})", values)
 
 
 def drop_pending(db: Db, settlement_id: str) -> None:
@@ -82,70 +88,88 @@ def book(db: Db, settlement_id: str, region_settlement_id: str, split: Split, no
     period = open_period(db, now)
     changed = db.execute(
         "UPDATE settlements SET state = 'SETTLED', region_settlement_id = ?, split = ?, fund_pay_fen = ?, "
-        "settled_at = ?, period = ? WHERE settlement_id = ? AND state = 'PENDING'",
-        (region_settlement_id, json.dumps(vars(split)), split.fund_pay_fen, now, period, settlement_id),
+        "settled_at = ?, period = ?, updated_at = ? WHERE settlement_id = ? AND state = 'PENDING'",
+        (region_settlement_id, json.dumps(vars(split)), split.fund_pay_fen, now, period, now, settlement_id),
     ).rowcount
-    record = get(db, settlement_id)
-    if record is None or not changed:
+    if not changed:
         raise LedgerConflict(f"settlement {settlement_id} is not PENDING")
+    record = _changed(db, settlement_id, "SETTLED")
     _book(db, record, "SETTLE", period, now, +1)
     return record
 
 
-def book_reversal(db: Db, settlement_id: str, now: float) -> SettlementRecord:
-    """SETTLED → REVERSED with a negative clearing entry in the period open now."""
-    period = open_period(db, now)
-    changed = db.execute(
-        "UPDATE settlements SET state = 'REVERSED', reversed_at = ?, reversal_period = ? "
+def begin_reversal(db: Db, settlement_id: str, reversal_request_id: str, reason: str, now: float) -> SettlementRecord:
+    """SETTLED → REVERSING, naming the reversal's message id (the durable intent of the reversal); the same
+    reversal again finds its intent."""
+    db.execute(
+        "UPDATE settlements SET state = 'REVERSING', reversal_request_id = ?, reversal_reason = ?, updated_at = ? "
         "WHERE settlement_id = ? AND state = 'SETTLED'",
-        (now, period, settlement_id),
-    ).rowcount
-    record = get(db, settlement_id)
-    if record is None or not changed:
-        raise LedgerConflict(f"settlement {settlement_id} is not SETTLED")
+        (reversal_request_id, reason, now, settlement_id),
+    )
+    record = _changed(db, settlement_id, "REVERSING")
+    if record.reversal_request_id != reversal_request_id:
+        raise LedgerConflict(f"settlement {settlement_id} is being reversed by another request")
+    return record
+
+
+def cancel_reversal(db: Db, settlement_id: str, now: float) -> SettlementRecord:
+    """REVERSING → SETTLED: the region refused the reversal, or provably never got it."""
+    intent = _changed(db, settlement_id, "REVERSING")
+    db.execute("DELETE FROM outbox WHERE kind = ? AND item_key = ?", (REVERSAL, intent.reversal_request_id))
+    db.execute(
+        "UPDATE settlements SET state = 'SETTLED', reversal_request_id = '', reversal_reason = '', updated_at = ? "
+        "WHERE settlement_id = ?",
+        (now, settlement_id),
+    )
+    return _changed(db, settlement_id, "SETTLED")
+
+
+def book_reversal(db: Db, settlement_id: str, now: float) -> SettlementRecord:
+    """REVERSING → REVERSED with a negative clearing entry in the period open now; its outbox item is done."""
+    period = open_period(db, now)
+    before = _changed(db, settlement_id, "REVERSING")
+    db.execute(
+        "UPDATE settlements SET state = 'REVERSED', reversed_at = ?, reversal_period = ?, updated_at = ? "
+        "WHERE settlement_id = ? AND state = 'REVERSING'",
+        (now, period, now, settlement_id),
+    )
+    db.execute(
+        "UPDATE outbox SET delivered_at = ? WHERE kind = ? AND item_key = ? AND delivered_at IS NULL",
+        (now, REVERSAL, before.reversal_request_id),
+    )
+    record = _changed(db, settlement_id, "REVERSED")
     _book(db, record, "REVERSE", period, now, -1)
+    return record
+
+
+def queue_reversal(db: Db, settlement_id: str, payload: str, now: float) -> SettlementRecord:
+    """Hand a REVERSING settlement's reversal to the outbox, delivered until the region answers."""
+    record = _changed(db, settlement_id, "REVERSING")
+    outbox.enqueue(db, REVERSAL, record.reversal_request_id, record.insured_region, now, payload)
     return record
 
 
 def _book(db: Db, r: SettlementRecord, kind: str, period: str, now: float, sign: int) -> None:
     assert r.split is not None
+    insured, treatment = r.insured_area[:2], r.treatment_area[:2]
     db.execute(
         "INSERT INTO bookings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            r.settlement_id,
-            kind,
-            period,
-            day_of(now),
-            r.insured_area[:2],
-            r.treatment_area[:2],
-            r.treatment_area,
-            sign,
-            sign * r.split.fund_pay_fen,
-            r.participant,
-        ),
-    )
+        (r.settlement_id, kind, period, day_of(now), insured, treatment, r.treatment_area, sign,
+         sign * r.split.fund_pay_fen, r.participant),
+    )  # fmt: skip
+    add_to_totals(db, period, insured, treatment, sign, sign * r.split.fund_pay_fen)
 
 
 def void(db: Db, settlement_id: str, reason: str, now: float) -> SettlementRecord:
     """PENDING → CORRECTION_PENDING with its correction queued in the outbox."""
     db.execute(
-        "UPDATE settlements SET state = 'CORRECTION_PENDING', void_reason = ? "
+        "UPDATE settlements SET state = 'CORRECTION_PENDING', void_reason = ?, updated_at = ? "
         "WHERE settlement_id = ? AND state = 'PENDING'",
-        (reason, settlement_id),
+        (reason, now, settlement_id),
     )
-    record = get(db, settlement_id)
-    if record is None or record.state is not SettlementState.CORRECTION_PENDING:
-        raise LedgerConflict(f"settlement {settlement_id} cannot be voided")
+    record = _changed(db, settlement_id, "CORRECTION_PENDING")
     outbox.enqueue(db, CORRECTION, record.region_request_id, record.insured_region, now)
     return record
-
-
-def recover_pending(db: Db, now: float) -> list[str]:
-    """Void every PENDING settlement left by a crash (its caller never got an answer); their ids."""
-    rows = db.execute("SELECT settlement_id FROM settlements WHERE state = 'PENDING'").fetchall()
-    for (settlement_id,) in rows:
-        void(db, settlement_id, "the hub stopped before the region answered", now)
-    return [row[0] for row in rows]
 
 
 def corrected(db: Db, region_request_id: str) -> None:
@@ -154,3 +178,30 @@ def corrected(db: Db, region_request_id: str) -> None:
         "UPDATE settlements SET state = 'CORRECTED' WHERE region_request_id = ? AND state = 'CORRECTION_PENDING'",
         (region_request_id,),
     )
+
+
+def by_reversal(db: Db, reversal_request_id: str) -> SettlementRecord | None:
+    return _one(db, "reversal_request_id = ? AND reversal_request_id != ''", reversal_request_id)
+
+
+def unresolved(db: Db, changed_before: float, limit: int) -> list[SettlementRecord]:
+    """PENDING rows, and REVERSING rows whose reversal is not in the outbox, unchanged since ``changed_before``."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM settlements WHERE state IN (?, ?) AND updated_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM outbox WHERE kind = ? AND item_key = settlements.reversal_request_id "
+        "AND delivered_at IS NULL) ORDER BY updated_at LIMIT ?",
+        (*_UNRESOLVED, changed_before, REVERSAL, limit),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def owed_to_person(db: Db, person_key: str, region: str) -> list[OutboxItem]:
+    """The corrections and reversals still owed to a region for one person's settlements."""
+    rows = db.execute(
+        "SELECT o.kind, o.item_key, o.region, o.payload, o.created_at, o.attempts FROM outbox o "
+        "JOIN settlements s ON (o.kind = ? AND o.item_key = s.region_request_id) "
+        "OR (o.kind = ? AND o.item_key = s.reversal_request_id) "
+        "WHERE s.person_key = ? AND s.insured_region = ? AND o.delivered_at IS NULL ORDER BY o.created_at",
+        (CORRECTION, REVERSAL, person_key, region),
+    ).fetchall()
+    return [OutboxItem(*row) for row in rows]

@@ -15,7 +15,16 @@ from typing import Protocol, TypeVar
 
 from adapters.domain import Split
 from gateway.ledger import clearing, idempotency, outbox, settlements, tokens
-from gateway.ledger.records import CORRECTION, Booking, ClaimResult, OutboxItem, RequestKey, SettlementRecord
+from gateway.ledger.records import (
+    CORRECTION,
+    REVERSAL,
+    Booking,
+    ClaimResult,
+    OutboxItem,
+    RequestKey,
+    SettlementRecord,
+    SettlementState,
+)
 from gateway.ledger.settlements import LedgerConflict
 from gateway.ledger.worker import ConnectionWorker, Db
 
@@ -45,23 +54,35 @@ class LedgerStore(Protocol):
         self, settlement_id: str, region_settlement_id: str, split: Split, now: float
     ) -> SettlementRecord: ...
 
+    async def begin_reversal(
+        self, settlement_id: str, reversal_request_id: str, reason: str, now: float
+    ) -> SettlementRecord: ...
+
+    async def cancel_reversal(self, settlement_id: str, now: float) -> SettlementRecord: ...
+
     async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord: ...
+
+    async def queue_reversal(self, settlement_id: str, payload: str, now: float) -> SettlementRecord: ...
 
     async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord: ...
 
-    async def recover_pending(self, now: float) -> list[str]: ...
+    async def unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]: ...
+
+    async def owed_to_person(self, person_key: str, region: str) -> list[OutboxItem]: ...
 
     async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None: ...
 
-    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]: ...
+    async def outbox_due(self, now: float, per_region: int) -> list[OutboxItem]: ...
 
     async def outbox_delivered(self, item: OutboxItem, now: float) -> None: ...
 
     async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None: ...
 
-    async def outbox_backlog(self) -> tuple[int, float | None]: ...
+    async def outbox_backlog(self) -> list[tuple[str, str, int, float]]: ...
 
-    async def bookings(self, period: str) -> list[Booking]: ...
+    async def prune(self, finished_before: float, delivered_before: float) -> tuple[int, int]: ...
+
+    async def clearing_totals(self, period: str) -> list[tuple[str, str, int, int]]: ...
 
     async def bookings_on(self, day: str, treatment_area: str, participant: str | None) -> list[Booking]: ...
 
@@ -138,41 +159,72 @@ class Ledger:
     ) -> SettlementRecord:
         return await self._write(lambda db: settlements.book(db, settlement_id, region_settlement_id, split, now))
 
+    async def begin_reversal(
+        self, settlement_id: str, reversal_request_id: str, reason: str, now: float
+    ) -> SettlementRecord:
+        return await self._write(
+            lambda db: settlements.begin_reversal(db, settlement_id, reversal_request_id, reason, now)
+        )
+
+    async def cancel_reversal(self, settlement_id: str, now: float) -> SettlementRecord:
+        return await self._write(lambda db: settlements.cancel_reversal(db, settlement_id, now))
+
     async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord:
         return await self._write(lambda db: settlements.book_reversal(db, settlement_id, now))
+
+    async def queue_reversal(self, settlement_id: str, payload: str, now: float) -> SettlementRecord:
+        return await self._write(lambda db: settlements.queue_reversal(db, settlement_id, payload, now))
 
     async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord:
         return await self._write(lambda db: settlements.void(db, settlement_id, reason, now))
 
-    async def recover_pending(self, now: float) -> list[str]:
-        return await self._write(lambda db: settlements.recover_pending(db, now))
+    async def unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]:
+        return await self._read(lambda db: settlements.unresolved(db, changed_before, limit))
+
+    async def owed_to_person(self, person_key: str, region: str) -> list[OutboxItem]:
+        return await self._read(lambda db: settlements.owed_to_person(db, person_key, region))
 
     # --- the outbox --------------------------------------------------------------------------------------------
 
     async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None:
         await self._write(lambda db: outbox.enqueue(db, kind, key, region, now, payload))
 
-    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
-        return await self._read(lambda db: outbox.due(db, now, limit))
+    async def outbox_due(self, now: float, per_region: int) -> list[OutboxItem]:
+        return await self._read(lambda db: outbox.due(db, now, per_region))
 
     async def outbox_delivered(self, item: OutboxItem, now: float) -> None:
+        """An item acknowledged, with what it settles: a correction makes its settlement CORRECTED, a reversal
+        books its settlement REVERSED — in the same transaction."""
+
         def delivered(db: Db) -> None:
             outbox.delivered(db, item, now)
             if item.kind == CORRECTION:
                 settlements.corrected(db, item.key)
+            elif item.kind == REVERSAL:
+                reversing = settlements.by_reversal(db, item.key)
+                if reversing is not None and reversing.state is SettlementState.REVERSING:
+                    settlements.book_reversal(db, reversing.settlement_id, now)
 
         await self._write(delivered)
 
     async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None:
         await self._write(lambda db: outbox.failed(db, item, error, retry_at))
 
-    async def outbox_backlog(self) -> tuple[int, float | None]:
+    async def outbox_backlog(self) -> list[tuple[str, str, int, float]]:
         return await self._read(outbox.backlog)
 
-    # --- clearing ------------------------------------------------------------------------------------------------
+    async def prune(self, finished_before: float, delivered_before: float) -> tuple[int, int]:
+        """Forget finished idempotency records and delivered outbox items older than those moments."""
 
-    async def bookings(self, period: str) -> list[Booking]:
-        return await self._read(lambda db: clearing.bookings(db, period))
+        def prune(db: Db) -> tuple[int, int]:
+            return idempotency.prune(db, finished_before), outbox.prune(db, delivered_before)
+
+        return await self._write(prune)
+
+    async def clearing_totals(self, period: str) -> list[tuple[str, str, int, int]]:
+        return await self._read(lambda db: clearing.totals(db, period))
+
+    # --- clearing ------------------------------------------------------------------------------------------------
 
     async def bookings_on(self, day: str, treatment_area: str, participant: str | None) -> list[Booking]:
         return await self._read(lambda db: clearing.bookings_on(db, day, treatment_area, participant))

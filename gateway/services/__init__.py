@@ -15,6 +15,7 @@ from adapters.registry import AdapterRegistry
 from gateway.config import HubConfig
 from gateway.ledger import LedgerStore
 from gateway.metrics import Metrics
+from gateway.personal import KeyedHash
 from gateway.services.affairs import CardAffairs
 from gateway.services.cards import Cards
 from gateway.services.clearing import Clearing
@@ -24,7 +25,9 @@ from gateway.services.federation import Federation
 from gateway.services.idempotency import Idempotency
 from gateway.services.outbox import Outbox
 from gateway.services.resident import Resident, StatusCache
+from gateway.services.reversal import Reversals
 from gateway.services.settlement import Settlements
+from gateway.services.sweeper import Sweeper
 from regions.agreements import Agreements
 
 __all__ = ["Services", "assemble"]
@@ -39,9 +42,11 @@ class Services:
     cards: Cards
     affairs: CardAffairs
     settlements: Settlements
+    reversals: Reversals
     clearing: Clearing
     resident: Resident
     outbox: Outbox
+    sweeper: Sweeper
 
 
 def assemble(
@@ -85,13 +90,27 @@ def assemble(
         stand_in_seconds=config.stand_in_seconds,
         clock=clock,
     )
+    settlements = Settlements(cards, ledger, idempotency, outbox, metrics, KeyedHash(key), clock)
+    reversals = Reversals(settlements, ledger, idempotency, outbox, metrics, clock)
+    sweeper = Sweeper(
+        settlements,
+        reversals,
+        ledger,
+        clock,
+        lease_seconds=config.sweep_lease_seconds,
+        sweep_seconds=config.sweep_seconds,
+        idempotency_days=config.idempotency_retention_days,
+        outbox_days=config.outbox_retention_days,
+    )
     return Services(
         federation=federation,
         directory=directory,
         cards=cards,
         affairs=CardAffairs(cards, idempotency),
-        settlements=Settlements(cards, ledger, idempotency, outbox, metrics, clock),
+        settlements=settlements,
+        reversals=reversals,
         clearing=Clearing(ledger, idempotency, federation.region_of_province, clock),
         resident=resident,
         outbox=outbox,
+        sweeper=sweeper,
     )

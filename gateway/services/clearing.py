@@ -2,9 +2,10 @@
 
 Every settled fund payment is a debt of the insured province to the treatment province. The ledger books a
 settlement (+1, +fund) into the period open when it settles and a reversal (−1, −fund) into the period open
-when it is reversed. A province's net position is what it is owed as a treatment place less what it owes as
-an insured place, so the nets of every province — and of every region — sum to exactly 0. A closed period's
-report is frozen in the ledger as canonical JSON (``gateway.canonical``).
+when it is reversed, and adds each booking to its period's per-pair totals in the same transaction, so a
+report reads the totals, never every settlement. A province's net position is what it is owed as a treatment
+place less what it owes as an insured place, so the nets of every province — and of every region — sum to
+exactly 0. A closed period's report is frozen in the ledger as canonical JSON (``gateway.canonical``).
 """
 
 from __future__ import annotations
@@ -25,35 +26,31 @@ from gateway.domain import (
     Reconciliation,
 )
 from gateway.errors import CallerOutOfScope, PeriodNotClosable
-from gateway.ledger import Booking, LedgerStore
+from gateway.ledger import LedgerStore
 from gateway.periods import period_end, stamp
 from gateway.services.call import Call
 from gateway.services.idempotency import Idempotency
 
 
 def build_report(
-    period: str, bookings: Sequence[Booking], region_of: Callable[[str], str], state: PeriodState
+    period: str, totals: Sequence[tuple[str, str, int, int]], region_of: Callable[[str], str], state: PeriodState
 ) -> ClearingReport:
-    """The pair matrix and net positions of a period's bookings."""
-    pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    """The pair matrix and net positions of a period's pair totals ``(insured, treatment, count, fund fen)``."""
     provinces: dict[str, int] = defaultdict(int)
-    for b in bookings:
-        pair = pairs[(b.insured_province, b.treatment_province)]
-        pair[0] += b.count
-        pair[1] += b.fund_pay_fen
-        provinces[b.treatment_province] += b.fund_pay_fen
-        provinces[b.insured_province] -= b.fund_pay_fen
+    for insured, treatment, _, fund in totals:
+        provinces[treatment] += fund
+        provinces[insured] -= fund
     regions: dict[str, int] = defaultdict(int)
     for province, net in provinces.items():
         regions[region_of(province) or "(unfederated)"] += net
     return ClearingReport(
         period=period,
         state=state,
-        pairs=tuple(ClearingPair(i, t, c, f) for (i, t), (c, f) in sorted(pairs.items())),
+        pairs=tuple(ClearingPair(*pair) for pair in sorted(totals)),
         provinces=tuple(Position(p, n) for p, n in sorted(provinces.items())),
         regions=tuple(Position(r, n) for r, n in sorted(regions.items())),
-        count=sum(c for c, _ in pairs.values()),
-        fund_pay_fen=sum(f for _, f in pairs.values()),
+        count=sum(pair[2] for pair in totals),
+        fund_pay_fen=sum(pair[3] for pair in totals),
     )
 
 
@@ -81,7 +78,7 @@ class Clearing:
         closed = await self.ledger.closed_report(period)
         if closed is not None:
             return canonical.decode(ClearingReport, closed)
-        return build_report(period, await self.ledger.bookings(period), self.region_of, PeriodState.OPEN)
+        return build_report(period, await self.ledger.clearing_totals(period), self.region_of, PeriodState.OPEN)
 
     async def close(self, call: Call, request: ClosePeriod) -> ClearingReport:
         """Freeze a period that has ended; closing it again returns the same frozen report."""
@@ -90,8 +87,8 @@ class Clearing:
             now = self.clock()
             if now < period_end(request.period):
                 raise PeriodNotClosable(request.period, "has not ended yet")
-            bookings = await self.ledger.bookings(request.period)
-            report = build_report(request.period, bookings, self.region_of, PeriodState.CLOSED)
+            totals = await self.ledger.clearing_totals(request.period)
+            report = build_report(request.period, totals, self.region_of, PeriodState.CLOSED)
             frozen = canonical.encode(replace(report, closed_at=stamp(now))).decode()
             return canonical.decode(ClearingReport, await self.ledger.close_period(request.period, frozen, now))
 

@@ -1,13 +1,19 @@
 """The durable outbox: messages the hub owes regions, delivered until acknowledged (DESIGN §4.5, §4.7).
 
-Two kinds: a correction (冲正) of a settlement whose outcome was unknown, and a stand-in advice of a resident
-service granted while the card's region was unreachable.
+Three kinds: a correction (冲正) of a settlement whose outcome was unknown, a reversal (撤销) the region has not
+confirmed yet, and a stand-in advice of a resident service granted while the card's region was unreachable.
 
 Items live in the ledger, written in the same transaction as the change that owes them, so a crash never loses
-one. A worker delivers due items — regions in parallel, each region's items in order — and on failure retries
-with jittered exponential backoff. Nothing is ever dropped: an item stays until its region acknowledges it.
-A region that cannot be reached holds back its later items until the next round; a region that refuses one item
-(it cannot read it) does not hold back the others.
+one. A worker delivers due items and, on failure, retries with jittered exponential backoff; nothing is ever
+dropped: an item stays until its region acknowledges it. Delivery is fair and prioritised:
+
+* every region gets its own share of each round (at most ``per_region`` items), delivered in parallel with the
+  other regions', so one region's backlog or trouble never delays another's;
+* within a region, corrections and reversals go before stand-in advices, oldest first;
+* a region that cannot be reached is backed off as a whole (its later items wait for the next try); a region that
+  refuses one item (it cannot read it) does not hold back its others.
+
+Depth and oldest age are gauges per region and kind.
 """
 
 from __future__ import annotations
@@ -17,18 +23,19 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import groupby
 
-from adapters.domain import StandInAdvice
-from adapters.errors import InvalidArgument, YikatongError
+from adapters.domain import OutcomeState, Reversal, StandInAdvice
+from adapters.errors import InvalidArgument, SettlementNotSettled, YikatongError
 from gateway import canonical
-from gateway.ledger import ADVICE, CORRECTION, LedgerStore, OutboxItem
+from gateway.ledger import ADVICE, CORRECTION, REVERSAL, LedgerStore, OutboxItem
 from gateway.metrics import Metrics
 from gateway.services.call import Call
-from gateway.services.federation import Federation
+from gateway.services.federation import Federation, GuardedRegion
 
 log = logging.getLogger("yikatong.outbox")
+KINDS = (CORRECTION, REVERSAL, ADVICE)
 
 
 def encode_advice(advice: StandInAdvice) -> str:
@@ -47,6 +54,7 @@ class Outbox:
         poll_seconds: how often due items are looked for when nothing wakes the worker.
         base_delay_seconds: first retry delay; doubles per attempt up to ``max_delay_seconds``, with jitter.
         call_seconds: time each delivery call may take.
+        per_region: most items of one region tried in one round.
     """
 
     def __init__(
@@ -60,14 +68,17 @@ class Outbox:
         base_delay_seconds: float = 0.5,
         max_delay_seconds: float = 60.0,
         call_seconds: float = 2.0,
-        batch: int = 100,
+        per_region: int = 50,
     ) -> None:
         self.ledger, self.federation, self.metrics, self.clock = ledger, federation, metrics, clock
-        self.poll_seconds, self.call_seconds, self.batch = poll_seconds, call_seconds, batch
+        self.poll_seconds, self.call_seconds, self.per_region = poll_seconds, call_seconds, per_region
         self.base_delay_seconds, self.max_delay_seconds = base_delay_seconds, max_delay_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._region_failures: dict[str, int] = {}
+        self._region_retry_at: dict[str, float] = {}
+        self._gauged: set[tuple[str, str]] = {(r, k) for r in federation.regions for k in KINDS}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -84,28 +95,50 @@ class Outbox:
                 await self._task
 
     async def deliver_due(self) -> int:
-        """Try every due item once; returns how many were acknowledged."""
-        due = await self.ledger.outbox_due(self.clock(), self.batch)
-        by_region = [list(items) for _, items in groupby(sorted(due, key=lambda i: i.region), lambda i: i.region)]
-        delivered = sum(await asyncio.gather(*(self._deliver_in_order(items) for items in by_region)))
+        """Try the due items of every region not backed off, once; returns how many were acknowledged."""
+        now = self.clock()
+        due = await self.ledger.outbox_due(now, self.per_region)
+        by_region = [list(items) for _, items in groupby(due, lambda i: i.region)]
+        ready = [items for items in by_region if self._region_retry_at.get(items[0].region, 0.0) <= now]
+        delivered = sum(await asyncio.gather(*(self._deliver_in_order(items) for items in ready)))
         await self.refresh_gauges()
         return delivered
 
+    async def deliver_now(self, items: Sequence[OutboxItem]) -> bool:
+        """Deliver these items now, in order, stopping at the first failure; True when every one was."""
+        for item in items:
+            if await self._deliver(item) is not None:
+                return False
+        return True
+
     async def refresh_gauges(self) -> None:
-        depth, oldest = await self.ledger.outbox_backlog()
-        self.metrics.outbox_depth.set(depth)
-        self.metrics.outbox_oldest_age.set(0 if oldest is None else max(0.0, self.clock() - oldest))
+        backlog = {
+            (region, kind): (count, oldest) for region, kind, count, oldest in await self.ledger.outbox_backlog()
+        }
+        now = self.clock()
+        for labels in self._gauged | backlog.keys():
+            count, oldest = backlog.get(labels, (0, now))
+            self.metrics.outbox_depth.labels(*labels).set(count)
+            self.metrics.outbox_oldest_age.labels(*labels).set(max(0.0, now - oldest))
+        self._gauged |= backlog.keys()
 
     async def _deliver_in_order(self, items: list[OutboxItem]) -> int:
-        delivered = 0
+        delivered, region = 0, items[0].region
         for item in items:
             failure = await self._deliver(item)
             if failure is None:
                 delivered += 1
-            elif not failure.answered:
-                break  # the region is failing or was not asked: leave its later items for the next round
+                self._region_failures.pop(region, None)
+            elif not failure.answered:  # the region is failing or was not asked: back it off as a whole
+                failures = self._region_failures[region] = self._region_failures.get(region, 0) + 1
+                self._region_retry_at[region] = self.clock() + self._delay(failures - 1)
+                break
             # else the region refused this one item: it waits for its own retry, the others go on
         return delivered
+
+    def _delay(self, attempts: int) -> float:
+        delay = min(self.max_delay_seconds, self.base_delay_seconds * float(2**attempts))
+        return delay * self._rng.uniform(0.5, 1.0)
 
     async def _deliver(self, item: OutboxItem) -> YikatongError | None:
         """Deliver one item; the error when it was not acknowledged."""
@@ -113,13 +146,14 @@ class Outbox:
         try:
             if item.kind == CORRECTION:
                 await region.correct_settlement(item.key)
+            elif item.kind == REVERSAL:
+                await _reverse(region, canonical.decode(Reversal, item.payload))
             elif item.kind == ADVICE:
                 await region.send_stand_in_advice(canonical.decode(StandInAdvice, item.payload))
             else:
                 raise InvalidArgument("outbox.kind", f"unknown kind {item.kind}")
         except YikatongError as exc:
-            delay = min(self.max_delay_seconds, self.base_delay_seconds * 2**item.attempts)
-            await self.ledger.outbox_failed(item, str(exc), self.clock() + delay * self._rng.uniform(0.5, 1.0))
+            await self.ledger.outbox_failed(item, str(exc), self.clock() + self._delay(item.attempts))
             self.metrics.outbox_deliveries.labels(item.kind, item.region, "failed").inc()
             if item.attempts == 0:
                 log.warning("outbox %s to %s not delivered yet: %s", item.kind, item.region, exc)
@@ -137,3 +171,12 @@ class Outbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
+
+
+async def _reverse(region: GuardedRegion, reversal: Reversal) -> None:
+    """Deliver a reversal; one the region already carried out (an earlier answer lost) counts as delivered."""
+    try:
+        await region.reverse_settlement(reversal)
+    except SettlementNotSettled:
+        if (await region.settlement_outcome(reversal.settlement_request_id)).state is not OutcomeState.REVERSED:
+            raise

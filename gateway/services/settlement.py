@@ -1,16 +1,21 @@
 """Cross-province medical settlement at the hub (DESIGN §4.5, §6): route, settle once, book, or void.
 
-A settlement goes to the insured place's region. Before the region is asked, the ledger records it as
-PENDING; then exactly one of these happens:
+A settlement goes to the insured place's region. First, whatever the hub still owes that region for the same
+person — a correction, a reversal — is delivered, so no bill is priced on stale accumulators (else the settle is
+refused ``UNAVAILABLE`` / ``CORRECTION_PENDING``). Before the region is asked, the ledger records the settlement
+as PENDING (the durable intent); then exactly one of these happens:
 
 * the region settles and the split balances → SETTLED, booked for clearing in the same transaction;
-* the region refuses, or provably never got the request → the PENDING row is dropped, the refusal answered;
-* the outcome is unknown (timeout, unreadable answer, cancelled call) → the region is asked for the outcome
-  of the request id; SETTLED there → booked as above; anything else → CORRECTION_PENDING with a correction
-  (冲正) queued in the durable outbox in the same transaction, and the caller told the bill is not settled;
+* the region refuses, or provably never got the request (the connection was refused or never made) → the
+  PENDING row is dropped, the refusal answered;
+* the outcome is unknown (timeout, a "down" answer, a lost connection, an unreadable answer, a cancelled call)
+  → the region is asked for the outcome of the request id; SETTLED there → booked as above; anything else →
+  CORRECTION_PENDING with a correction (冲正) queued in the durable outbox in the same transaction, and the
+  caller told the bill is not settled;
 * the split breaks an invariant → refused, corrected through the outbox, never booked.
 
-A PENDING row found at start-up (the hub died mid-call) is voided the same way.
+A PENDING row the call could not finish (the hub died, the ledger failed at the wrong moment) is resolved the
+same way by the sweeper (``gateway.services.sweeper``) once its lease is over.
 
 Settlements belong to the participant that settled them (DESIGN §10): a request id is unique per participant,
 the region knows it by a message id derived from both (``Call.message_id``), and only its own participant may see
@@ -29,17 +34,12 @@ from dataclasses import replace
 from itertools import product
 
 from adapters import domain
-from adapters.errors import (
-    RegionSplitInvalid,
-    SettlementCorrected,
-    SettlementNotFound,
-    SettlementNotSettled,
-    YikatongError,
-)
-from gateway.domain import CardWrite, FiledCare, PresentedCard, PreSettled, ReverseRequest
-from gateway.errors import CallerOutOfScope, RequestInProgress, SettlementOutcomeUnknown
+from adapters.errors import RegionSplitInvalid, SettlementCorrected, SettlementNotFound, YikatongError
+from gateway.domain import CardWrite, FiledCare, PresentedCard, PreSettled
+from gateway.errors import CallerOutOfScope, CorrectionPending, RequestInProgress, SettlementOutcomeUnknown
 from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, SettlementState
 from gateway.metrics import Metrics
+from gateway.personal import KeyedHash
 from gateway.services.call import Call
 from gateway.services.cards import Cards
 from gateway.services.idempotency import Idempotency
@@ -57,6 +57,7 @@ class Settlements:
         idempotency: runs each write once per request id.
         outbox: delivers corrections until the region acknowledges them.
         metrics: settlement counters.
+        person_key: the keyed hash a settlement names its person by.
         clock: wall time; decides the clearing period and booking day.
     """
 
@@ -67,16 +68,11 @@ class Settlements:
         idempotency: Idempotency,
         outbox: Outbox,
         metrics: Metrics,
+        person_key: KeyedHash,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.cards, self.federation = cards, cards.federation
-        self.ledger, self.idempotency, self.outbox, self.metrics, self.clock = (
-            ledger,
-            idempotency,
-            outbox,
-            metrics,
-            clock,
-        )
+        self.cards, self.federation, self.ledger, self.idempotency = cards, cards.federation, ledger, idempotency
+        self.outbox, self.metrics, self.person_key, self.clock = outbox, metrics, person_key, clock
         for insured, treatment, outcome in product(self.federation.regions, self.federation.regions, OUTCOMES):
             metrics.settlements.labels(insured, treatment, outcome)  # at 0, so the first event shows in rates
 
@@ -87,9 +83,8 @@ class Settlements:
             credential = await self.cards.credential(card)
             insurance, region = await self.cards.insurance(call, credential)
             filing = replace(request, request_id=call.message_id(request.request_id), credential=credential)
-            return FiledCare(
-                await self.federation.region(region, call).file_remote_care(filing), region, insurance.insured_area
-            )
+            filed = await self.federation.region(region, call).file_remote_care(filing)
+            return FiledCare(filed, region, insurance.insured_area)
 
         return await self.idempotency.run(call, "FileRemoteCare", CardWrite(card, request), produce, FiledCare)
 
@@ -102,7 +97,7 @@ class Settlements:
         insurance, region = await self.cards.insurance(call, credential)
         bill = replace(bill, credential=credential, insured_area=insurance.insured_area)
         split = await self.federation.region(region, call).pre_settle(bill)
-        if broken := _violations(bill, split):
+        if broken := _violations(_total(bill), split):
             raise RegionSplitInvalid(region, broken)
         return PreSettled(split, insurance.insured_area, region)
 
@@ -118,114 +113,105 @@ class Settlements:
         if existing is not None:
             return _settled_before(existing)
         self.federation.note_venue(call, bill.treatment_area)
-        treatment_region = self.federation.region_for_area(bill.treatment_area)
+        self.federation.region_for_area(bill.treatment_area)
         credential = await self.cards.credential(card)
         insurance, region = await self.cards.insurance(call, credential)
-        request_id, message_id = bill.request_id, call.message_id(bill.request_id)
-        bill = replace(bill, request_id=message_id, credential=credential, insured_area=insurance.insured_area)
+        person = self.person_key(credential.social_security_number)
+        await self._deliver_owed(call, person, region)
+        message_id = call.message_id(bill.request_id)
         record = SettlementRecord(
             settlement_id=f"stl-{uuid.uuid4().hex}",
             participant=call.participant,
-            request_id=request_id,
+            request_id=bill.request_id,
             region_request_id=message_id,
             state=SettlementState.PENDING,
-            social_security_number=bill.credential.social_security_number,
-            insured_area=bill.insured_area,
+            social_security_number=credential.social_security_number,
+            insured_area=insurance.insured_area,
             treatment_area=bill.treatment_area,
             insured_region=region,
             institution_id=bill.institution_id,
             visit_type=bill.visit_type,
             hospital_level=bill.hospital_level,
             created_at=self.clock(),
+            bill_total_fen=_total(bill),
+            person_key=person,
         )
+        bill = replace(bill, request_id=message_id, credential=credential, insured_area=insurance.insured_area)
         await self.ledger.begin_settlement(record)
-        labels = (region, treatment_region)
         try:
-            answer = await self.federation.region(region, call).settle(bill)
+            return await self._send(call, record, bill)
+        except LedgerConflict:  # the sweeper took the row over (the call outlived its lease): answer as it stands
+            now = await self.ledger.settlement(record.settlement_id)
+            if now is not None and now.state is SettlementState.SETTLED:
+                return now
+            raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region) from None
+
+    async def _send(self, call: Call, record: SettlementRecord, bill: domain.Bill) -> SettlementRecord:
+        """Ask the region to settle a PENDING settlement, and book, drop or void it by the answer."""
+        try:
+            answer = await self.federation.region(record.insured_region, call).settle(bill)
         except YikatongError as exc:
             if not exc.may_have_reached:  # a refusal, or provably never sent: nothing happened at the region
                 await self.ledger.drop_pending(record.settlement_id)
-                self.metrics.settlements.labels(*labels, "refused").inc()
+                self.metrics.settlements.labels(*self._labels(record), "refused").inc()
                 raise
         except asyncio.CancelledError:
-            await asyncio.shield(self._void(record, "the caller cancelled before the region answered", labels))
+            await asyncio.shield(self._abandon(record, "the caller cancelled before the region answered"))
             raise
         else:
-            return await self._book(record, bill, answer, labels)
-        return await self._resolve(call, record, bill, labels)
-
-    async def _resolve(
-        self, call: Call, record: SettlementRecord, bill: domain.Bill, labels: tuple[str, str]
-    ) -> SettlementRecord:
-        """Ask the region what became of the request id; book it or void it."""
+            return await self._book(record, answer)
         try:
-            region = self.federation.region(record.insured_region, call)
-            outcome = await region.settlement_outcome(record.region_request_id)
+            settled = await self.resolve(call, record)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._abandon(record, "the caller cancelled while the outcome was asked"))
+            raise
+        if settled.state is not SettlementState.SETTLED:
+            raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region)
+        return settled
+
+    async def _deliver_owed(self, call: Call, person: str, region: str) -> None:
+        """Deliver the corrections and reversals owed to the region for this person first."""
+        owed = await self.ledger.owed_to_person(person, region)
+        if owed and not await self.outbox.deliver_now(owed):
+            raise CorrectionPending(region)
+
+    async def resolve(self, call: Call, record: SettlementRecord) -> SettlementRecord:
+        """A PENDING settlement whose answer was lost: ask the region what became of it, then book it or void it
+        (a correction goes into the outbox). Returns the settlement as it now stands."""
+        try:
+            outcome = await self.federation.region(record.insured_region, call).settlement_outcome(
+                record.region_request_id
+            )
         except YikatongError:
             outcome = domain.SettlementOutcome(domain.OutcomeState.NOT_FOUND)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._void(record, "the caller cancelled while the outcome was asked", labels))
-            raise
         if outcome.state is domain.OutcomeState.SETTLED and outcome.settlement is not None:
-            return await self._book(record, bill, outcome.settlement, labels)
-        await self._void(record, f"outcome unknown (region said {outcome.state.value})", labels)
-        raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region)
+            return await self._book(record, outcome.settlement)
+        return await self._void(record, f"outcome unknown (region said {outcome.state.value})")
 
-    async def _book(
-        self, record: SettlementRecord, bill: domain.Bill, answer: domain.RegionSettlement, labels: tuple[str, str]
-    ) -> SettlementRecord:
-        if broken := _violations(bill, answer.split):
-            await self._void(record, "split breaks " + "; ".join(broken), labels, outcome="split_invalid")
+    async def _book(self, record: SettlementRecord, answer: domain.RegionSettlement) -> SettlementRecord:
+        if broken := _violations(record.bill_total_fen, answer.split):
+            await self._void(record, "split breaks " + "; ".join(broken), outcome="split_invalid")
             raise RegionSplitInvalid(record.insured_region, broken)
         booked = await self.ledger.book_settlement(
             record.settlement_id, answer.region_settlement_id, answer.split, self.clock()
         )
-        self.metrics.settlements.labels(*labels, "settled").inc()
-        self.metrics.settlement_fund_pay.labels(*labels).inc(answer.split.fund_pay_fen)
+        self.metrics.settlements.labels(*self._labels(record), "settled").inc()
+        self.metrics.settlement_fund_pay.labels(*self._labels(record)).inc(answer.split.fund_pay_fen)
         return booked
 
-    async def _void(
-        self, record: SettlementRecord, reason: str, labels: tuple[str, str], outcome: str = "outcome_unknown"
-    ) -> None:
-        await self.ledger.void_settlement(record.settlement_id, reason, self.clock())
-        self.metrics.settlements.labels(*labels, outcome).inc()
+    async def _void(self, record: SettlementRecord, reason: str, outcome: str = "outcome_unknown") -> SettlementRecord:
+        voided = await self.ledger.void_settlement(record.settlement_id, reason, self.clock())
+        self.metrics.settlements.labels(*self._labels(record), outcome).inc()
         self.outbox.wake()
+        return voided
 
-    async def reverse(self, call: Call, request: ReverseRequest) -> SettlementRecord:
-        """撤销 once: at the insured region, then booked negative into the period open now."""
-        return await self.idempotency.run(
-            call, "ReverseSettlement", request, lambda: self._reverse(call, request), SettlementRecord
-        )
+    async def _abandon(self, record: SettlementRecord, reason: str) -> None:
+        """Void a settlement its caller gave up on, unless it was settled or voided meanwhile."""
+        with contextlib.suppress(LedgerConflict):
+            await self._void(record, reason)
 
-    async def _reverse(self, call: Call, request: ReverseRequest) -> SettlementRecord:
-        record = await self._own(call, request.settlement_id)
-        if record.state is not SettlementState.SETTLED:
-            raise SettlementNotSettled(record.settlement_id, record.state.value)
-        region = self.federation.region(record.insured_region, call)
-        reversal = domain.Reversal(
-            call.message_id(request.request_id), record.region_request_id, record.social_security_number, request.reason
-        )
-        try:
-            await region.reverse_settlement(reversal)
-        except SettlementNotSettled:
-            await self._catch_up_reversal(call, record)
-            raise SettlementNotSettled(record.settlement_id, SettlementState.REVERSED.value) from None
-        try:
-            reversed_ = await self.ledger.book_reversal(record.settlement_id, self.clock())
-        except LedgerConflict:
-            state = (await self._own(call, record.settlement_id)).state.value
-            raise SettlementNotSettled(record.settlement_id, state) from None
-        treatment_region = self.federation.region_of_province(record.treatment_area[:2])
-        self.metrics.settlements.labels(record.insured_region, treatment_region, "reversed").inc()
-        return reversed_
-
-    async def _catch_up_reversal(self, call: Call, record: SettlementRecord) -> None:
-        """The region already reversed it (an earlier reversal whose answer was lost): book that reversal."""
-        region = self.federation.region(record.insured_region, call)
-        outcome = await region.settlement_outcome(record.region_request_id)
-        if outcome.state is domain.OutcomeState.REVERSED:
-            with contextlib.suppress(LedgerConflict):  # booked meanwhile by the reversal that won
-                await self.ledger.book_reversal(record.settlement_id, self.clock())
+    def _labels(self, record: SettlementRecord) -> tuple[str, str]:
+        return record.insured_region, self.federation.region_of_province(record.treatment_area[:2]) or "unfederated"
 
     async def get(self, call: Call, settlement_id: str) -> SettlementRecord:
         """A settlement the caller may see: its own, or any for the clearing role.
@@ -235,19 +221,12 @@ class Settlements:
         """
         if call.caller.has("clearing"):
             return _found(settlement_id, await self.ledger.settlement(settlement_id))
-        return await self._own(call, settlement_id)
+        return await self.own(call, settlement_id)
 
-    async def _own(self, call: Call, settlement_id: str) -> SettlementRecord:
+    async def own(self, call: Call, settlement_id: str) -> SettlementRecord:
         """The caller's own settlement; another participant's answers as if it did not exist."""
         record = await self.ledger.settlement(settlement_id)
         return _found(settlement_id, record if record is not None and record.participant == call.participant else None)
-
-    async def recover(self) -> list[str]:
-        """Void the PENDING settlements a crash left (their callers never got an answer); their ids."""
-        voided = await self.ledger.recover_pending(self.clock())
-        if voided:
-            self.outbox.wake()
-        return voided
 
 
 def _found(settlement_id: str, record: SettlementRecord | None) -> SettlementRecord:
@@ -264,16 +243,20 @@ def _check_venue(call: Call, bill: domain.Bill) -> None:
         raise CallerOutOfScope(call.participant, "venue.institution_id", bill.institution_id)
 
 
-def _violations(bill: domain.Bill, split: domain.Split) -> list[str]:
+def _total(bill: domain.Bill) -> int:
+    return sum(line.amount_fen for line in bill.lines)
+
+
+def _violations(bill_total_fen: int, split: domain.Split) -> list[str]:
     broken = split.violations()
-    if split.total_fen != sum(line.amount_fen for line in bill.lines):
+    if split.total_fen != bill_total_fen:
         broken.append("total != the bill's line amounts")
     return broken
 
 
 def _settled_before(record: SettlementRecord) -> SettlementRecord:
     """What a request id that already has a settlement row answers (a retry after a crash or a void)."""
-    if record.state in (SettlementState.SETTLED, SettlementState.REVERSED):
+    if record.state in (SettlementState.SETTLED, SettlementState.REVERSING, SettlementState.REVERSED):
         return record
     if record.state is SettlementState.PENDING:
         raise RequestInProgress(record.request_id)

@@ -106,6 +106,10 @@ class FakeRegion(RegionAdapter):
         """The next ``times`` calls of ``method`` raise ``error``, before acting or (``after``) after acting."""
         self._faults[method].extend(_Fault(error, after) for _ in range(times))
 
+    def clear_faults(self) -> None:
+        """Forget every scripted failure."""
+        self._faults.clear()
+
     def hold(self, method: str) -> asyncio.Event:
         """Calls of ``method`` wait, before acting, until the returned event is set."""
         return self._holds.setdefault(method, asyncio.Event())
@@ -306,6 +310,12 @@ class Harness:
         made = Call.within(seconds, method="/test")
         self.calls.append(made)
         return made
+
+    def tune(self, region_id: str, **settings: float) -> None:
+        """Change a region's resilience settings (its guard and breaker read them per call)."""
+        guard = self.services.federation.regions[region_id].guard
+        guard.settings = dataclasses.replace(guard.settings, **settings)
+        guard.breaker.settings = guard.settings
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.metrics.registry.get_sample_value(name, labels or {}) or 0.0

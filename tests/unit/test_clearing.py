@@ -55,7 +55,7 @@ async def test_a_period_closes_once_it_has_ended_and_stays_frozen(hub: Harness) 
     person = hub.regions["sichuan-chongqing"].person(status=domain.CardStatus.NORMAL, insured=True)
     record = await hub.ledger.settlement_by_request("dev", "req-sichuan-chongqing")
     assert record is not None
-    await hub.services.settlements.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
+    await hub.services.reversals.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
 
     assert closed.state is PeriodState.CLOSED and closed.closed_at
     assert await hub.services.clearing.report(period) == closed  # frozen: the reversal went elsewhere

@@ -21,7 +21,7 @@ async def test_an_item_the_region_refuses_does_not_hold_back_the_others(hub: Har
     delivered = await hub.services.outbox.deliver_due()
 
     assert (delivered, hub.regions[YRD].corrected) == (2, {"r-2", "r-3"})
-    assert await hub.ledger.outbox_backlog() == (1, hub.clock() - 100)  # r-1 stays, for its own retry
+    assert await hub.ledger.outbox_backlog() == [(YRD, CORRECTION, 1, hub.clock() - 100)]  # r-1 stays, for its retry
     failed = {"kind": CORRECTION, "region": YRD, "result": "failed"}
     assert hub.metric("yikatong_outbox_deliveries_total", failed) == 1
 
@@ -34,7 +34,9 @@ async def test_an_unreachable_region_holds_its_later_items_for_the_next_round(hu
     delivered = await hub.services.outbox.deliver_due()
 
     assert (delivered, hub.regions[YRD].calls.count("correct_settlement")) == (0, attempts)
-    assert await hub.ledger.outbox_backlog() == (3, hub.clock() - 100)
+    assert await hub.ledger.outbox_backlog() == [(YRD, CORRECTION, 3, hub.clock() - 100)]
+    assert await hub.services.outbox.deliver_due() == 0  # the region is backed off as a whole: not even asked
+    assert hub.regions[YRD].calls.count("correct_settlement") == attempts
     hub.clock.advance(120)  # past the backoff
     assert await hub.services.outbox.deliver_due() == 3
-    assert await hub.ledger.outbox_backlog() == (0, None)
+    assert await hub.ledger.outbox_backlog() == []

@@ -182,11 +182,9 @@ async def test_a_reversal_is_booked_negative_once(hub: Harness) -> None:
     request, region = insured(hub)
     record = await hub.services.settlements.settle(hub.call(), request.credential, request)
 
-    reversed_ = await hub.services.settlements.reverse(
-        hub.call(), ReverseRequest("rev-1", record.settlement_id, "撤销")
-    )
+    reversed_ = await hub.services.reversals.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, "撤销"))
     with pytest.raises(SettlementNotSettled):
-        await hub.services.settlements.reverse(hub.call(), ReverseRequest("rev-2", record.settlement_id, "撤销"))
+        await hub.services.reversals.reverse(hub.call(), ReverseRequest("rev-2", record.settlement_id, "撤销"))
 
     fund = split_of(request).fund_pay_fen
     assert reversed_.state is SettlementState.REVERSED
@@ -199,29 +197,10 @@ async def test_a_reversal_whose_answer_was_lost_is_booked_from_the_regions_state
     record = await hub.services.settlements.settle(hub.call(), request.credential, request)
     region.fail("reverse_settlement", RegionTimeout(SICHUAN, "no answer"), after=True)
 
-    reversed_ = await hub.services.settlements.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
+    reversed_ = await hub.services.reversals.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
 
     assert reversed_.state is SettlementState.REVERSED
     assert region.settled_fund() == 0
-
-
-async def test_a_pending_settlement_left_by_a_crash_is_voided_at_start(hub: Harness) -> None:
-    request, region = insured(hub)
-    region.fail("settle", RegionTimeout(SICHUAN, "the hub died here"))
-    region.fail("settlement_outcome", RegionTimeout(SICHUAN, "the hub died here"))
-    held = region.hold("settlement_outcome")
-    settling = asyncio.create_task(hub.services.settlements.settle(hub.call(), request.credential, request))
-    await region.reached("settlement_outcome")
-    # The process dies here: nothing more of this call runs. A new process finds the PENDING row.
-    assert await states(hub) == [("req-1", "PENDING")]
-    voided = await hub.services.settlements.recover()
-
-    assert len(voided) == 1
-    assert await states(hub) == [("req-1", "CORRECTION_PENDING")]
-    settling.cancel()
-    held.set()
-    with pytest.raises(asyncio.CancelledError):
-        await settling
 
 
 async def test_a_voided_request_id_is_never_settled_again(hub: Harness) -> None:

@@ -284,7 +284,7 @@ class ReconcileRequest(_message.Message):
     fund_pay_fen: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconcileEntry]:
-        """Optional: the area's own entries; with them every differing settlement is named exactly."""
+        """Optional: the area's own entries, at most 10,000; with them every differing settlement is named exactly."""
 
     def __init__(
         self,

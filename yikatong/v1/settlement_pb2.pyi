@@ -111,6 +111,8 @@ class _SettlementStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Settl
     """Voided at the region by a correction; never booked."""
     SETTLEMENT_STATE_PENDING: _SettlementState.ValueType  # 5
     """Sent to the region, answer not yet received."""
+    SETTLEMENT_STATE_REVERSAL_PENDING: _SettlementState.ValueType  # 6
+    """A reversal is on its way to the region (its intent is in the ledger); REVERSED once the region confirms."""
 
 class SettlementState(_SettlementState, metaclass=_SettlementStateEnumTypeWrapper): ...
 
@@ -125,6 +127,8 @@ SETTLEMENT_STATE_CORRECTED: SettlementState.ValueType  # 4
 """Voided at the region by a correction; never booked."""
 SETTLEMENT_STATE_PENDING: SettlementState.ValueType  # 5
 """Sent to the region, answer not yet received."""
+SETTLEMENT_STATE_REVERSAL_PENDING: SettlementState.ValueType  # 6
+"""A reversal is on its way to the region (its intent is in the ledger); REVERSED once the region confirms."""
 Global___SettlementState: _TypeAlias = SettlementState  # noqa: Y015
 
 @_typing.final

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.masking import MaskingFilter
 from regions.config import ConfigError
 
 log = logging.getLogger("yikatong")
@@ -92,6 +93,21 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", type=Path, default=Path("var"))
     report.add_argument("--as", dest="participant", default=None, help="participant id (default: clearing)")
 
+    audit_cmd = sub.add_parser("audit", help="the audit chain of a hub's ledger").add_subparsers(
+        dest="audit_command", required=True
+    )
+    for name, text in (
+        ("verify", "recompute the chain and the signed checkpoints; name the first bad record"),
+        ("tail", "the last records, one line each"),
+        ("show", "the records of one settlement"),
+    ):
+        one = audit_cmd.add_parser(name, help=text)
+        one.add_argument("--data-dir", type=Path, default=Path("var"))
+        if name == "tail":
+            one.add_argument("-n", "--count", type=int, default=20)
+        if name == "show":
+            one.add_argument("--settlement", required=True, help="settlement id, e.g. stl-…")
+
     pki_cmd = sub.add_parser("pki", help="a development PKI: CA, hub and participant certificates").add_subparsers(
         dest="pki_command", required=True
     )
@@ -128,6 +144,8 @@ def _endpoints(data_dir: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())  # no personal number or name reaches a log, whoever logs it
     from gateway import commands
     from gateway.api import client
 
@@ -157,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "clearing":
             hub = client.HubEndpoint.load(args.data_dir, args.hub)
             return asyncio.run(client.clearing_report(hub, args.period, args.participant))
+        if args.command == "audit":
+            return _audit(args)
         if args.command == "pki":
             if args.pki_command == "init":
                 return commands.pki_init(args.dir, args.participants)
@@ -176,6 +196,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except client.EndpointsError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from gateway import evidence
+
+    try:
+        if args.audit_command == "verify":
+            return evidence.verify_chain(args.data_dir)
+        if args.audit_command == "tail":
+            return evidence.tail(args.data_dir, args.count)
+        return evidence.show_settlement(args.data_dir, args.settlement)
+    except FileNotFoundError as exc:
+        print(f"audit: {exc}", file=sys.stderr)
         return 2
 
 

@@ -72,7 +72,10 @@ class HubConfig:
         idempotency_lease_seconds: age after which an unfinished idempotency record may be taken over.
         ledger_busy_timeout_ms: how long a ledger statement waits for another process's lock on the file before
             the call is answered ``UNAVAILABLE`` / ``LEDGER_UNAVAILABLE``.
-        directory_key_file: key of the holder directory's keyed hash.
+        directory_key_file: key of the holder directory's keyed hash (also the audit chain's and the ledger's).
+        ledger_key_file: the key that seals (AES-GCM) the personal numbers the ledger must keep.
+        ledger_old_key_files: keys of earlier rotations, to open what they sealed.
+        audit_key_file: the hub's Ed25519 key that signs the audit chain's checkpoints.
         directory_ttl_seconds: how long a learned SSN → region entry is trusted.
         directory_max_entries: size bound of the directory cache.
         call_timeout_seconds: cap of one call to a region.
@@ -111,6 +114,9 @@ class HubConfig:
     idempotency_lease_seconds: float = 60.0
     ledger_busy_timeout_ms: int = 5000
     directory_key_file: Path = Path("var/directory.key")
+    ledger_key_file: Path = Path("var/ledger.key")
+    ledger_old_key_files: tuple[Path, ...] = ()
+    audit_key_file: Path = Path("var/audit.key")
     directory_ttl_seconds: float = 86400.0
     directory_max_entries: int = 200_000
     call_timeout_seconds: float = 3.0
@@ -139,6 +145,13 @@ class HubConfig:
         """A copy whose regions point at other back-end endpoints (e.g. sandboxes on free ports)."""
         regions = tuple(replace(r, endpoint=endpoints.get(r.region_id, r.endpoint)) for r in self.regions)
         return replace(self, regions=regions)
+
+
+def _strings(t: Table, key: str) -> list[str]:
+    values = t.data.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(t.path, t.prefix + key, values, "must be a list of strings")
+    return values
 
 
 def _port(t: Table, key: str, default: int) -> int:
@@ -201,6 +214,9 @@ def load_hub_config(
         idempotency_lease_seconds=ledger.positive("idempotency_lease_seconds", float, 60.0),
         ledger_busy_timeout_ms=ledger.positive("busy_timeout_ms", int, 5000),
         directory_key_file=data_dir / directory.get("key_file", str, "directory.key"),
+        ledger_key_file=data_dir / ledger.get("key_file", str, "ledger.key"),
+        ledger_old_key_files=tuple(data_dir / f for f in _strings(ledger, "old_key_files")),
+        audit_key_file=data_dir / ledger.get("audit_key_file", str, "audit.key"),
         directory_ttl_seconds=directory.positive("ttl_seconds", float, 86400.0),
         directory_max_entries=directory.positive("max_entries", int, 200_000),
         call_timeout_seconds=regions.positive("call_timeout_seconds", float, 3.0),

@@ -165,6 +165,7 @@ class Hub:
             log.warning("resolved %d settlements an earlier run left unanswered", resolved)
         self.services.outbox.start()
         self.services.sweeper.start()
+        self.services.auditor.start()
         self.port = await self.api.start(self.config.host, self.config.port)
 
     async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
@@ -175,6 +176,7 @@ class Hub:
         await self.api.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.services.sweeper.close()
         await self.services.outbox.close()
+        await self.services.auditor.close()  # the chain ends on a signed checkpoint
         await self.federation.close()
         await self.ledger.close()
         if self._admin:

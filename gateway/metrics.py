@@ -31,6 +31,8 @@ yikatong_stand_in_grants_total                  region, service_kind
 yikatong_card_events_total                      region, status
 yikatong_ecard_tokens_total                     outcome (accepted, or the refusal reason)
 yikatong_authz_decisions_total                  participant, grpc_method, decision (allowed, denied)
+yikatong_audit_records_total                    (none)
+yikatong_audit_last_checkpoint_age_seconds      (none)
 yikatong_ledger_commits_total                   (none)
 yikatong_ledger_writes_total                    (none)
 ==============================================  ======================================================
@@ -188,6 +190,16 @@ class Metrics:
             "yikatong_authz_decisions",
             "Authorization decisions by participant (ids from the participants file), method and decision.",
             ["participant", "grpc_method", "decision"],
+            registry=r,
+        )
+        self.audit_records = Counter(
+            "yikatong_audit_records",
+            "Records appended to the audit chain (as the auditor saw the head grow).",
+            registry=r,
+        )
+        self.audit_checkpoint_age = Gauge(
+            "yikatong_audit_last_checkpoint_age_seconds",
+            "Seconds since the last signed checkpoint of the audit chain.",
             registry=r,
         )
         self.ledger_commits = Counter(

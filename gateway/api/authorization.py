@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.api.interceptors import Context, Handler
-from gateway.errors import CallerNotAuthorized, CallerRateLimited, CallerUnknown
+from gateway.errors import CallerNotAuthorized, CallerOutOfScope, CallerRateLimited, CallerUnknown
 from gateway.metrics import Metrics
 from gateway.participants import DEV, Participant, Participants, RateLimit
 from gateway.pki import URI_PREFIX
+from gateway.services.audit import Auditor
 from gateway.services.call import Call
 
 _CARD = "/yikatong.v1.CardService/"
@@ -68,6 +69,22 @@ ROLE_METHODS: Mapping[str, frozenset[str]] = {
     "operator": frozenset({"/yikatong.v1.FederationService/ListRegions", _CLEARING + "GetClearingReport"}),
 }
 """Role → the RPCs it may call (DESIGN §10). Health and reflection are open to any authenticated caller."""
+
+WRITES = frozenset(
+    {
+        _AFFAIRS + "ApplyCard",
+        _AFFAIRS + "EnableSocialSecurity",
+        _AFFAIRS + "ReplaceCard",
+        _AFFAIRS + "ReportLoss",
+        _AFFAIRS + "CancelLossReport",
+        _SETTLE + "FileRemoteCare",
+        _SETTLE + "Settle",
+        _SETTLE + "ReverseSettlement",
+        _CLEARING + "CloseClearingPeriod",
+        "/yikatong.v1.RegionEventService/PublishCardEvent",
+    }
+)
+"""The RPCs that change state: a refusal of one by authorization or scope is recorded in the audit chain."""
 
 
 def may_call(participant: Participant, method: str) -> bool:
@@ -117,21 +134,29 @@ class IdentityInterceptor:
 
 
 class AuthorizationInterceptor:
-    """Refuses a method outside the caller's roles, and counts every decision."""
+    """Refuses a method outside the caller's roles and counts every decision; a write refused here or for its
+    scope (further in) is recorded in the audit chain."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self, metrics: Metrics, auditor: Auditor) -> None:
+        self.metrics, self.auditor = metrics, auditor
 
     def wrap(self, method: str, proceed: Handler) -> Handler:
         name = method.rsplit("/", 1)[-1]
         decisions = self.metrics.authz_decisions
+        write = method in WRITES
 
         async def authorize(request: Any, context: Context, call: Call) -> Any:
-            if not may_call(call.caller, method):
-                decisions.labels(call.caller.id, name, "denied").inc()
-                raise CallerNotAuthorized(call.caller.id, name)
-            decisions.labels(call.caller.id, name, "allowed").inc()
-            return await proceed(request, context, call)
+            try:
+                if not may_call(call.caller, method):
+                    decisions.labels(call.caller.id, name, "denied").inc()
+                    raise CallerNotAuthorized(call.caller.id, name)
+                decisions.labels(call.caller.id, name, "allowed").inc()
+                return await proceed(request, context, call)
+            except (CallerNotAuthorized, CallerOutOfScope) as refused:
+                if write:
+                    objects = {"field": refused.metadata.get("field", "")}
+                    await self.auditor.append(self.auditor.entry(call, "REFUSED", refused.reason, objects=objects))
+                raise
 
         return authorize
 

@@ -175,7 +175,7 @@ class ApiServer:
             AccessLogInterceptor(),
             ErrorInterceptor(),
             IdentityInterceptor(participants, secure=tls is not None),
-            AuthorizationInterceptor(metrics),
+            AuthorizationInterceptor(metrics, services.auditor),
             RateLimitInterceptor(),
         )
         self._handlers = [

@@ -208,7 +208,7 @@ class RegionEventServicer:
     async def PublishCardEvent(
         self, request: events_pb.PublishCardEventRequest, call: Call
     ) -> events_pb.PublishCardEventResponse:
-        self.resident.card_event(call, codec.decode_card_event(request.event, self.federation.region_of_province))
+        await self.resident.card_event(call, codec.decode_card_event(request.event, self.federation.region_of_province))
         return events_pb.PublishCardEventResponse(accepted=True)
 
 

@@ -48,6 +48,8 @@ class SettlementRecord:
     """One settlement row. ``split`` and ``period`` are set once SETTLED; money in fen.
 
     ``request_id`` is the settling participant's; ``region_request_id`` is the message id the region knows it by.
+    ``sealed_ssn`` is the person's SSN sealed with AES-GCM (``gateway.personal.Sealer``), never the number;
+    ``person_key`` a keyed hash of it.
     """
 
     settlement_id: str
@@ -55,7 +57,7 @@ class SettlementRecord:
     request_id: str
     region_request_id: str
     state: SettlementState
-    social_security_number: str
+    sealed_ssn: str
     insured_area: str
     treatment_area: str
     insured_region: str

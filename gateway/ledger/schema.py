@@ -241,4 +241,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_delivered ON outbox (delivered_at);
     CREATE INDEX idempotency_by_age ON idempotency (state, started_at);
     """,
+    # 6: evidence (issue 13). The audit chain and its signed checkpoints; the SSN a settlement keeps (to send a
+    # reversal) is sealed with AES-GCM, never in clear, so its column says so.
+    """
+    CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY,
+        at          REAL NOT NULL,
+        participant TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        objects     TEXT NOT NULL,
+        amounts     TEXT NOT NULL,
+        persons     TEXT NOT NULL,
+        prev        TEXT NOT NULL,
+        hash        TEXT NOT NULL
+    );
+    CREATE TABLE audit_checkpoints (
+        seq       INTEGER PRIMARY KEY,
+        head      TEXT NOT NULL,
+        at        REAL NOT NULL,
+        key_id    TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );
+    ALTER TABLE settlements RENAME COLUMN social_security_number TO sealed_ssn;
+    """,
 )

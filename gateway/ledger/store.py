@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from adapters.domain import Split
+from gateway.ledger import audit as audit_chain
 from gateway.ledger import clearing, idempotency, outbox, settlements, tokens
+from gateway.ledger.audit import AuditEntry, Checkpoint
 from gateway.ledger.records import (
     CORRECTION,
     REVERSAL,
@@ -38,7 +40,7 @@ class LedgerStore(Protocol):
 
     async def claim(self, key: RequestKey, fingerprint: str) -> ClaimResult: ...
 
-    async def complete(self, key: RequestKey, outcome: bytes) -> None: ...
+    async def complete(self, key: RequestKey, outcome: bytes, audit: AuditEntry | None = None) -> None: ...
 
     async def release(self, key: RequestKey) -> None: ...
 
@@ -48,33 +50,43 @@ class LedgerStore(Protocol):
 
     async def settlement_by_request(self, participant: str, request_id: str) -> SettlementRecord | None: ...
 
-    async def drop_pending(self, settlement_id: str) -> None: ...
+    async def drop_pending(self, settlement_id: str, audit: AuditEntry | None = None) -> None: ...
 
     async def book_settlement(
-        self, settlement_id: str, region_settlement_id: str, split: Split, now: float
+        self, settlement_id: str, region_settlement_id: str, split: Split, now: float, audit: AuditEntry | None = None
     ) -> SettlementRecord: ...
 
     async def begin_reversal(
-        self, settlement_id: str, reversal_request_id: str, reason: str, now: float
+        self, settlement_id: str, reversal_request_id: str, reason: str, now: float, audit: AuditEntry | None = None
     ) -> SettlementRecord: ...
 
-    async def cancel_reversal(self, settlement_id: str, now: float) -> SettlementRecord: ...
+    async def cancel_reversal(
+        self, settlement_id: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord: ...
 
-    async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord: ...
+    async def book_reversal(
+        self, settlement_id: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord: ...
 
-    async def queue_reversal(self, settlement_id: str, payload: str, now: float) -> SettlementRecord: ...
+    async def queue_reversal(
+        self, settlement_id: str, payload: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord: ...
 
-    async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord: ...
+    async def void_settlement(
+        self, settlement_id: str, reason: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord: ...
 
     async def unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]: ...
 
     async def owed_to_person(self, person_key: str, region: str) -> list[OutboxItem]: ...
 
-    async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None: ...
+    async def enqueue(
+        self, kind: str, key: str, region: str, payload: str, now: float, audit: AuditEntry | None = None
+    ) -> None: ...
 
     async def outbox_due(self, now: float, per_region: int) -> list[OutboxItem]: ...
 
-    async def outbox_delivered(self, item: OutboxItem, now: float) -> None: ...
+    async def outbox_delivered(self, item: OutboxItem, now: float, audit: AuditEntry | None = None) -> None: ...
 
     async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None: ...
 
@@ -88,9 +100,17 @@ class LedgerStore(Protocol):
 
     async def closed_report(self, period: str) -> str | None: ...
 
-    async def close_period(self, period: str, report: str, now: float) -> str: ...
+    async def close_period(self, period: str, report: str, now: float, audit: AuditEntry | None = None) -> str: ...
 
     async def use_token(self, token_id: str, expires_at: float, now: float) -> bool: ...
+
+    async def append_audit(self, entry: AuditEntry, now: float) -> None: ...
+
+    async def audit_head(self) -> tuple[int, str]: ...
+
+    async def last_checkpoint(self) -> Checkpoint | None: ...
+
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
 
 
 class Ledger:
@@ -134,8 +154,19 @@ class Ledger:
         now = self._clock()
         return await self._write(lambda db: idempotency.claim(db, key, fingerprint, now, self.lease_seconds))
 
-    async def complete(self, key: RequestKey, outcome: bytes) -> None:
-        await self._write(lambda db: idempotency.complete(db, key, outcome))
+    async def _audited(self, change: Callable[[Db], T], audit: AuditEntry | None, now: float | None = None) -> T:
+        """``change`` and, in the same transaction, its audit record."""
+
+        def audited(db: Db) -> T:
+            result = change(db)
+            if audit is not None:
+                audit_chain.append(db, audit, self._clock() if now is None else now)
+            return result
+
+        return await self._write(audited)
+
+    async def complete(self, key: RequestKey, outcome: bytes, audit: AuditEntry | None = None) -> None:
+        await self._audited(lambda db: idempotency.complete(db, key, outcome), audit)
 
     async def release(self, key: RequestKey) -> None:
         await self._write(lambda db: idempotency.release(db, key))
@@ -151,32 +182,40 @@ class Ledger:
     async def settlement_by_request(self, participant: str, request_id: str) -> SettlementRecord | None:
         return await self._read(lambda db: settlements.by_request(db, participant, request_id))
 
-    async def drop_pending(self, settlement_id: str) -> None:
-        await self._write(lambda db: settlements.drop_pending(db, settlement_id))
+    async def drop_pending(self, settlement_id: str, audit: AuditEntry | None = None) -> None:
+        await self._audited(lambda db: settlements.drop_pending(db, settlement_id), audit)
 
     async def book_settlement(
-        self, settlement_id: str, region_settlement_id: str, split: Split, now: float
+        self, settlement_id: str, region_settlement_id: str, split: Split, now: float, audit: AuditEntry | None = None
     ) -> SettlementRecord:
-        return await self._write(lambda db: settlements.book(db, settlement_id, region_settlement_id, split, now))
-
-    async def begin_reversal(
-        self, settlement_id: str, reversal_request_id: str, reason: str, now: float
-    ) -> SettlementRecord:
-        return await self._write(
-            lambda db: settlements.begin_reversal(db, settlement_id, reversal_request_id, reason, now)
+        return await self._audited(
+            lambda db: settlements.book(db, settlement_id, region_settlement_id, split, now), audit, now
         )
 
-    async def cancel_reversal(self, settlement_id: str, now: float) -> SettlementRecord:
-        return await self._write(lambda db: settlements.cancel_reversal(db, settlement_id, now))
+    async def begin_reversal(
+        self, settlement_id: str, reversal_request_id: str, reason: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord:
+        return await self._audited(
+            lambda db: settlements.begin_reversal(db, settlement_id, reversal_request_id, reason, now), audit, now
+        )
 
-    async def book_reversal(self, settlement_id: str, now: float) -> SettlementRecord:
-        return await self._write(lambda db: settlements.book_reversal(db, settlement_id, now))
+    async def cancel_reversal(
+        self, settlement_id: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord:
+        return await self._audited(lambda db: settlements.cancel_reversal(db, settlement_id, now), audit, now)
 
-    async def queue_reversal(self, settlement_id: str, payload: str, now: float) -> SettlementRecord:
-        return await self._write(lambda db: settlements.queue_reversal(db, settlement_id, payload, now))
+    async def book_reversal(self, settlement_id: str, now: float, audit: AuditEntry | None = None) -> SettlementRecord:
+        return await self._audited(lambda db: settlements.book_reversal(db, settlement_id, now), audit, now)
 
-    async def void_settlement(self, settlement_id: str, reason: str, now: float) -> SettlementRecord:
-        return await self._write(lambda db: settlements.void(db, settlement_id, reason, now))
+    async def queue_reversal(
+        self, settlement_id: str, payload: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord:
+        return await self._audited(lambda db: settlements.queue_reversal(db, settlement_id, payload, now), audit, now)
+
+    async def void_settlement(
+        self, settlement_id: str, reason: str, now: float, audit: AuditEntry | None = None
+    ) -> SettlementRecord:
+        return await self._audited(lambda db: settlements.void(db, settlement_id, reason, now), audit, now)
 
     async def unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]:
         return await self._read(lambda db: settlements.unresolved(db, changed_before, limit))
@@ -186,13 +225,15 @@ class Ledger:
 
     # --- the outbox --------------------------------------------------------------------------------------------
 
-    async def enqueue(self, kind: str, key: str, region: str, payload: str, now: float) -> None:
-        await self._write(lambda db: outbox.enqueue(db, kind, key, region, now, payload))
+    async def enqueue(
+        self, kind: str, key: str, region: str, payload: str, now: float, audit: AuditEntry | None = None
+    ) -> None:
+        await self._audited(lambda db: outbox.enqueue(db, kind, key, region, now, payload), audit, now)
 
     async def outbox_due(self, now: float, per_region: int) -> list[OutboxItem]:
         return await self._read(lambda db: outbox.due(db, now, per_region))
 
-    async def outbox_delivered(self, item: OutboxItem, now: float) -> None:
+    async def outbox_delivered(self, item: OutboxItem, now: float, audit: AuditEntry | None = None) -> None:
         """An item acknowledged, with what it settles: a correction makes its settlement CORRECTED, a reversal
         books its settlement REVERSED — in the same transaction."""
 
@@ -205,7 +246,7 @@ class Ledger:
                 if reversing is not None and reversing.state is SettlementState.REVERSING:
                     settlements.book_reversal(db, reversing.settlement_id, now)
 
-        await self._write(delivered)
+        await self._audited(delivered, audit, now)
 
     async def outbox_failed(self, item: OutboxItem, error: str, retry_at: float) -> None:
         await self._write(lambda db: outbox.failed(db, item, error, retry_at))
@@ -232,10 +273,24 @@ class Ledger:
     async def closed_report(self, period: str) -> str | None:
         return await self._read(lambda db: clearing.closed_report(db, period))
 
-    async def close_period(self, period: str, report: str, now: float) -> str:
-        return await self._write(lambda db: clearing.close_period(db, period, report, now))
+    async def close_period(self, period: str, report: str, now: float, audit: AuditEntry | None = None) -> str:
+        return await self._audited(lambda db: clearing.close_period(db, period, report, now), audit, now)
 
     # --- e-card tokens ---------------------------------------------------------------------------------------------
 
     async def use_token(self, token_id: str, expires_at: float, now: float) -> bool:
         return await self._write(lambda db: tokens.use_token(db, token_id, expires_at, now))
+
+    # --- the audit chain --------------------------------------------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry, now: float) -> None:
+        await self._write(lambda db: audit_chain.append(db, entry, now))
+
+    async def audit_head(self) -> tuple[int, str]:
+        return await self._read(audit_chain.head)
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        return await self._read(audit_chain.last_checkpoint)
+
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._write(lambda db: audit_chain.add_checkpoint(db, checkpoint))

@@ -15,11 +15,12 @@ from adapters.registry import AdapterRegistry
 from gateway.config import HubConfig
 from gateway.ledger import LedgerStore
 from gateway.metrics import Metrics
-from gateway.personal import KeyedHash
+from gateway.personal import KeyedHash, Sealer, load_key
 from gateway.services.affairs import CardAffairs
+from gateway.services.audit import Auditor, load_signing_key
 from gateway.services.cards import Cards
 from gateway.services.clearing import Clearing
-from gateway.services.directory import HolderDirectory, load_key
+from gateway.services.directory import HolderDirectory
 from gateway.services.ecard import TokenVerifier
 from gateway.services.federation import Federation
 from gateway.services.idempotency import Idempotency
@@ -47,6 +48,7 @@ class Services:
     resident: Resident
     outbox: Outbox
     sweeper: Sweeper
+    auditor: Auditor
 
 
 def assemble(
@@ -60,6 +62,8 @@ def assemble(
     """The services of a hub with this configuration, over this ledger and these adapters."""
     federation = Federation(config, registry, metrics)
     key = load_key(config.directory_key_file)  # keys the hashes of SSNs and card numbers the hub keeps
+    sealer = Sealer(load_key(config.ledger_key_file), [load_key(f) for f in config.ledger_old_key_files])
+    auditor = Auditor(ledger, load_signing_key(config.audit_key_file), KeyedHash(key), metrics, clock)
     directory = HolderDirectory(
         key,
         metrics,
@@ -76,8 +80,8 @@ def assemble(
         max_ttl_seconds=config.ecard_max_ttl_seconds,
     )
     cards = Cards(federation, directory, tokens, metrics)
-    idempotency = Idempotency(ledger)
-    outbox = Outbox(ledger, federation, metrics, clock)
+    idempotency = Idempotency(ledger, sealer, auditor)
+    outbox = Outbox(ledger, federation, metrics, sealer, auditor, clock)
     resident = Resident(
         cards,
         directory,
@@ -86,11 +90,12 @@ def assemble(
         ledger,
         outbox,
         metrics,
+        auditor,
         cache_seconds=config.status_cache_seconds,
         stand_in_seconds=config.stand_in_seconds,
         clock=clock,
     )
-    settlements = Settlements(cards, ledger, idempotency, outbox, metrics, KeyedHash(key), clock)
+    settlements = Settlements(cards, ledger, idempotency, outbox, metrics, auditor, sealer, clock)
     reversals = Reversals(settlements, ledger, idempotency, outbox, metrics, clock)
     sweeper = Sweeper(
         settlements,
@@ -109,8 +114,9 @@ def assemble(
         affairs=CardAffairs(cards, idempotency),
         settlements=settlements,
         reversals=reversals,
-        clearing=Clearing(ledger, idempotency, federation.region_of_province, clock),
+        clearing=Clearing(ledger, idempotency, auditor, federation.region_of_province, clock),
         resident=resident,
         outbox=outbox,
         sweeper=sweeper,
+        auditor=auditor,
     )

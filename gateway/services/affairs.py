@@ -41,7 +41,7 @@ class CardAffairs:
             sent = replace(request, request_id=call.message_id(request.request_id))
             return RegionApplication(await self.federation.region(region, call).apply_card(sent), region)
 
-        return await self.idempotency.run(call, "ApplyCard", request, produce, RegionApplication)
+        return await self.idempotency.run(call, "ApplyCard", request, produce, RegionApplication, audited=True)
 
     async def change(self, call: Call, card: PresentedCard, request: domain.ChangeCard) -> domain.Card:
         """Enable the social-security function, report a temporary loss, or cancel that report."""
@@ -65,7 +65,9 @@ class CardAffairs:
             sent = replace(request, request_id=call.message_id(request.request_id), credential=credential)
             return RegionApplication(await self.federation.region(region, call).replace_card(sent), region)
 
-        return await self.idempotency.run(call, "ReplaceCard", CardWrite(card, request), produce, RegionApplication)
+        return await self.idempotency.run(
+            call, "ReplaceCard", CardWrite(card, request), produce, RegionApplication, audited=True
+        )
 
     async def progress(self, call: Call, ssn: str, holder_name: str) -> RegionApplication:
         """制卡进度查询: the person's latest application at their region."""

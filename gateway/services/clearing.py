@@ -28,6 +28,7 @@ from gateway.domain import (
 from gateway.errors import CallerOutOfScope, PeriodNotClosable
 from gateway.ledger import LedgerStore
 from gateway.periods import period_end, stamp
+from gateway.services.audit import Auditor
 from gateway.services.call import Call
 from gateway.services.idempotency import Idempotency
 
@@ -60,6 +61,7 @@ class Clearing:
     Args:
         ledger: the bookings and closed periods.
         idempotency: runs each period close once per request id.
+        auditor: records each period closed.
         region_of: the region of a two-digit province code ("" when none).
         clock: wall time; a period may be closed once it has ended.
     """
@@ -68,10 +70,12 @@ class Clearing:
         self,
         ledger: LedgerStore,
         idempotency: Idempotency,
+        auditor: Auditor,
         region_of: Callable[[str], str],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ledger, self.idempotency, self.region_of, self.clock = ledger, idempotency, region_of, clock
+        self.auditor = auditor
 
     async def report(self, period: str) -> ClearingReport:
         """The frozen report of a closed period, or the running figures of an open one."""
@@ -90,7 +94,9 @@ class Clearing:
             totals = await self.ledger.clearing_totals(request.period)
             report = build_report(request.period, totals, self.region_of, PeriodState.CLOSED)
             frozen = canonical.encode(replace(report, closed_at=stamp(now))).decode()
-            return canonical.decode(ClearingReport, await self.ledger.close_period(request.period, frozen, now))
+            amounts = {"count": report.count, "fund_pay_fen": report.fund_pay_fen}
+            entry = self.auditor.entry(call, "OK", "CLOSED", objects={"period": request.period}, amounts=amounts)
+            return canonical.decode(ClearingReport, await self.ledger.close_period(request.period, frozen, now, entry))
 
         return await self.idempotency.run(call, "CloseClearingPeriod", request, produce, ClearingReport)
 

@@ -11,25 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 
 from adapters.errors import AdapterError, HolderNotFound, RegionUnavailable
 from gateway.errors import DirectoryBusy
 from gateway.metrics import Metrics
-
-
-def load_key(path: Path) -> bytes:
-    """The directory key, created (32 random bytes, owner-only) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(32))
-    return path.read_bytes()
 
 
 class HolderDirectory:

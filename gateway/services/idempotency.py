@@ -1,7 +1,8 @@
 """Idempotent writes (DESIGN §6): a request id with a fingerprint of the request, and its stored outcome.
 
-Keys are per participant (DESIGN §10): (participant, method, request id). The fingerprint is the SHA-256 of the
-canonical encoding (``gateway.canonical``) of the domain request without its request ids. Same id and same
+Keys are per participant (DESIGN §10): (participant, method, request id). The fingerprint is a keyed hash
+(HMAC-SHA256, ``gateway.personal``) of the canonical encoding (``gateway.canonical``) of the domain request
+without its request ids, and stored outcomes are sealed (AES-GCM): no personal number is kept in clear. Same id and same
 fingerprint replays the stored outcome; same id with another request is refused; the same id while the first
 call still runs is refused as in progress. Only definite outcomes are
 stored — an answer (its canonical encoding) or an error whose ``definite`` is set (a refusal, a voided
@@ -11,7 +12,6 @@ retry, with the same id, reaches the region again (which deduplicates on it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -20,6 +20,8 @@ from adapters.errors import IdempotencyKeyReused, YikatongError
 from gateway import canonical
 from gateway.errors import RequestInProgress, StoredRefusal, error_class
 from gateway.ledger import Claim, LedgerStore, RequestKey
+from gateway.personal import KeyedHash, Sealer
+from gateway.services.audit import Auditor
 from gateway.services.call import Call
 
 R = TypeVar("R")
@@ -32,9 +34,22 @@ class Request(Protocol):
     def request_id(self) -> str: ...
 
 
-def fingerprint(request: Request) -> str:
-    """SHA-256 of the request's canonical encoding without its ``request_id`` (at any depth)."""
-    return hashlib.sha256(canonical.encode(_without_ids(canonical.to_json(request)))).hexdigest()
+def fingerprint(request: Request, keyed: KeyedHash) -> str:
+    """The keyed hash of the request's canonical encoding without its ``request_id`` (at any depth)."""
+    return keyed(canonical.encode(_without_ids(canonical.to_json(request))).decode())
+
+
+PERSONAL = ("social_security_number", "card_number", "card_identification_code")
+
+
+def personal_numbers(value: Any) -> list[str]:
+    """Every personal number in a domain value's canonical JSON (for the audit chain, which keeps their hashes)."""
+    if isinstance(value, dict):
+        found = [str(value[k]) for k in PERSONAL if value.get(k)]
+        return found + [n for k, v in value.items() if k not in PERSONAL for n in personal_numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in personal_numbers(v)]
+    return []
 
 
 def _without_ids(value: Any) -> Any:
@@ -46,36 +61,53 @@ def _without_ids(value: Any) -> Any:
 
 
 class Idempotency:
-    """Runs writes at most once per (participant, method, request id)."""
+    """Runs writes at most once per (participant, method, request id).
 
-    def __init__(self, store: LedgerStore) -> None:
-        self.store = store
+    Args:
+        store: the ledger.
+        sealer: seals stored outcomes.
+        auditor: records the outcome of writes whose change is the region's alone (``audited``).
+    """
+
+    def __init__(self, store: LedgerStore, sealer: Sealer, auditor: Auditor) -> None:
+        self.store, self.sealer, self.auditor = store, sealer, auditor
 
     async def run(
-        self, call: Call, method: str, request: Request, produce: Callable[[], Awaitable[R]], answer: type[R]
+        self,
+        call: Call,
+        method: str,
+        request: Request,
+        produce: Callable[[], Awaitable[R]],
+        answer: type[R],
+        *,
+        audited: bool = False,
     ) -> R:
-        """``produce()`` once for the caller's request; replays and refusals per the module docstring."""
+        """``produce()`` once for the caller's request; replays and refusals per the module docstring. With
+        ``audited``, the outcome's audit record is appended with it (writes the hub keeps no other row of)."""
         request_id = request.request_id
         key = RequestKey(call.participant, method, request_id)
-        found = await self.store.claim(key, fingerprint(request))
+        found = await self.store.claim(key, fingerprint(request, self.auditor.persons))
         if found.claim is Claim.MISMATCH:
             raise IdempotencyKeyReused(request_id)
         if found.claim is Claim.IN_PROGRESS:
             raise RequestInProgress(request_id)
         if found.claim is Claim.REPLAY:
-            return _replay(found.outcome or b"{}", answer)
+            return _replay(self.sealer.open_bytes(found.outcome or b""), answer)
+        numbers = personal_numbers(canonical.to_json(request)) if audited else []
         try:
             outcome = await produce()
         except YikatongError as exc:
             if exc.definite:
-                await self.store.complete(key, _refusal(exc))
+                entry = self.auditor.entry(call, "REFUSED", exc.reason, numbers=numbers) if audited else None
+                await self.store.complete(key, self.sealer.seal_bytes(_refusal(exc)), entry)
             else:
                 await self.store.release(key)
             raise
         except BaseException:
             await self.store.release(key)
             raise
-        await self.store.complete(key, canonical.encode({"answer": outcome}))
+        entry = self.auditor.entry(call, "OK", "DONE", numbers=numbers) if audited else None
+        await self.store.complete(key, self.sealer.seal_bytes(canonical.encode({"answer": outcome})), entry)
         return outcome
 
 

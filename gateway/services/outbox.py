@@ -30,17 +30,15 @@ from adapters.domain import OutcomeState, Reversal, StandInAdvice
 from adapters.errors import InvalidArgument, SettlementNotSettled, YikatongError
 from gateway import canonical
 from gateway.ledger import ADVICE, CORRECTION, REVERSAL, LedgerStore, OutboxItem
+from gateway.masking import mask_text
 from gateway.metrics import Metrics
+from gateway.personal import Sealer
+from gateway.services.audit import Auditor
 from gateway.services.call import Call
 from gateway.services.federation import Federation, GuardedRegion
 
 log = logging.getLogger("yikatong.outbox")
 KINDS = (CORRECTION, REVERSAL, ADVICE)
-
-
-def encode_advice(advice: StandInAdvice) -> str:
-    """An advice as the outbox keeps it (canonical JSON)."""
-    return canonical.encode(advice).decode()
 
 
 class Outbox:
@@ -50,6 +48,8 @@ class Outbox:
         ledger: where the items live.
         federation: the regions to deliver to.
         metrics: outbox depth and age gauges, delivery counters.
+        sealer: seals payloads (they name cards and people).
+        auditor: records each delivery in the audit chain.
         clock: wall time.
         poll_seconds: how often due items are looked for when nothing wakes the worker.
         base_delay_seconds: first retry delay; doubles per attempt up to ``max_delay_seconds``, with jitter.
@@ -62,6 +62,8 @@ class Outbox:
         ledger: LedgerStore,
         federation: Federation,
         metrics: Metrics,
+        sealer: Sealer,
+        auditor: Auditor,
         clock: Callable[[], float] = time.time,
         *,
         poll_seconds: float = 1.0,
@@ -71,6 +73,7 @@ class Outbox:
         per_region: int = 50,
     ) -> None:
         self.ledger, self.federation, self.metrics, self.clock = ledger, federation, metrics, clock
+        self.sealer, self.auditor = sealer, auditor
         self.poll_seconds, self.call_seconds, self.per_region = poll_seconds, call_seconds, per_region
         self.base_delay_seconds, self.max_delay_seconds = base_delay_seconds, max_delay_seconds
         self._wake = asyncio.Event()
@@ -79,6 +82,10 @@ class Outbox:
         self._region_failures: dict[str, int] = {}
         self._region_retry_at: dict[str, float] = {}
         self._gauged: set[tuple[str, str]] = {(r, k) for r in federation.regions for k in KINDS}
+
+    def payload(self, value: Reversal | StandInAdvice) -> str:
+        """An item's payload as the outbox keeps it: the canonical JSON, sealed."""
+        return self.sealer.seal(canonical.encode(value).decode())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -147,18 +154,21 @@ class Outbox:
             if item.kind == CORRECTION:
                 await region.correct_settlement(item.key)
             elif item.kind == REVERSAL:
-                await _reverse(region, canonical.decode(Reversal, item.payload))
+                await _reverse(region, canonical.decode(Reversal, self.sealer.open(item.payload)))
             elif item.kind == ADVICE:
-                await region.send_stand_in_advice(canonical.decode(StandInAdvice, item.payload))
+                await region.send_stand_in_advice(canonical.decode(StandInAdvice, self.sealer.open(item.payload)))
             else:
                 raise InvalidArgument("outbox.kind", f"unknown kind {item.kind}")
         except YikatongError as exc:
-            await self.ledger.outbox_failed(item, str(exc), self.clock() + self._delay(item.attempts))
+            await self.ledger.outbox_failed(item, mask_text(str(exc)), self.clock() + self._delay(item.attempts))
             self.metrics.outbox_deliveries.labels(item.kind, item.region, "failed").inc()
             if item.attempts == 0:
-                log.warning("outbox %s to %s not delivered yet: %s", item.kind, item.region, exc)
+                log.warning("outbox %s to %s not delivered yet: %s", item.kind, item.region, mask_text(str(exc)))
             return exc
-        await self.ledger.outbox_delivered(item, self.clock())
+        entry = self.auditor.hub_entry(
+            f"Outbox/{item.kind}", item.key, "OK", "DELIVERED", objects={"region": item.region}
+        )
+        await self.ledger.outbox_delivered(item, self.clock(), entry)
         self.metrics.outbox_deliveries.labels(item.kind, item.region, "delivered").inc()
         return None
 

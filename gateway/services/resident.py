@@ -31,10 +31,11 @@ from gateway.errors import CallerOutOfScope
 from gateway.ledger import ADVICE, LedgerStore
 from gateway.metrics import Metrics
 from gateway.periods import stamp
+from gateway.services.audit import Auditor
 from gateway.services.call import Call
 from gateway.services.cards import Cards, status_refusal
 from gateway.services.directory import HolderDirectory
-from gateway.services.outbox import Outbox, encode_advice
+from gateway.services.outbox import Outbox
 from regions.agreements import Agreements
 
 
@@ -92,8 +93,9 @@ class Resident:
         agreements: returns the agreements in force (swapped whole on reload).
         cache: card statuses.
         ledger: where stand-in advices are queued.
-        outbox: woken when an advice is queued.
+        outbox: seals an advice's payload, and is woken when one is queued.
         metrics: status-cache lookups, stand-in grants.
+        auditor: records stand-in grants and card events.
         cache_seconds: how long a confirmed status answers without asking the region.
         stand_in_seconds: how old a confirmed NORMAL status may be to stand in on.
         clock: wall time.
@@ -108,6 +110,7 @@ class Resident:
         ledger: LedgerStore,
         outbox: Outbox,
         metrics: Metrics,
+        auditor: Auditor,
         *,
         cache_seconds: float,
         stand_in_seconds: float,
@@ -116,6 +119,7 @@ class Resident:
         self.cards, self.federation, self.directory = cards, cards.federation, directory
         self.agreements, self.cache, self.ledger, self.outbox, self.metrics = agreements, cache, ledger, outbox, metrics
         self.cache_seconds, self.stand_in_seconds, self.clock = cache_seconds, stand_in_seconds, clock
+        self.auditor = auditor
 
     async def authorize(
         self, call: Call, presented: PresentedCard, kind: domain.ServiceKind, venue_area: str
@@ -137,7 +141,7 @@ class Resident:
         try:
             record = (await self.cards.record(call, credential)).record
         except AdapterError:
-            stood_in = await self._stand_in(credential, kind, venue_area, region, local)
+            stood_in = await self._stand_in(call, credential, kind, venue_area, region, local)
             if stood_in is None:
                 raise
             return stood_in
@@ -145,7 +149,13 @@ class Resident:
         return _decide(record.card.status, region, local)
 
     async def _stand_in(
-        self, credential: domain.CardCredential, kind: domain.ServiceKind, venue_area: str, region: str, local: bool
+        self,
+        call: Call,
+        credential: domain.CardCredential,
+        kind: domain.ServiceKind,
+        venue_area: str,
+        region: str,
+        local: bool,
     ) -> Decision | None:
         seen = self.cache.get(credential, self.stand_in_seconds)
         if seen is None or seen.status is not domain.CardStatus.NORMAL:
@@ -160,13 +170,17 @@ class Resident:
             granted_at=stamp(now),
             status_confirmed_at=stamp(seen.confirmed_at),
         )
-        await self.ledger.enqueue(ADVICE, advice.advice_id, region, encode_advice(advice), now)
+        entry = self.auditor.entry(
+            call, "OK", "STAND_IN_GRANTED", objects={"region": region, "service_kind": kind.value},
+            numbers=(credential.card_number,),
+        )  # fmt: skip
+        await self.ledger.enqueue(ADVICE, advice.advice_id, region, self.outbox.payload(advice), now, entry)
         self.outbox.wake()
         self.metrics.stand_in_grants.labels(region, kind.value).inc()
         return Decision(True, "", region, domain.CardStatus.NORMAL, local, via_stand_in=True)
 
-    def card_event(self, call: Call, event: domain.CardEvent) -> None:
-        """A region published a card's status change: drop the cached status, learn who holds the card.
+    async def card_event(self, call: Call, event: domain.CardEvent) -> None:
+        """A region published a card's status change: drop the cached status, learn who holds the card, record it.
 
         Raises:
             CallerOutOfScope: the card is not one of the publishing region's own provinces.
@@ -177,6 +191,11 @@ class Resident:
         if event.social_security_number:
             self.directory.learn(event.social_security_number, event.region)
         self.metrics.card_events.labels(event.region, event.status.name).inc()
+        numbers = (event.card_number, event.social_security_number)
+        objects = {"region": event.region, "event_id": event.event_id}
+        await self.auditor.append(
+            self.auditor.entry(call, "OK", f"CARD_{event.status.name}", objects=objects, numbers=numbers)
+        )
 
 
 def _decide(status: domain.CardStatus, region: str, local: bool) -> Decision:

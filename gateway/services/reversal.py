@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 from adapters import domain
 from adapters.errors import SettlementNotSettled, YikatongError
-from gateway import canonical
 from gateway.domain import ReverseRequest
 from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, SettlementState
 from gateway.metrics import Metrics
+from gateway.services.audit import outcome_of
 from gateway.services.call import Call
 from gateway.services.idempotency import Idempotency
 from gateway.services.outbox import Outbox
@@ -73,42 +73,49 @@ class Reversals:
         if record.state is not SettlementState.REVERSING or record.reversal_request_id != message_id:
             if record.state is not SettlementState.SETTLED:
                 raise SettlementNotSettled(record.settlement_id, _shown(record.state))
+            entry = self.settlements.entry(call, record, "OK", "REVERSAL_REQUESTED", objects={"reversal": message_id})
             try:
                 record = await self.ledger.begin_reversal(
-                    record.settlement_id, message_id, request.reason, self.clock()
+                    record.settlement_id, message_id, request.reason, self.clock(), entry
                 )
             except LedgerConflict:  # another reversal won the race
                 current = await self.settlements.own(call, record.settlement_id)
                 raise SettlementNotSettled(record.settlement_id, _shown(current.state)) from None
-        reversal = _reversal(record)
+        reversal = self._reversal(record)
         try:
             await self.federation.region(record.insured_region, call).reverse_settlement(reversal)
         except SettlementNotSettled:
             return await self._region_says_not_settled(call, record)
         except YikatongError as exc:
             if not exc.may_have_reached:  # a refusal, or provably never sent
-                await self.ledger.cancel_reversal(record.settlement_id, self.clock())
+                entry = self.settlements.entry(call, record, outcome_of(exc), exc.reason)
+                await self.ledger.cancel_reversal(record.settlement_id, self.clock(), entry)
                 raise
             return await self.resolve(call, record)
         except asyncio.CancelledError:
-            await asyncio.shield(self._queue(record))
+            await asyncio.shield(self._queue(call, record))
             raise
-        return await self._booked(record)
+        return await self._booked(call, record)
 
     async def _region_says_not_settled(self, call: Call, record: SettlementRecord) -> SettlementRecord:
         """The region refused: either it reversed already (an earlier answer was lost) or it will not."""
         outcome = await self._outcome(call, record)
         if outcome is domain.OutcomeState.REVERSED:
-            return await self._booked(record)
-        await self.ledger.cancel_reversal(record.settlement_id, self.clock())
+            return await self._booked(call, record)
+        entry = self.settlements.entry(call, record, "REFUSED", "SETTLEMENT_NOT_SETTLED")
+        await self.ledger.cancel_reversal(record.settlement_id, self.clock(), entry)
         raise SettlementNotSettled(record.settlement_id, "not reversible at its region")
 
     async def resolve(self, call: Call, record: SettlementRecord) -> SettlementRecord:
         """A REVERSING settlement whose answer was lost: book it when the region has reversed it, else hand the
         reversal to the outbox. Returns the settlement as it now stands."""
         if await self._outcome(call, record) is domain.OutcomeState.REVERSED:
-            return await self._booked(record)
-        return await self._queue(record)
+            return await self._booked(call, record)
+        return await self._queue(call, record)
+
+    def _reversal(self, record: SettlementRecord) -> domain.Reversal:
+        ssn = self.settlements.sealer.open(record.sealed_ssn)
+        return domain.Reversal(record.reversal_request_id, record.region_request_id, ssn, record.reversal_reason)
 
     async def _outcome(self, call: Call, record: SettlementRecord) -> domain.OutcomeState | None:
         with contextlib.suppress(YikatongError):
@@ -116,30 +123,27 @@ class Reversals:
             return (await region.settlement_outcome(record.region_request_id)).state
         return None
 
-    async def _booked(self, record: SettlementRecord) -> SettlementRecord:
+    async def _booked(self, call: Call, record: SettlementRecord) -> SettlementRecord:
+        fund = -record.split.fund_pay_fen if record.split else 0
+        entry = self.settlements.entry(call, record, "OK", "REVERSED", {"fund_pay_fen": fund})
         try:
-            reversed_ = await self.ledger.book_reversal(record.settlement_id, self.clock())
+            reversed_ = await self.ledger.book_reversal(record.settlement_id, self.clock(), entry)
         except LedgerConflict:  # booked meanwhile (the outbox delivered it, or another path did)
             return _found(await self.ledger.settlement(record.settlement_id))
         treatment_region = self.federation.region_of_province(record.treatment_area[:2]) or "unfederated"
         self.metrics.settlements.labels(record.insured_region, treatment_region, "reversed").inc()
         return reversed_
 
-    async def _queue(self, record: SettlementRecord) -> SettlementRecord:
+    async def _queue(self, call: Call, record: SettlementRecord) -> SettlementRecord:
+        entry = self.settlements.entry(call, record, "OK", "REVERSAL_PENDING")
         try:
             queued = await self.ledger.queue_reversal(
-                record.settlement_id, canonical.encode(_reversal(record)).decode(), self.clock()
+                record.settlement_id, self.outbox.payload(self._reversal(record)), self.clock(), entry
             )
         except LedgerConflict:  # no longer REVERSING: settled either way meanwhile
             return _found(await self.ledger.settlement(record.settlement_id))
         self.outbox.wake()
         return queued
-
-
-def _reversal(record: SettlementRecord) -> domain.Reversal:
-    return domain.Reversal(
-        record.reversal_request_id, record.region_request_id, record.social_security_number, record.reversal_reason
-    )
 
 
 def _shown(state: SettlementState) -> str:

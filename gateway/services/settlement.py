@@ -38,8 +38,11 @@ from adapters.errors import RegionSplitInvalid, SettlementCorrected, SettlementN
 from gateway.domain import CardWrite, FiledCare, PresentedCard, PreSettled
 from gateway.errors import CallerOutOfScope, CorrectionPending, RequestInProgress, SettlementOutcomeUnknown
 from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, SettlementState
+from gateway.ledger.audit import AuditEntry
+from gateway.masking import mask_text
 from gateway.metrics import Metrics
-from gateway.personal import KeyedHash
+from gateway.personal import Sealer
+from gateway.services.audit import Auditor, outcome_of
 from gateway.services.call import Call
 from gateway.services.cards import Cards
 from gateway.services.idempotency import Idempotency
@@ -57,7 +60,8 @@ class Settlements:
         idempotency: runs each write once per request id.
         outbox: delivers corrections until the region acknowledges them.
         metrics: settlement counters.
-        person_key: the keyed hash a settlement names its person by.
+        auditor: describes every change for the audit chain; its keyed hash names a settlement's person.
+        sealer: seals the SSN a settlement keeps (a reversal sends it again).
         clock: wall time; decides the clearing period and booking day.
     """
 
@@ -68,11 +72,13 @@ class Settlements:
         idempotency: Idempotency,
         outbox: Outbox,
         metrics: Metrics,
-        person_key: KeyedHash,
+        auditor: Auditor,
+        sealer: Sealer,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cards, self.federation, self.ledger, self.idempotency = cards, cards.federation, ledger, idempotency
-        self.outbox, self.metrics, self.person_key, self.clock = outbox, metrics, person_key, clock
+        self.outbox, self.metrics, self.auditor, self.sealer, self.clock = outbox, metrics, auditor, sealer, clock
+        self.person_key = auditor.persons
         for insured, treatment, outcome in product(self.federation.regions, self.federation.regions, OUTCOMES):
             metrics.settlements.labels(insured, treatment, outcome)  # at 0, so the first event shows in rates
 
@@ -86,7 +92,9 @@ class Settlements:
             filed = await self.federation.region(region, call).file_remote_care(filing)
             return FiledCare(filed, region, insurance.insured_area)
 
-        return await self.idempotency.run(call, "FileRemoteCare", CardWrite(card, request), produce, FiledCare)
+        return await self.idempotency.run(
+            call, "FileRemoteCare", CardWrite(card, request), produce, FiledCare, audited=True
+        )
 
     async def pre_settle(self, call: Call, card: PresentedCard, bill: domain.Bill) -> PreSettled:
         """The split the insured place gives the bill now; nothing is booked."""
@@ -125,7 +133,7 @@ class Settlements:
             request_id=bill.request_id,
             region_request_id=message_id,
             state=SettlementState.PENDING,
-            social_security_number=credential.social_security_number,
+            sealed_ssn=self.sealer.seal(credential.social_security_number),
             insured_area=insurance.insured_area,
             treatment_area=bill.treatment_area,
             insured_region=region,
@@ -139,31 +147,32 @@ class Settlements:
         bill = replace(bill, request_id=message_id, credential=credential, insured_area=insurance.insured_area)
         await self.ledger.begin_settlement(record)
         try:
-            return await self._send(call, record, bill)
+            return await self._send(call, record, bill, credential.social_security_number)
         except LedgerConflict:  # the sweeper took the row over (the call outlived its lease): answer as it stands
             now = await self.ledger.settlement(record.settlement_id)
             if now is not None and now.state is SettlementState.SETTLED:
                 return now
             raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region) from None
 
-    async def _send(self, call: Call, record: SettlementRecord, bill: domain.Bill) -> SettlementRecord:
+    async def _send(self, call: Call, record: SettlementRecord, bill: domain.Bill, ssn: str) -> SettlementRecord:
         """Ask the region to settle a PENDING settlement, and book, drop or void it by the answer."""
         try:
             answer = await self.federation.region(record.insured_region, call).settle(bill)
         except YikatongError as exc:
             if not exc.may_have_reached:  # a refusal, or provably never sent: nothing happened at the region
-                await self.ledger.drop_pending(record.settlement_id)
+                entry = self.entry(call, record, outcome_of(exc), exc.reason)
+                await self.ledger.drop_pending(record.settlement_id, entry)
                 self.metrics.settlements.labels(*self._labels(record), "refused").inc()
                 raise
         except asyncio.CancelledError:
-            await asyncio.shield(self._abandon(record, "the caller cancelled before the region answered"))
+            await asyncio.shield(self._abandon(call, record, "the caller cancelled before the region answered"))
             raise
         else:
-            return await self._book(record, answer)
+            return await self._book(call, record, answer)
         try:
             settled = await self.resolve(call, record)
         except asyncio.CancelledError:
-            await asyncio.shield(self._abandon(record, "the caller cancelled while the outcome was asked"))
+            await asyncio.shield(self._abandon(call, record, "the caller cancelled while the outcome was asked"))
             raise
         if settled.state is not SettlementState.SETTLED:
             raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region)
@@ -185,30 +194,53 @@ class Settlements:
         except YikatongError:
             outcome = domain.SettlementOutcome(domain.OutcomeState.NOT_FOUND)
         if outcome.state is domain.OutcomeState.SETTLED and outcome.settlement is not None:
-            return await self._book(record, outcome.settlement)
-        return await self._void(record, f"outcome unknown (region said {outcome.state.value})")
+            return await self._book(call, record, outcome.settlement)
+        return await self._void(call, record, f"outcome unknown (region said {outcome.state.value})")
 
-    async def _book(self, record: SettlementRecord, answer: domain.RegionSettlement) -> SettlementRecord:
+    async def _book(self, call: Call, record: SettlementRecord, answer: domain.RegionSettlement) -> SettlementRecord:
         if broken := _violations(record.bill_total_fen, answer.split):
-            await self._void(record, "split breaks " + "; ".join(broken), outcome="split_invalid")
+            await self._void(call, record, "split breaks " + "; ".join(broken), outcome="split_invalid")
             raise RegionSplitInvalid(record.insured_region, broken)
+        entry = self.entry(call, record, "OK", "SETTLED", vars(answer.split))
         booked = await self.ledger.book_settlement(
-            record.settlement_id, answer.region_settlement_id, answer.split, self.clock()
+            record.settlement_id, answer.region_settlement_id, answer.split, self.clock(), entry
         )
         self.metrics.settlements.labels(*self._labels(record), "settled").inc()
         self.metrics.settlement_fund_pay.labels(*self._labels(record)).inc(answer.split.fund_pay_fen)
         return booked
 
-    async def _void(self, record: SettlementRecord, reason: str, outcome: str = "outcome_unknown") -> SettlementRecord:
-        voided = await self.ledger.void_settlement(record.settlement_id, reason, self.clock())
+    async def _void(
+        self, call: Call, record: SettlementRecord, reason: str, outcome: str = "outcome_unknown"
+    ) -> SettlementRecord:
+        entry = self.entry(call, record, "FAILED", outcome.upper(), objects={"void_reason": mask_text(reason)})
+        voided = await self.ledger.void_settlement(record.settlement_id, mask_text(reason), self.clock(), entry)
         self.metrics.settlements.labels(*self._labels(record), outcome).inc()
         self.outbox.wake()
         return voided
 
-    async def _abandon(self, record: SettlementRecord, reason: str) -> None:
+    async def _abandon(self, call: Call, record: SettlementRecord, reason: str) -> None:
         """Void a settlement its caller gave up on, unless it was settled or voided meanwhile."""
         with contextlib.suppress(LedgerConflict):
-            await self._void(record, reason)
+            await self._void(call, record, reason)
+
+    def entry(
+        self,
+        call: Call,
+        record: SettlementRecord,
+        outcome: str,
+        reason: str,
+        amounts: dict[str, int] | None = None,
+        objects: dict[str, str] | None = None,
+    ) -> AuditEntry:
+        """The audit entry of a change to a settlement (the person by the keyed hash it already has)."""
+        entry = self.auditor.entry(
+            call,
+            outcome,
+            reason,
+            objects={"settlement_id": record.settlement_id, "region": record.insured_region, **(objects or {})},
+            amounts=amounts,
+        )
+        return replace(entry, persons=(record.person_key,))
 
     def _labels(self, record: SettlementRecord) -> tuple[str, str]:
         return record.insured_region, self.federation.region_of_province(record.treatment_area[:2]) or "unfederated"

@@ -11,6 +11,7 @@ from adapters import domain
 from adapters.errors import CardNotFound, IdempotencyKeyReused, RegionUnavailable
 from gateway.api.status import code_of
 from gateway.errors import RequestInProgress, StoredRefusal
+from gateway.personal import KeyedHash
 from gateway.services.call import Call
 from gateway.services.idempotency import Idempotency, fingerprint
 from tests.unit.fakes import Harness
@@ -19,14 +20,22 @@ CALL = Call()
 APPLY = domain.ApplyCard("req-1", "110101199003070011", "张三", "110101")
 
 
-def test_the_fingerprint_ignores_the_request_id_and_nothing_else() -> None:
-    assert fingerprint(APPLY) == fingerprint(replace(APPLY, request_id="req-2"))
-    assert fingerprint(APPLY) != fingerprint(replace(APPLY, holder_name="李四"))
-    assert fingerprint(APPLY) != fingerprint(replace(APPLY, delivery=domain.Delivery.MAIL))
+KEYED = KeyedHash(b"k" * 32)
+
+
+def idempotency_of(hub: Harness) -> Idempotency:
+    return Idempotency(hub.ledger, hub.services.settlements.sealer, hub.services.auditor)
+
+
+def test_the_fingerprint_ignores_the_request_id_and_nothing_else_and_is_keyed() -> None:
+    assert fingerprint(APPLY, KEYED) == fingerprint(replace(APPLY, request_id="req-2"), KEYED)
+    assert fingerprint(APPLY, KEYED) != fingerprint(replace(APPLY, holder_name="李四"), KEYED)
+    assert fingerprint(APPLY, KEYED) != fingerprint(replace(APPLY, delivery=domain.Delivery.MAIL), KEYED)
+    assert fingerprint(APPLY, KEYED) != fingerprint(APPLY, KeyedHash(b"o" * 32))
 
 
 async def test_an_answer_is_replayed_as_the_same_domain_value(hub: Harness) -> None:
-    idempotency, produced = Idempotency(hub.ledger), []
+    idempotency, produced = idempotency_of(hub), []
 
     async def produce() -> domain.Application:
         produced.append(1)
@@ -45,7 +54,7 @@ async def test_an_answer_is_replayed_as_the_same_domain_value(hub: Harness) -> N
 
 
 async def test_a_refusal_is_replayed_with_its_own_status_code(hub: Harness) -> None:
-    idempotency = Idempotency(hub.ledger)
+    idempotency = idempotency_of(hub)
 
     async def refuse() -> domain.Application:
         raise CardNotFound("no such card", metadata={"card_number": "X00000019"})
@@ -60,7 +69,7 @@ async def test_a_refusal_is_replayed_with_its_own_status_code(hub: Harness) -> N
 
 
 async def test_a_failure_to_reach_the_region_releases_the_claim(hub: Harness) -> None:
-    idempotency, tries = Idempotency(hub.ledger), []
+    idempotency, tries = idempotency_of(hub), []
 
     async def flaky() -> domain.Application:
         tries.append(1)
@@ -76,7 +85,7 @@ async def test_a_failure_to_reach_the_region_releases_the_claim(hub: Harness) ->
 
 
 async def test_the_same_id_while_the_first_runs_is_in_progress(hub: Harness) -> None:
-    idempotency, started, release = Idempotency(hub.ledger), asyncio.Event(), asyncio.Event()
+    idempotency, started, release = idempotency_of(hub), asyncio.Event(), asyncio.Event()
 
     async def slow() -> domain.Application:
         started.set()

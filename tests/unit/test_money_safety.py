@@ -42,7 +42,7 @@ async def intent(hub: Harness, request: domain.Bill) -> SettlementRecord:
         request_id=request.request_id,
         region_request_id=request.request_id,
         state=SettlementState.PENDING,
-        social_security_number=p.social_security_number,
+        sealed_ssn=hub.services.settlements.sealer.seal(p.social_security_number),
         insured_area=p.issuing_area,
         treatment_area=request.treatment_area,
         insured_region=SC,

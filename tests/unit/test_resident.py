@@ -54,7 +54,7 @@ async def test_a_card_event_drops_the_cached_status_at_once(hub: Harness) -> Non
     await authorize(hub, card, HANGZHOU)
     hub.regions[YRD].statuses[card.card_number] = domain.CardStatus.TEMPORARILY_LOST
 
-    hub.services.resident.card_event(
+    await hub.services.resident.card_event(
         hub.call(),
         domain.CardEvent("ev-1", YRD, card.card_number, card.issuing_area, domain.CardStatus.TEMPORARILY_LOST),
     )

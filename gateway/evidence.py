@@ -1,0 +1,67 @@
+"""The audit chain read from a ledger file, for people (``yikatong audit tail|show``) and for proof
+(``yikatong audit verify``). Read-only: it may run beside a hub that is serving."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from gateway.config import load_hub_config
+from gateway.ledger import audit
+from gateway.ledger.audit import AuditRecord
+from gateway.periods import BEIJING
+from gateway.services.audit import load_signing_key, verify
+
+
+def _connect(data_dir: Path) -> sqlite3.Connection:
+    path = load_hub_config(data_dir=data_dir).ledger_path
+    if not path.exists():
+        raise FileNotFoundError(f"no ledger at {path}")
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def _all(db: sqlite3.Connection) -> Iterator[AuditRecord]:
+    after = 0
+    while batch := audit.records(db, after, 5000):
+        yield from batch
+        after = batch[-1].seq
+
+
+def verify_chain(data_dir: Path) -> int:
+    """Recompute the chain and check the checkpoints; 0 when it holds, 1 naming the first bad record."""
+    config = load_hub_config(data_dir=data_dir)
+    public = load_signing_key(config.audit_key_file).public_key()
+    with _connect(data_dir) as db:
+        checkpoints = audit.checkpoints(db)
+        verdict = verify(_all(db), checkpoints, public)
+    if verdict.bad_seq:
+        print(f"audit chain broken at record {verdict.bad_seq}: {verdict.problem}")
+        return 1
+    print(f"audit chain holds: {verdict.count} records, head {verdict.head}, {len(checkpoints)} signed checkpoints")
+    return 0
+
+
+def line(record: AuditRecord) -> str:
+    """One record as a person reads it."""
+    e = record.entry
+    at = dt.datetime.fromtimestamp(record.at, BEIJING).isoformat(timespec="seconds")
+    objects = " ".join(f"{k}={v}" for k, v in sorted(e.objects.items()))
+    amounts = " ".join(f"{k}={v}" for k, v in sorted(e.amounts.items()))
+    return f"{record.seq:>7} {at} {e.participant:<28} {e.method:<22} {e.outcome:<8} {e.reason:<26} {objects} {amounts}"
+
+
+def tail(data_dir: Path, count: int) -> int:
+    with _connect(data_dir) as db:
+        for record in audit.last(db, count):
+            print(line(record))
+    return 0
+
+
+def show_settlement(data_dir: Path, settlement_id: str) -> int:
+    with _connect(data_dir) as db:
+        found = audit.about(db, "settlement_id", settlement_id)
+    for record in found:
+        print(line(record))
+    return 0 if found else 1

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +135,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serve(main: Coroutine[Any, Any, int]) -> int:
+    """Run a server on uvloop where it is installed (a dependency on Linux; it takes some 10 % off each call),
+    else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writer thread as they are: formatting them is the writer's work, not the caller's."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+def _log_off_the_loop() -> None:
+    """Log lines are formatted, masked and written by one thread of their own, so the event loop only queues
+    them; no personal number or name reaches the log, whoever logs it."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    writer.addFilter(MaskingFilter())
+    listener = logging.handlers.QueueListener(records, writer)
+    listener.start()
+    atexit.register(listener.stop)
+    logging.basicConfig(level=logging.INFO, handlers=[_Enqueue(records)])
+
+
 def _endpoints(data_dir: Path) -> dict[str, Any]:
     path = data_dir / "endpoints.json"
     try:
@@ -143,20 +177,18 @@ def _endpoints(data_dir: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(MaskingFilter())  # no personal number or name reaches a log, whoever logs it
+    _log_off_the_loop()
     from gateway import commands
     from gateway.api import client
 
     try:
         if args.command == "up":
-            return asyncio.run(
+            return _serve(
                 commands.up(args.hub_port, args.admin_port, args.data_dir, not args.no_self_check, args.insecure)
             )
         if args.command == "serve":
             endpoints = dict(e.split("=", 1) for e in args.endpoint if "=" in e)
-            return asyncio.run(
+            return _serve(
                 commands.serve(
                     args.config,
                     args.data_dir,
@@ -183,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.pki_issue(args.dir, args.participant, args.participants)
         if args.sandbox_command == "serve":
             tls = (args.ca, args.cert, args.key) if args.ca and args.cert and args.key else None
-            return asyncio.run(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub, tls))
+            return _serve(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub, tls))
         if args.sandbox_command == "cards":
             return commands.print_cards(args.region, args.status, args.limit)
         if args.sandbox_command == "policy":

@@ -88,6 +88,8 @@ class MetricsInterceptor:
         labels = ("unary", service, name)
         m = self.metrics
         started, seconds = m.rpc_started.labels(*labels), m.rpc_seconds.labels(*labels)
+        handled: dict[str, Any] = {}  # the label children of this method, resolved once each
+        pairs: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
         async def handle(request: Any, context: Context, call: Call) -> Any:
             started.inc()
@@ -97,11 +99,18 @@ class MetricsInterceptor:
             finally:
                 took = time.perf_counter() - begun
                 code = call.code or "CANCELLED"
-                m.rpc_handled.labels(*labels, code).inc()
+                counter = handled.get(code) or handled.setdefault(code, m.rpc_handled.labels(*labels, code))
+                counter.inc()
                 seconds.observe(took)
-                pair = (name, call.region or "none", call.venue_region or "none")
-                m.pair_requests.labels(*pair, code).inc()
-                m.pair_seconds.labels(*pair).observe(took)
+                pair = (call.region or "none", call.venue_region or "none", code)
+                children = pairs.get(pair)
+                if children is None:
+                    children = pairs[pair] = (
+                        m.pair_requests.labels(name, *pair),
+                        m.pair_seconds.labels(name, pair[0], pair[1]),
+                    )
+                children[0].inc()
+                children[1].observe(took)
 
         return handle
 
@@ -122,6 +131,22 @@ class DeadlineInterceptor:
         return handle
 
 
+class AccessLine:
+    """One access-log line, made into JSON (and its error text masked) only when a handler writes it — on the
+    log writer's thread, off the event loop (``gateway.cli`` queues log records to a listener thread)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, object]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        fields = self.fields
+        if fields.get("error"):
+            fields = {**fields, "error": mask_text(str(fields["error"]))}
+        return json.dumps(fields, ensure_ascii=False)
+
+
 class AccessLogInterceptor:
     """One structured line per RPC; personal numbers masked."""
 
@@ -131,19 +156,20 @@ class AccessLogInterceptor:
             try:
                 return await proceed(request, context, call)
             finally:
-                line = {
-                    "method": method,
-                    "caller": call.participant,
-                    "caller_hint": call.caller_hint,
-                    "region": call.region,
-                    "code": call.code,
-                    "attempts": call.attempts,
-                    "duration_ms": round((time.perf_counter() - begun) * 1000, 2),
-                    "request_id": call.request_id,
-                }
-                if call.error:
-                    line["error"] = mask_text(call.error)
-                log.info(json.dumps(line, ensure_ascii=False))
+                if log.isEnabledFor(logging.INFO):
+                    fields: dict[str, object] = {
+                        "method": method,
+                        "caller": call.participant,
+                        "caller_hint": call.caller_hint,
+                        "region": call.region,
+                        "code": call.code,
+                        "attempts": call.attempts,
+                        "duration_ms": round((time.perf_counter() - begun) * 1000, 2),
+                        "request_id": call.request_id,
+                    }
+                    if call.error:
+                        fields["error"] = call.error
+                    log.info("%s", AccessLine(fields))
 
         return handle
 

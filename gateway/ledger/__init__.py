@@ -11,6 +11,7 @@ from gateway.ledger.records import (
     RequestKey,
     SettlementRecord,
     SettlementState,
+    Started,
 )
 from gateway.ledger.sqlite import SqliteLedger
 from gateway.ledger.store import Ledger, LedgerConflict, LedgerStore
@@ -30,4 +31,5 @@ __all__ = [
     "SettlementRecord",
     "SettlementState",
     "SqliteLedger",
+    "Started",
 ]

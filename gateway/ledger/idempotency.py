@@ -45,3 +45,11 @@ def release(db: Db, key: RequestKey) -> None:
 def prune(db: Db, finished_before: float) -> int:
     """Forget finished records older than that moment (their retries re-run; the regions deduplicate); how many."""
     return db.execute("DELETE FROM idempotency WHERE state = 'DONE' AND started_at < ?", (finished_before,)).rowcount
+
+
+def finished(db: Db, key: RequestKey, fingerprint: str) -> ClaimResult | None:
+    """What a finished request holds (REPLAY, or MISMATCH for another request); None when not finished. Read only."""
+    row = db.execute(f"SELECT fingerprint, state, outcome FROM idempotency WHERE {_KEY}", _key(key)).fetchone()
+    if row is None or row[1] != "DONE":
+        return None
+    return ClaimResult(Claim.REPLAY, bytes(row[2])) if row[0] == fingerprint else ClaimResult(Claim.MISMATCH)

@@ -32,6 +32,16 @@ class ClaimResult:
     outcome: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Started:
+    """What :meth:`LedgerStore.start_settlement` found: the claim, and when it is new, a settlement already made
+    under the request id, or what the region is owed for the person first (then nothing was begun)."""
+
+    claim: ClaimResult
+    existing: SettlementRecord | None = None
+    owed: tuple[OutboxItem, ...] = ()
+
+
 class SettlementState(enum.Enum):
     """Where a settlement stands in the hub's ledger."""
 

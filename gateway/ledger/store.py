@@ -21,14 +21,19 @@ from gateway.ledger.records import (
     CORRECTION,
     REVERSAL,
     Booking,
+    Claim,
     ClaimResult,
     OutboxItem,
     RequestKey,
     SettlementRecord,
     SettlementState,
+    Started,
 )
 from gateway.ledger.settlements import LedgerConflict
 from gateway.ledger.worker import ConnectionWorker, Db
+
+Completion = tuple[RequestKey, Callable[[SettlementRecord], bytes]]
+"""An idempotency record to complete in a booking's transaction: its key, and how to seal the answer."""
 
 __all__ = ["Ledger", "LedgerConflict", "LedgerStore"]
 
@@ -44,6 +49,10 @@ class LedgerStore(Protocol):
 
     async def release(self, key: RequestKey) -> None: ...
 
+    async def finished(self, key: RequestKey, fingerprint: str) -> ClaimResult | None: ...
+
+    async def start_settlement(self, key: RequestKey, fingerprint: str, record: SettlementRecord) -> Started: ...
+
     async def begin_settlement(self, record: SettlementRecord) -> None: ...
 
     async def settlement(self, settlement_id: str) -> SettlementRecord | None: ...
@@ -53,7 +62,13 @@ class LedgerStore(Protocol):
     async def drop_pending(self, settlement_id: str, audit: AuditEntry | None = None) -> None: ...
 
     async def book_settlement(
-        self, settlement_id: str, region_settlement_id: str, split: Split, now: float, audit: AuditEntry | None = None
+        self,
+        settlement_id: str,
+        region_settlement_id: str,
+        split: Split,
+        now: float,
+        audit: AuditEntry | None = None,
+        completes: Completion | None = None,
     ) -> SettlementRecord: ...
 
     async def begin_reversal(
@@ -171,6 +186,29 @@ class Ledger:
     async def release(self, key: RequestKey) -> None:
         await self._write(lambda db: idempotency.release(db, key))
 
+    async def finished(self, key: RequestKey, fingerprint: str) -> ClaimResult | None:
+        return await self._read(lambda db: idempotency.finished(db, key, fingerprint))
+
+    async def start_settlement(self, key: RequestKey, fingerprint: str, record: SettlementRecord) -> Started:
+        """Claim the request id and write the settlement's intent, in one transaction (module ``settlements``):
+        unless the claim is not new, a settlement exists under the id, or the person is owed something first."""
+        now = self._clock()
+
+        def start(db: Db) -> Started:
+            claim = idempotency.claim(db, key, fingerprint, now, self.lease_seconds)
+            if claim.claim is not Claim.NEW:
+                return Started(claim)
+            existing = settlements.by_request(db, key.participant, key.request_id)
+            if existing is not None:
+                return Started(claim, existing)
+            owed = settlements.owed_to_person(db, record.person_key, record.insured_region)
+            if owed:
+                return Started(claim, owed=tuple(owed))
+            settlements.begin(db, record)
+            return Started(claim)
+
+        return await self._write(start)
+
     # --- settlements -----------------------------------------------------------------------------------------
 
     async def begin_settlement(self, record: SettlementRecord) -> None:
@@ -186,11 +224,25 @@ class Ledger:
         await self._audited(lambda db: settlements.drop_pending(db, settlement_id), audit)
 
     async def book_settlement(
-        self, settlement_id: str, region_settlement_id: str, split: Split, now: float, audit: AuditEntry | None = None
+        self,
+        settlement_id: str,
+        region_settlement_id: str,
+        split: Split,
+        now: float,
+        audit: AuditEntry | None = None,
+        completes: Completion | None = None,
     ) -> SettlementRecord:
-        return await self._audited(
-            lambda db: settlements.book(db, settlement_id, region_settlement_id, split, now), audit, now
-        )
+        """PENDING → SETTLED with its clearing entry and, in the same transaction, the audit record and the
+        completion of the request's idempotency record (``completes``: its key, and how to seal the answer)."""
+
+        def book(db: Db) -> SettlementRecord:
+            record = settlements.book(db, settlement_id, region_settlement_id, split, now)
+            if completes is not None:
+                key, seal = completes
+                idempotency.complete(db, key, seal(record))
+            return record
+
+        return await self._audited(book, audit, now)
 
     async def begin_reversal(
         self, settlement_id: str, reversal_request_id: str, reason: str, now: float, audit: AuditEntry | None = None

@@ -19,7 +19,8 @@ from typing import Any, Protocol, TypeVar
 from adapters.errors import IdempotencyKeyReused, YikatongError
 from gateway import canonical
 from gateway.errors import RequestInProgress, StoredRefusal, error_class
-from gateway.ledger import Claim, LedgerStore, RequestKey
+from gateway.ledger import Claim, ClaimResult, LedgerStore, RequestKey
+from gateway.ledger.audit import AuditEntry
 from gateway.personal import KeyedHash, Sealer
 from gateway.services.audit import Auditor
 from gateway.services.call import Call
@@ -84,31 +85,53 @@ class Idempotency:
     ) -> R:
         """``produce()`` once for the caller's request; replays and refusals per the module docstring. With
         ``audited``, the outcome's audit record is appended with it (writes the hub keeps no other row of)."""
-        request_id = request.request_id
-        key = RequestKey(call.participant, method, request_id)
-        found = await self.store.claim(key, fingerprint(request, self.auditor.persons))
-        if found.claim is Claim.MISMATCH:
-            raise IdempotencyKeyReused(request_id)
-        if found.claim is Claim.IN_PROGRESS:
-            raise RequestInProgress(request_id)
-        if found.claim is Claim.REPLAY:
-            return _replay(self.sealer.open_bytes(found.outcome or b""), answer)
+        key, fingerprint_ = self.key(call, method, request)
+        found = await self.store.claim(key, fingerprint_)
+        if found.claim is not Claim.NEW:
+            return self.answer_of(key, found, answer)
         numbers = personal_numbers(canonical.to_json(request)) if audited else []
         try:
             outcome = await produce()
         except YikatongError as exc:
-            if exc.definite:
-                entry = self.auditor.entry(call, "REFUSED", exc.reason, numbers=numbers) if audited else None
-                await self.store.complete(key, self.sealer.seal_bytes(_refusal(exc)), entry)
-            else:
-                await self.store.release(key)
+            entry = self.auditor.entry(call, "REFUSED", exc.reason, numbers=numbers) if audited else None
+            await self.failed(key, exc, entry)
             raise
         except BaseException:
             await self.store.release(key)
             raise
         entry = self.auditor.entry(call, "OK", "DONE", numbers=numbers) if audited else None
-        await self.store.complete(key, self.sealer.seal_bytes(canonical.encode({"answer": outcome})), entry)
+        await self.store.complete(key, self.sealed(outcome), entry)
         return outcome
+
+    # --- the parts, for a write that claims and completes within its own ledger operations (settlement) -------
+
+    def key(self, call: Call, method: str, request: Request) -> tuple[RequestKey, str]:
+        """The request's idempotency key and fingerprint."""
+        return RequestKey(call.participant, method, request.request_id), fingerprint(request, self.auditor.persons)
+
+    def answer_of(self, key: RequestKey, found: ClaimResult, answer: type[R]) -> R:
+        """What a claim that is not new answers: the stored outcome replayed, or a refusal."""
+        if found.claim is Claim.MISMATCH:
+            raise IdempotencyKeyReused(key.request_id)
+        if found.claim is Claim.IN_PROGRESS:
+            raise RequestInProgress(key.request_id)
+        return _replay(self.sealer.open_bytes(found.outcome or b""), answer)
+
+    async def replayed(self, key: RequestKey, fingerprint_: str, answer: type[R]) -> R | None:
+        """The stored outcome of a finished request (read only; None when there is none to replay)."""
+        found = await self.store.finished(key, fingerprint_)
+        return None if found is None else self.answer_of(key, found, answer)
+
+    def sealed(self, outcome: object) -> bytes:
+        """An answer as its idempotency record keeps it."""
+        return self.sealer.seal_bytes(canonical.encode({"answer": outcome}))
+
+    async def failed(self, key: RequestKey, error: YikatongError, entry: AuditEntry | None = None) -> None:
+        """A claimed request ended with an error: a definite one is kept for replay, else the claim is released."""
+        if error.definite:
+            await self.store.complete(key, self.sealer.seal_bytes(_refusal(error)), entry)
+        else:
+            await self.store.release(key)
 
 
 def _refusal(refusal: YikatongError) -> bytes:

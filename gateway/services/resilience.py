@@ -30,7 +30,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -163,6 +163,8 @@ class RegionGuard:
         self.budget = RetryBudget(settings.retry_budget_ratio, settings.retry_budget_tokens)
         self.in_flight = 0
         metrics.circuit_state.labels(region).set(CIRCUIT_STATES["closed"])
+        self._in_flight_gauge = metrics.region_in_flight.labels(region)
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}  # (operation, outcome) → (counter, histogram)
 
     def _breaker_changed(self, state: str) -> None:
         self.metrics.circuit_state.labels(self.region).set(CIRCUIT_STATES[state])
@@ -180,7 +182,7 @@ class RegionGuard:
             self.metrics.region_requests.labels(self.region, operation, "bulkhead_full").inc()
             raise RegionBusy(self.region, f"{self.in_flight} calls in flight, the most allowed")
         self.in_flight += 1
-        self.metrics.region_in_flight.labels(self.region).inc()
+        self._in_flight_gauge.inc()
         self.budget.deposit()
         started = time.perf_counter()
         outcome = "ok"
@@ -203,9 +205,20 @@ class RegionGuard:
             raise
         finally:
             self.in_flight -= 1
-            self.metrics.region_in_flight.labels(self.region).dec()
-            self.metrics.region_requests.labels(self.region, operation, outcome).inc()
-            self.metrics.region_seconds.labels(self.region, operation).observe(time.perf_counter() - started)
+            self._in_flight_gauge.dec()
+            requests, seconds = self._metrics_of(operation, outcome)
+            requests.inc()
+            seconds.observe(time.perf_counter() - started)
+
+    def _metrics_of(self, operation: str, outcome: str) -> tuple[Any, Any]:
+        """The label children of a call's outcome, resolved once each."""
+        children = self._children.get((operation, outcome))
+        if children is None:
+            children = self._children[(operation, outcome)] = (
+                self.metrics.region_requests.labels(self.region, operation, outcome),
+                self.metrics.region_seconds.labels(self.region, operation),
+            )
+        return children
 
     def _may_retry(self, exc: BaseException, policy: RetryPolicy) -> bool:
         """Whether a failed attempt may be sent again; once the circuit has opened, the caller gets the

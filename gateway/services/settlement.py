@@ -35,9 +35,9 @@ from itertools import product
 
 from adapters import domain
 from adapters.errors import RegionSplitInvalid, SettlementCorrected, SettlementNotFound, YikatongError
-from gateway.domain import CardWrite, FiledCare, PresentedCard, PreSettled
+from gateway.domain import CardWrite, ECardToken, FiledCare, PresentedCard, PreSettled
 from gateway.errors import CallerOutOfScope, CorrectionPending, RequestInProgress, SettlementOutcomeUnknown
-from gateway.ledger import LedgerConflict, LedgerStore, SettlementRecord, SettlementState
+from gateway.ledger import Claim, LedgerConflict, LedgerStore, RequestKey, SettlementRecord, SettlementState
 from gateway.ledger.audit import AuditEntry
 from gateway.masking import mask_text
 from gateway.metrics import Metrics
@@ -110,31 +110,57 @@ class Settlements:
         return PreSettled(split, insurance.insured_area, region)
 
     async def settle(self, call: Call, card: PresentedCard, bill: domain.Bill) -> SettlementRecord:
-        """Settle a bill once per request id (the module docstring says how)."""
-        _check_venue(call, bill)
-        return await self.idempotency.run(
-            call, "Settle", CardWrite(card, bill), lambda: self._settle(call, card, bill), SettlementRecord
-        )
+        """Settle a bill once per request id (the module docstring says how).
 
-    async def _settle(self, call: Call, card: PresentedCard, bill: domain.Bill) -> SettlementRecord:
-        existing = await self.ledger.settlement_by_request(call.participant, bill.request_id)
-        if existing is not None:
-            return _settled_before(existing)
+        Two ledger transactions carry a settlement that goes well: the request id's claim with the settlement's
+        intent, and the booking with the idempotency record's answer (and each its audit record).
+        """
+        _check_venue(call, bill)
+        key, fingerprint = self.idempotency.key(call, "Settle", CardWrite(card, bill))
+        if isinstance(card, ECardToken):  # a retry answers from its record without presenting the used token again
+            replayed = await self.idempotency.replayed(key, fingerprint, SettlementRecord)
+            if replayed is not None:
+                return replayed
         self.federation.note_venue(call, bill.treatment_area)
         self.federation.region_for_area(bill.treatment_area)
         credential = await self.cards.credential(card)
         insurance, region = await self.cards.insurance(call, credential)
-        person = self.person_key(credential.social_security_number)
-        await self._deliver_owed(call, person, region)
-        message_id = call.message_id(bill.request_id)
-        record = SettlementRecord(
+        record = self._intent(call, bill, credential, insurance.insured_area, region)
+        started = await self.ledger.start_settlement(key, fingerprint, record)
+        if started.claim.claim is not Claim.NEW:
+            return self.idempotency.answer_of(key, started.claim, SettlementRecord)
+        bill = replace(
+            bill, request_id=record.region_request_id, credential=credential, insured_area=insurance.insured_area
+        )
+        try:
+            if started.existing is not None:
+                answer = _settled_before(started.existing)
+                await self.ledger.complete(key, self.idempotency.sealed(answer))
+                return answer
+            if started.owed:
+                if not await self.outbox.deliver_now(started.owed):
+                    raise CorrectionPending(region)
+                await self.ledger.begin_settlement(record)
+            return await self._send_once(call, record, bill, key)
+        except YikatongError as exc:
+            await self.idempotency.failed(key, exc)
+            raise
+        except BaseException:
+            await self.ledger.release(key)
+            raise
+
+    def _intent(
+        self, call: Call, bill: domain.Bill, credential: domain.CardCredential, insured_area: str, region: str
+    ) -> SettlementRecord:
+        """The PENDING row of a settlement, as it is written before the region is asked."""
+        return SettlementRecord(
             settlement_id=f"stl-{uuid.uuid4().hex}",
             participant=call.participant,
             request_id=bill.request_id,
-            region_request_id=message_id,
+            region_request_id=call.message_id(bill.request_id),
             state=SettlementState.PENDING,
             sealed_ssn=self.sealer.seal(credential.social_security_number),
-            insured_area=insurance.insured_area,
+            insured_area=insured_area,
             treatment_area=bill.treatment_area,
             insured_region=region,
             institution_id=bill.institution_id,
@@ -142,20 +168,23 @@ class Settlements:
             hospital_level=bill.hospital_level,
             created_at=self.clock(),
             bill_total_fen=_total(bill),
-            person_key=person,
+            person_key=self.person_key(credential.social_security_number),
         )
-        bill = replace(bill, request_id=message_id, credential=credential, insured_area=insurance.insured_area)
-        await self.ledger.begin_settlement(record)
+
+    async def _send_once(
+        self, call: Call, record: SettlementRecord, bill: domain.Bill, key: RequestKey
+    ) -> SettlementRecord:
         try:
-            return await self._send(call, record, bill, credential.social_security_number)
+            return await self._send(call, record, bill, key)
         except LedgerConflict:  # the sweeper took the row over (the call outlived its lease): answer as it stands
             now = await self.ledger.settlement(record.settlement_id)
             if now is not None and now.state is SettlementState.SETTLED:
+                await self.ledger.complete(key, self.idempotency.sealed(now))
                 return now
             raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region) from None
 
-    async def _send(self, call: Call, record: SettlementRecord, bill: domain.Bill, ssn: str) -> SettlementRecord:
-        """Ask the region to settle a PENDING settlement, and book, drop or void it by the answer."""
+    async def _send(self, call: Call, record: SettlementRecord, bill: domain.Bill, key: RequestKey) -> SettlementRecord:
+        """Ask the region to settle a PENDING settlement, and book (completing ``key``), drop or void it."""
         try:
             answer = await self.federation.region(record.insured_region, call).settle(bill)
         except YikatongError as exc:
@@ -168,9 +197,9 @@ class Settlements:
             await asyncio.shield(self._abandon(call, record, "the caller cancelled before the region answered"))
             raise
         else:
-            return await self._book(call, record, answer)
+            return await self._book(call, record, answer, key)
         try:
-            settled = await self.resolve(call, record)
+            settled = await self.resolve(call, record, key)
         except asyncio.CancelledError:
             await asyncio.shield(self._abandon(call, record, "the caller cancelled while the outcome was asked"))
             raise
@@ -178,15 +207,9 @@ class Settlements:
             raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region)
         return settled
 
-    async def _deliver_owed(self, call: Call, person: str, region: str) -> None:
-        """Deliver the corrections and reversals owed to the region for this person first."""
-        owed = await self.ledger.owed_to_person(person, region)
-        if owed and not await self.outbox.deliver_now(owed):
-            raise CorrectionPending(region)
-
-    async def resolve(self, call: Call, record: SettlementRecord) -> SettlementRecord:
-        """A PENDING settlement whose answer was lost: ask the region what became of it, then book it or void it
-        (a correction goes into the outbox). Returns the settlement as it now stands."""
+    async def resolve(self, call: Call, record: SettlementRecord, key: RequestKey | None = None) -> SettlementRecord:
+        """A PENDING settlement whose answer was lost: ask the region what became of it, then book it (completing
+        ``key``) or void it (a correction goes into the outbox). Returns the settlement as it now stands."""
         try:
             outcome = await self.federation.region(record.insured_region, call).settlement_outcome(
                 record.region_request_id
@@ -194,16 +217,19 @@ class Settlements:
         except YikatongError:
             outcome = domain.SettlementOutcome(domain.OutcomeState.NOT_FOUND)
         if outcome.state is domain.OutcomeState.SETTLED and outcome.settlement is not None:
-            return await self._book(call, record, outcome.settlement)
+            return await self._book(call, record, outcome.settlement, key)
         return await self._void(call, record, f"outcome unknown (region said {outcome.state.value})")
 
-    async def _book(self, call: Call, record: SettlementRecord, answer: domain.RegionSettlement) -> SettlementRecord:
+    async def _book(
+        self, call: Call, record: SettlementRecord, answer: domain.RegionSettlement, key: RequestKey | None = None
+    ) -> SettlementRecord:
         if broken := _violations(record.bill_total_fen, answer.split):
             await self._void(call, record, "split breaks " + "; ".join(broken), outcome="split_invalid")
             raise RegionSplitInvalid(record.insured_region, broken)
         entry = self.entry(call, record, "OK", "SETTLED", vars(answer.split))
+        completes = None if key is None else (key, self.idempotency.sealed)
         booked = await self.ledger.book_settlement(
-            record.settlement_id, answer.region_settlement_id, answer.split, self.clock(), entry
+            record.settlement_id, answer.region_settlement_id, answer.split, self.clock(), entry, completes
         )
         self.metrics.settlements.labels(*self._labels(record), "settled").inc()
         self.metrics.settlement_fund_pay.labels(*self._labels(record)).inc(answer.split.fund_pay_fen)

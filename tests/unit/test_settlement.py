@@ -212,3 +212,14 @@ async def test_a_voided_request_id_is_never_settled_again(hub: Harness) -> None:
 
     with pytest.raises(SettlementCorrected):
         await region.settle(request, timeout=1)
+
+
+async def test_a_settlement_takes_two_ledger_commits_the_intent_and_the_booking(hub: Harness) -> None:
+    request, region = insured(hub)
+    before = hub.ledger.worker.commits
+
+    await hub.services.settlements.settle(hub.call(), request.credential, request)
+
+    assert hub.ledger.worker.commits - before == 2  # claim + intent, then booking + answer (+ their audit records)
+    rows = await hub.ledger.worker.run(lambda db: db.execute("SELECT reason FROM audit").fetchall(), write=False)
+    assert [r[0] for r in rows] == ["SETTLED"]

@@ -68,7 +68,8 @@ class HubConfig:
             that load balancers stop sending before the port closes.
         shutdown_grace_seconds: on shutdown, how long in-flight calls may take to finish.
         data_dir: folder for the ledger and the directory key.
-        ledger_path: the SQLite ledger file.
+        ledger_path: the SQLite ledger file (the embedded store, the default for one process).
+        ledger_url: a PostgreSQL URL (``postgresql://…``) for a ledger several replicas share; "" for SQLite.
         idempotency_lease_seconds: age after which an unfinished idempotency record may be taken over.
         ledger_busy_timeout_ms: how long a ledger statement waits for another process's lock on the file before
             the call is answered ``UNAVAILABLE`` / ``LEDGER_UNAVAILABLE``.
@@ -111,6 +112,7 @@ class HubConfig:
     shutdown_grace_seconds: float = 10.0
     data_dir: Path = Path("var")
     ledger_path: Path = Path("var/ledger.sqlite3")
+    ledger_url: str = ""
     idempotency_lease_seconds: float = 60.0
     ledger_busy_timeout_ms: int = 5000
     directory_key_file: Path = Path("var/directory.key")
@@ -145,6 +147,27 @@ class HubConfig:
         """A copy whose regions point at other back-end endpoints (e.g. sandboxes on free ports)."""
         regions = tuple(replace(r, endpoint=endpoints.get(r.region_id, r.endpoint)) for r in self.regions)
         return replace(self, regions=regions)
+
+
+def _ledger_url(t: Table) -> str:
+    url = t.get("url", str, "")
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(t.path, t.prefix + "url", url, "must be a postgresql:// URL (SQLite is the [ledger] path)")
+    return url
+
+
+def with_ledger(config: HubConfig, url: str) -> HubConfig:
+    """A copy using the ledger at ``url``: ``sqlite:///path`` (relative) or ``sqlite:////abs`` (absolute), or a
+    ``postgresql://`` URL.
+
+    Raises:
+        ConfigError: the URL is neither.
+    """
+    if url.startswith("sqlite:///"):
+        return replace(config, ledger_path=Path(url.removeprefix("sqlite:///")), ledger_url="")
+    if url.startswith(("postgresql://", "postgres://")):
+        return replace(config, ledger_url=url)
+    raise ConfigError("--ledger", "ledger", url, "must be sqlite:///PATH or postgresql://…")
 
 
 def _strings(t: Table, key: str) -> list[str]:
@@ -211,6 +234,7 @@ def load_hub_config(
         shutdown_grace_seconds=server.positive("shutdown_grace_seconds", float, 10.0),
         data_dir=data_dir,
         ledger_path=data_dir / ledger.get("path", str, "ledger.sqlite3"),
+        ledger_url=_ledger_url(ledger),
         idempotency_lease_seconds=ledger.positive("idempotency_lease_seconds", float, 60.0),
         ledger_busy_timeout_ms=ledger.positive("busy_timeout_ms", int, 5000),
         directory_key_file=data_dir / directory.get("key_file", str, "directory.key"),

@@ -21,7 +21,8 @@ from adapters.registry import AdapterRegistry
 from gateway.admin import admin_app, start_admin
 from gateway.api.server import ApiServer
 from gateway.config import HubConfig, is_loopback
-from gateway.ledger import SqliteLedger
+from gateway.ledger import Ledger, SqliteLedger
+from gateway.ledger.postgres import PostgresLedger
 from gateway.metrics import Metrics
 from gateway.participants import load_participants
 from gateway.services import assemble
@@ -87,13 +88,22 @@ class Hub:
         self.metrics = metrics or Metrics()
         self.clock = HubClock()
         now = clock or self.clock.now
-        self.ledger = SqliteLedger(
-            config.ledger_path,
-            lease_seconds=config.idempotency_lease_seconds,
-            clock=now,
-            busy_timeout_ms=config.ledger_busy_timeout_ms,
-            on_commit=self.metrics.ledger_commit,
-        )
+        self.ledger: Ledger
+        if config.ledger_url:
+            self.ledger = PostgresLedger(
+                config.ledger_url,
+                lease_seconds=config.idempotency_lease_seconds,
+                clock=now,
+                on_commit=self.metrics.ledger_commit,
+            )
+        else:
+            self.ledger = SqliteLedger(
+                config.ledger_path,
+                lease_seconds=config.idempotency_lease_seconds,
+                clock=now,
+                busy_timeout_ms=config.ledger_busy_timeout_ms,
+                on_commit=self.metrics.ledger_commit,
+            )
         self.agreements_file = config.agreements_file
         self._agreements = load_agreements(self.agreements_file, config.regions)
         self.participants = load_participants(config.participants_file)
@@ -160,7 +170,9 @@ class Hub:
         )
         await self.ledger.open()
         await self.federation.start()
-        resolved = await self.services.sweeper.sweep(everything=True)  # no call of an earlier run is still going
+        # With one process on its own ledger, no call of an earlier run is still going: every unresolved row is
+        # swept now. Replicas share theirs: only rows past their lease are (another replica may be on the others).
+        resolved = await self.services.sweeper.sweep(everything=not self.ledger.shared)
         if resolved:
             log.warning("resolved %d settlements an earlier run left unanswered", resolved)
         self.services.outbox.start()

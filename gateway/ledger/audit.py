@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import canonical
-from gateway.ledger.worker import Db
+from gateway.ledger.worker import Db, serialize
 
 GENESIS = "0" * 64
 
@@ -78,7 +78,9 @@ def head(db: Db) -> tuple[int, str]:
 
 
 def append(db: Db, entry: AuditEntry, now: float) -> AuditRecord:
-    """Add a record after the head, in the caller's transaction."""
+    """Add a record after the head, in the caller's transaction; replicas append in one serial order (the
+    transaction holds the chain's lock until it commits)."""
+    serialize(db, "audit")
     seq, prev = head(db)
     seq += 1
     digest = record_hash(seq, now, entry, prev)

@@ -4,7 +4,7 @@ fingerprint and its outcome."""
 from __future__ import annotations
 
 from gateway.ledger.records import Claim, ClaimResult, RequestKey
-from gateway.ledger.worker import Db
+from gateway.ledger.worker import Db, locking
 
 _KEY = "participant = ? AND method = ? AND request_id = ?"
 
@@ -14,15 +14,21 @@ def _key(key: RequestKey) -> tuple[str, str, str]:
 
 
 def claim(db: Db, key: RequestKey, fingerprint: str, now: float, lease_seconds: float) -> ClaimResult:
-    """Claim a request id, or say what it holds; an IN_PROGRESS claim older than the lease is taken over."""
-    row = db.execute(
-        f"SELECT fingerprint, state, started_at, outcome FROM idempotency WHERE {_KEY}", _key(key)
-    ).fetchone()
-    if row is None:
-        db.execute(
-            "INSERT INTO idempotency VALUES (?, ?, ?, ?, 'IN_PROGRESS', ?, NULL)", (*_key(key), fingerprint, now)
-        )
+    """Claim a request id, or say what it holds; an IN_PROGRESS claim older than the lease is taken over.
+
+    The insert decides on the unique key, so of concurrent claims — from any replica — exactly one is NEW.
+    """
+    inserted = db.execute(
+        "INSERT INTO idempotency VALUES (?, ?, ?, ?, 'IN_PROGRESS', ?, NULL) "
+        "ON CONFLICT (participant, method, request_id) DO NOTHING",
+        (*_key(key), fingerprint, now),
+    ).rowcount
+    if inserted:
         return ClaimResult(Claim.NEW)
+    row = db.execute(
+        f"SELECT fingerprint, state, started_at, outcome FROM idempotency WHERE {_KEY}{locking(db)}",
+        _key(key),
+    ).fetchone()
     stored_fingerprint, state, started_at, outcome = row
     if stored_fingerprint != fingerprint:
         return ClaimResult(Claim.MISMATCH)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.ledger.records import PRIORITY, OutboxItem
-from gateway.ledger.worker import Db
+from gateway.ledger.worker import Db, locking
 
 _ITEM = "kind, item_key, region, payload, created_at, attempts"
 
@@ -17,17 +17,28 @@ def enqueue(db: Db, kind: str, key: str, region: str, now: float, payload: str =
     )
 
 
-def due(db: Db, now: float, per_region: int) -> list[OutboxItem]:
-    """Up to ``per_region`` due items of each region, money (corrections, reversals) before advices, oldest first;
-    so one region's backlog never takes another's turn."""
-    rows = db.execute(
-        f"SELECT {_ITEM} FROM (SELECT {_ITEM}, priority, next_attempt_at, ROW_NUMBER() OVER "
-        "(PARTITION BY region ORDER BY priority, next_attempt_at) AS place FROM outbox "
-        "WHERE delivered_at IS NULL AND next_attempt_at <= ?) AS due WHERE place <= ? "
-        "ORDER BY region, priority, next_attempt_at",
-        (now, per_region),
-    ).fetchall()
-    return [OutboxItem(*row) for row in rows]
+_DUE = "delivered_at IS NULL AND next_attempt_at <= ? AND claim_until <= ?"
+
+
+def claim_due(db: Db, now: float, per_region: int, replica: str, lease_seconds: float) -> list[OutboxItem]:
+    """Claim for ``replica`` up to ``per_region`` due items of each region — money (corrections, reversals) before
+    advices, oldest first — so one region's backlog never takes another's turn. An item claimed by another replica
+    is not due until that replica's lease is over; rows another transaction holds are passed over."""
+    regions = db.execute(f"SELECT DISTINCT region FROM outbox WHERE {_DUE}", (now, now)).fetchall()
+    claimed: list[OutboxItem] = []
+    for (region,) in sorted(regions):
+        rows = db.execute(
+            f"SELECT {_ITEM} FROM outbox WHERE region = ? AND {_DUE} ORDER BY priority, next_attempt_at LIMIT ?"
+            f"{locking(db, skip=True)}",
+            (region, now, now, per_region),
+        ).fetchall()
+        for row in rows:
+            db.execute(
+                "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE kind = ? AND item_key = ?",
+                (replica, now + lease_seconds, row[0], row[1]),
+            )
+            claimed.append(OutboxItem(*row))
+    return claimed
 
 
 def get(db: Db, kind: str, key: str) -> OutboxItem | None:
@@ -37,14 +48,14 @@ def get(db: Db, kind: str, key: str) -> OutboxItem | None:
 
 def delivered(db: Db, item: OutboxItem, now: float) -> None:
     db.execute(
-        "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE kind = ? AND item_key = ?",
+        "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claim_until = 0 WHERE kind = ? AND item_key = ?",
         (now, item.kind, item.key),
     )
 
 
 def failed(db: Db, item: OutboxItem, error: str, retry_at: float) -> None:
     db.execute(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claim_until = 0 "
         "WHERE kind = ? AND item_key = ?",
         (error[:500], retry_at, item.kind, item.key),
     )

@@ -87,6 +87,7 @@ class SettlementRecord:
     reversal_request_id: str = ""
     reversal_reason: str = ""
     updated_at: float = 0.0
+    leased_by: str = ""
 
 
 @dataclass(frozen=True)

@@ -267,4 +267,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE settlements RENAME COLUMN social_security_number TO sealed_ssn;
     """,
+    # 7: several replicas (issue 15). Outbox items and unresolved settlements are claimed for a while by the replica
+    # that works on them (its name and the end of its lease), so that no two replicas deliver or resolve the same
+    # one, and a dead replica's work is taken over once its lease is over.
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN claim_until REAL NOT NULL DEFAULT 0;
+    ALTER TABLE settlements ADD COLUMN leased_by TEXT NOT NULL DEFAULT '';
+    """,
 )

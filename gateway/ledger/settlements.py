@@ -23,7 +23,7 @@ from adapters.domain import Split, VisitType
 from gateway.ledger import outbox
 from gateway.ledger.clearing import add_to_totals, open_period
 from gateway.ledger.records import CORRECTION, REVERSAL, OutboxItem, SettlementRecord, SettlementState
-from gateway.ledger.worker import Db
+from gateway.ledger.worker import Db, locking
 from gateway.periods import day_of
 
 _FIELDS = [f.name for f in dataclasses.fields(SettlementRecord)]
@@ -184,15 +184,23 @@ def by_reversal(db: Db, reversal_request_id: str) -> SettlementRecord | None:
     return _one(db, "reversal_request_id = ? AND reversal_request_id != ''", reversal_request_id)
 
 
-def unresolved(db: Db, changed_before: float, limit: int) -> list[SettlementRecord]:
-    """PENDING rows, and REVERSING rows whose reversal is not in the outbox, unchanged since ``changed_before``."""
+def claim_unresolved(db: Db, changed_before: float, limit: int, replica: str, now: float) -> list[SettlementRecord]:
+    """Claim for ``replica`` the PENDING rows, and REVERSING rows whose reversal is not in the outbox, unchanged
+    since ``changed_before``: each is leased to it (``leased_by``, ``updated_at`` now), so no other replica takes
+    it before the lease is over again."""
     rows = db.execute(
         f"SELECT {_COLUMNS} FROM settlements WHERE state IN (?, ?) AND updated_at < ? "
         "AND NOT EXISTS (SELECT 1 FROM outbox WHERE kind = ? AND item_key = settlements.reversal_request_id "
-        "AND delivered_at IS NULL) ORDER BY updated_at LIMIT ?",
+        f"AND delivered_at IS NULL) ORDER BY updated_at LIMIT ?{locking(db, skip=True)}",
         (*_UNRESOLVED, changed_before, REVERSAL, limit),
     ).fetchall()
-    return [_record(row) for row in rows]
+    claimed = [_record(row) for row in rows]
+    for record in claimed:
+        db.execute(
+            "UPDATE settlements SET leased_by = ?, updated_at = ? WHERE settlement_id = ?",
+            (replica, now, record.settlement_id),
+        )
+    return claimed
 
 
 def owed_to_person(db: Db, person_key: str, region: str) -> list[OutboxItem]:

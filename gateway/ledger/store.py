@@ -9,6 +9,8 @@ connects (``gateway.ledger.sqlite``).
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -91,7 +93,7 @@ class LedgerStore(Protocol):
         self, settlement_id: str, reason: str, now: float, audit: AuditEntry | None = None
     ) -> SettlementRecord: ...
 
-    async def unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]: ...
+    async def claim_unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]: ...
 
     async def owed_to_person(self, person_key: str, region: str) -> list[OutboxItem]: ...
 
@@ -99,7 +101,7 @@ class LedgerStore(Protocol):
         self, kind: str, key: str, region: str, payload: str, now: float, audit: AuditEntry | None = None
     ) -> None: ...
 
-    async def outbox_due(self, now: float, per_region: int) -> list[OutboxItem]: ...
+    async def claim_outbox(self, now: float, per_region: int) -> list[OutboxItem]: ...
 
     async def outbox_delivered(self, item: OutboxItem, now: float, audit: AuditEntry | None = None) -> None: ...
 
@@ -136,12 +138,24 @@ class Ledger:
         lease_seconds: an IN_PROGRESS idempotency record older than this is taken over by the next claim (the
             first owner crashed); the region deduplicates on the same id, so sending again is safe.
         clock: wall clock, injectable for tests.
+        replica: the name this process's claims go by (outbox items, unresolved settlements).
+        outbox_lease_seconds: how long an outbox item claimed by a replica is its own.
+        shared: whether other processes (replicas) use the same store.
     """
 
     def __init__(
-        self, worker: ConnectionWorker, *, lease_seconds: float = 60.0, clock: Callable[[], float] = time.time
+        self,
+        worker: ConnectionWorker,
+        *,
+        lease_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        replica: str = "",
+        outbox_lease_seconds: float = 30.0,
+        shared: bool = False,
     ) -> None:
         self.worker, self.lease_seconds, self._clock = worker, lease_seconds, clock
+        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}"
+        self.outbox_lease_seconds, self.shared = outbox_lease_seconds, shared
 
     @property
     def is_open(self) -> bool:
@@ -269,8 +283,10 @@ class Ledger:
     ) -> SettlementRecord:
         return await self._audited(lambda db: settlements.void(db, settlement_id, reason, now), audit, now)
 
-    async def unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]:
-        return await self._read(lambda db: settlements.unresolved(db, changed_before, limit))
+    async def claim_unresolved(self, changed_before: float, limit: int) -> list[SettlementRecord]:
+        """Lease to this replica the settlements left unresolved since ``changed_before`` (``settlements``)."""
+        now = self._clock()
+        return await self._write(lambda db: settlements.claim_unresolved(db, changed_before, limit, self.replica, now))
 
     async def owed_to_person(self, person_key: str, region: str) -> list[OutboxItem]:
         return await self._read(lambda db: settlements.owed_to_person(db, person_key, region))
@@ -282,8 +298,11 @@ class Ledger:
     ) -> None:
         await self._audited(lambda db: outbox.enqueue(db, kind, key, region, now, payload), audit, now)
 
-    async def outbox_due(self, now: float, per_region: int) -> list[OutboxItem]:
-        return await self._read(lambda db: outbox.due(db, now, per_region))
+    async def claim_outbox(self, now: float, per_region: int) -> list[OutboxItem]:
+        """Claim for this replica, for ``lease_seconds``, each region's share of the due items (``outbox``)."""
+        return await self._write(
+            lambda db: outbox.claim_due(db, now, per_region, self.replica, self.outbox_lease_seconds)
+        )
 
     async def outbox_delivered(self, item: OutboxItem, now: float, audit: AuditEntry | None = None) -> None:
         """An item acknowledged, with what it settles: a correction makes its settlement CORRECTED, a reversal

@@ -37,9 +37,28 @@ class Cursor(Protocol):
 
 
 class Db(Protocol):
-    """The part of a DB-API connection the ledger's operations use; ``?`` placeholders."""
+    """The part of a DB-API connection the ledger's operations use; ``?`` placeholders.
+
+    A store whose connections are shared by several processes (PostgreSQL) gives its connection two more
+    attributes, read with :func:`locking` and :func:`serialize`: the row-locking clause of a claim, and a way to
+    take a transaction-long lock that puts concurrent transactions in one order.
+    """
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+def locking(db: Db, *, skip: bool = False) -> str:
+    """The clause that locks the rows a select reads until the transaction ends — with ``skip``, passing over
+    rows another transaction holds — or "" when one process is the only writer (SQLite)."""
+    clause = str(getattr(db, "for_update", ""))
+    return clause + " SKIP LOCKED" if clause and skip else clause
+
+
+def serialize(db: Db, name: str) -> None:
+    """Hold a lock named ``name`` until the transaction ends (nothing to do for a single writer)."""
+    lock = getattr(db, "lock", None)
+    if lock is not None:
+        lock(name)
 
 
 Operation = Callable[[Db], T]
@@ -155,6 +174,8 @@ class ConnectionWorker:
             self._abandon(db, writes)
             failed = self._unavailable(exc)
             results = [(job, failed, False) for job in batch]
+            if getattr(db, "broken", False):  # a lost connection: the next batch opens a new one
+                self._db = None
         self._answer(results)
 
     def _one(self, db: Db, job: _Job[Any], *, savepoint: bool) -> tuple[Any, bool]:

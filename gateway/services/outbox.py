@@ -104,7 +104,7 @@ class Outbox:
     async def deliver_due(self) -> int:
         """Try the due items of every region not backed off, once; returns how many were acknowledged."""
         now = self.clock()
-        due = await self.ledger.outbox_due(now, self.per_region)
+        due = await self.ledger.claim_outbox(now, self.per_region)
         by_region = [list(items) for _, items in groupby(due, lambda i: i.region)]
         ready = [items for items in by_region if self._region_retry_at.get(items[0].region, 0.0) <= now]
         delivered = sum(await asyncio.gather(*(self._deliver_in_order(items) for items in ready)))

@@ -77,7 +77,7 @@ class Sweeper:
         they get resolved; how many were."""
         before = math.inf if everything else self.clock() - self.lease_seconds
         resolved = 0
-        while rows := await self.ledger.unresolved(before, batch):
+        while rows := await self.ledger.claim_unresolved(before, batch):
             done = sum([await self._resolve(record) for record in rows])
             resolved += done
             if len(rows) < batch or not done:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres import fresh_schema
 from tests.unit.fakes import Harness, harness
 
 
@@ -28,9 +29,16 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Harness]:
-    """A hub's services over fake regions (``tests.unit.fakes``)."""
-    built = await harness(tmp_path)
-    yield built
-    await built.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A hub's services over fake regions (``tests.unit.fakes``), on each store: SQLite in memory (no socket), and
+    the machine's PostgreSQL in a fresh schema (``tests.postgres``; skipped where none answers, failed in CI)."""
+    if request.param == "sqlite":
+        built = await harness(tmp_path)
+        yield built
+        await built.close()
+        return
+    with fresh_schema() as url:
+        built = await harness(tmp_path, postgres=url)
+        yield built
+        await built.close()

@@ -31,7 +31,8 @@ from adapters.errors import (
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.registry import AdapterRegistry
 from gateway.config import HubConfig, load_hub_config
-from gateway.ledger import SqliteLedger
+from gateway.ledger import Ledger, OutboxItem, SqliteLedger
+from gateway.ledger.postgres import PostgresLedger
 from gateway.metrics import Metrics
 from gateway.services import Services, assemble
 from gateway.services.call import Call
@@ -299,7 +300,7 @@ class Harness:
 
     services: Services
     regions: dict[str, FakeRegion]
-    ledger: SqliteLedger
+    ledger: Ledger
     clock: FakeClock
     metrics: Metrics
     config: HubConfig
@@ -316,6 +317,17 @@ class Harness:
         guard = self.services.federation.regions[region_id].guard
         guard.settings = dataclasses.replace(guard.settings, **settings)
         guard.breaker.settings = guard.settings
+
+    async def owed(self) -> list[OutboxItem]:
+        """The outbox items not yet delivered (read only: nothing is claimed)."""
+        rows = await self.ledger.worker.run(
+            lambda db: db.execute(
+                "SELECT kind, item_key, region, payload, created_at, attempts FROM outbox "
+                "WHERE delivered_at IS NULL ORDER BY created_at"
+            ).fetchall(),
+            write=False,
+        )
+        return [OutboxItem(*row) for row in rows]
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.metrics.registry.get_sample_value(name, labels or {}) or 0.0
@@ -343,13 +355,14 @@ def fake_registry(regions: dict[str, FakeRegion]) -> AdapterRegistry:
     return registry
 
 
-async def harness(tmp_path: Path, **config_changes: Any) -> Harness:
-    """Every service of a hub over fake regions, with the ledger open and nothing started in the background."""
+async def harness(tmp_path: Path, postgres: str = "", **config_changes: Any) -> Harness:
+    """Every service of a hub over fake regions, with the ledger open and nothing started in the background: a
+    SQLite ledger in memory, or the PostgreSQL store at ``postgres``."""
     config = load_hub_config(data_dir=tmp_path)
     config = dataclasses.replace(config, **config_changes)
     regions = {r.region_id: FakeRegion(AdapterSettings(r.region_id, "fake://", {})) for r in config.regions}
     clock, metrics = FakeClock(), Metrics()
-    ledger = SqliteLedger(Path(":memory:"), clock=clock)
+    ledger: Ledger = PostgresLedger(postgres, clock=clock) if postgres else SqliteLedger(Path(":memory:"), clock=clock)
     await ledger.open()
     agreements = load_agreements(config.agreements_file, config.regions)
     services = assemble(config, ledger, fake_registry(regions), metrics, lambda: agreements, clock)

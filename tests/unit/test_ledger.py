@@ -1,9 +1,11 @@
-"""The SQLite ledger on a real file: records survive a restart, errors are LEDGER_UNAVAILABLE, writes share commits."""
+"""The ledger stores: records survive a restart, claims are won once, errors are LEDGER_UNAVAILABLE, writes share
+commits — on a real SQLite file and on the machine's PostgreSQL (a fresh schema a test)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,19 +13,34 @@ import pytest
 from gateway.api.status import code_of
 from gateway.errors import LedgerUnavailable
 from gateway.ledger import Claim, ClaimResult, LedgerConflict, RequestKey, SqliteLedger
+from gateway.ledger.postgres import PostgresLedger
 from gateway.ledger.schema import MIGRATIONS
+from gateway.ledger.store import Ledger
 from gateway.ledger.worker import Db
+from tests.postgres import fresh_schema
+
+Opens = Callable[..., Ledger]
 
 
-async def test_a_finished_write_is_replayed_after_the_ledger_is_reopened(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opens]:
+    """Makes ledgers of one store (the same file or schema each time, so a reopened one finds its records)."""
+    if request.param == "sqlite":
+        yield lambda **options: SqliteLedger(tmp_path / "ledger.sqlite3", **options)
+        return
+    with fresh_schema() as url:
+        yield lambda **options: PostgresLedger(url, **options)
+
+
+async def test_a_finished_write_is_replayed_after_the_ledger_is_reopened(store: Opens) -> None:
+    ledger = store()
     await ledger.open()
     assert (await ledger.claim(RequestKey("dev", "ReportLoss", "r-1"), "fp")).claim is Claim.NEW
     assert (await ledger.claim(RequestKey("dev", "ReportLoss", "r-1"), "fp")).claim is Claim.IN_PROGRESS
     await ledger.complete(RequestKey("dev", "ReportLoss", "r-1"), b"answer")
     await ledger.close()
 
-    reopened = SqliteLedger(tmp_path / "ledger.sqlite3")
+    reopened = store()
     await reopened.open()
     assert await reopened.schema_version() == len(MIGRATIONS)
     assert await reopened.claim(RequestKey("dev", "ReportLoss", "r-1"), "fp") == ClaimResult(Claim.REPLAY, b"answer")
@@ -32,9 +49,9 @@ async def test_a_finished_write_is_replayed_after_the_ledger_is_reopened(tmp_pat
     await reopened.close()
 
 
-async def test_a_claim_left_by_a_crash_is_taken_over_after_the_lease(tmp_path: Path) -> None:
+async def test_a_claim_left_by_a_crash_is_taken_over_after_the_lease(store: Opens) -> None:
     now = [1000.0]
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", lease_seconds=60, clock=lambda: now[0])
+    ledger = store(lease_seconds=60, clock=lambda: now[0])
     await ledger.open()
     assert (await ledger.claim(RequestKey("dev", "ReplaceCard", "r-2"), "fp")).claim is Claim.NEW
     now[0] += 30
@@ -80,9 +97,9 @@ async def test_a_corrupt_ledger_file_is_unavailable(tmp_path: Path) -> None:
     await ledger.close()
 
 
-async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+async def test_concurrent_writes_share_commits(store: Opens) -> None:
     commits: list[int] = []
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", on_commit=commits.append)
+    ledger = store(on_commit=commits.append)
     await ledger.open()
 
     claims = await asyncio.gather(*(ledger.claim(RequestKey("dev", "Settle", f"r-{i}"), "fp") for i in range(200)))
@@ -93,8 +110,8 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
     await ledger.close()
 
 
-async def test_a_failed_operation_in_a_shared_commit_undoes_only_itself(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+async def test_a_failed_operation_in_a_shared_commit_undoes_only_itself(store: Opens) -> None:
+    ledger = store()
     await ledger.open()
 
     def half_then_fail(db: Db) -> None:
@@ -112,3 +129,17 @@ async def test_a_failed_operation_in_a_shared_commit_undoes_only_itself(tmp_path
     rows = await ledger.worker.run(lambda db: db.execute("SELECT token_id FROM ecard_tokens").fetchall(), write=False)
     assert sorted(r[0] for r in rows) == ["after", "before"]
     await ledger.close()
+
+
+async def test_concurrent_claims_of_one_request_id_from_two_connections_make_one_owner(store: Opens) -> None:
+    """Two replicas' ledgers (two connections) claim the same id at once: exactly one owns it."""
+    first, second = store(), store()
+    await first.open()
+    await second.open()
+    key = RequestKey("hospital-a", "Settle", "same-id")
+
+    claims = await asyncio.gather(*(ledger.claim(key, "fp") for ledger in (first, second) for _ in range(10)))
+
+    assert [c.claim for c in claims].count(Claim.NEW) == 1
+    await first.close()
+    await second.close()

@@ -118,7 +118,7 @@ async def test_killed_after_the_reversals_intent_the_sweeper_delivers_it(hub: Ha
     await hub.ledger.begin_reversal(record.settlement_id, "rev-1", "撤销", hub.clock())  # then the hub died
 
     assert await hub.services.sweeper.sweep(everything=True) == 1  # the region still holds it: reversal queued
-    [item] = await hub.ledger.outbox_due(hub.clock(), 10)
+    [item] = await hub.owed()
     assert (item.kind, item.key) == (REVERSAL, "rev-1")
     assert await hub.services.outbox.deliver_due() == 1
 
@@ -136,7 +136,7 @@ async def test_killed_after_the_region_reversed_the_sweeper_books_the_reversal(h
     assert await hub.services.sweeper.sweep(everything=True) == 1
 
     assert await state(hub, request) is SettlementState.REVERSED
-    assert await hub.ledger.outbox_due(hub.clock(), 10) == []
+    assert await hub.owed() == []
     assert region.calls.count("reverse_settlement") == 1
 
 
@@ -180,7 +180,7 @@ async def test_a_reversal_that_never_left_stays_settled(hub: Harness) -> None:
         await hub.services.reversals.reverse(hub.call(), ReverseRequest("rev-1", record.settlement_id, ""))
 
     assert await state(hub, request) is SettlementState.SETTLED
-    assert await hub.ledger.outbox_due(hub.clock(), 10) == []
+    assert await hub.owed() == []
 
 
 # --- a correction before the next settlement --------------------------------------------------------------------

@@ -8,6 +8,7 @@ import atexit
 import json
 import logging
 import logging.handlers
+import os
 import queue
 import sys
 import urllib.request
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.masking import MaskingFilter
-from regions.config import ConfigError
 
 log = logging.getLogger("yikatong")
 
@@ -33,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--insecure", action="store_true", help="plaintext on loopback, every caller the dev participant (demos only)"
     )
+    up.add_argument(
+        "--replicas", type=int, default=1, help="hub processes sharing one port (needs --ledger postgresql://…)"
+    )
+    up.add_argument(
+        "--ledger",
+        default=None,
+        help="the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)",
+    )
 
     serve = sub.add_parser("serve", help="the hub alone, against the regions' configured endpoints")
     serve.add_argument("--config", type=Path, default=None, help="hub file (default config/hub.toml)")
@@ -42,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-port", type=int, default=None)
     serve.add_argument(
         "--insecure", action="store_true", help="plaintext, every caller the dev participant; loopback addresses only"
+    )
+    serve.add_argument(
+        "--ledger",
+        default=None,
+        help="the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)",
     )
     serve.add_argument(
         "--endpoint",
@@ -95,6 +108,19 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--hub", default=None, help="hub address (default: from <data-dir>/endpoints.json)")
     report.add_argument("--data-dir", type=Path, default=Path("var"))
     report.add_argument("--as", dest="participant", default=None, help="participant id (default: clearing)")
+
+    ledger_cmd = sub.add_parser("ledger", help="the ledger's schema and moving it").add_subparsers(
+        dest="ledger_command", required=True
+    )
+    migrate = ledger_cmd.add_parser("migrate", help="bring a ledger's schema up to date")
+    migrate.add_argument(
+        "--ledger",
+        required=True,
+        help="the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)",
+    )
+    copy = ledger_cmd.add_parser("copy", help="copy an embedded ledger into an empty PostgreSQL one, verified")
+    copy.add_argument("--from", dest="source", required=True, help="sqlite:///PATH")
+    copy.add_argument("--to", dest="destination", required=True, help="postgresql://…")
 
     audit_cmd = sub.add_parser("audit", help="the audit chain of a hub's ledger").add_subparsers(
         dest="audit_command", required=True
@@ -178,13 +204,27 @@ def _endpoints(data_dir: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _log_off_the_loop()
+    if args.command == "up":
+        # `up --replicas` starts processes while the sandboxes' gRPC threads run: grpc's fork handlers have nothing
+        # to do for a child that execs at once, and would only log that they were skipped. grpc reads this when
+        # it is first imported, just below.
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     from gateway import commands
     from gateway.api import client
+    from regions.config import ConfigError
 
     try:
         if args.command == "up":
             return _serve(
-                commands.up(args.hub_port, args.admin_port, args.data_dir, not args.no_self_check, args.insecure)
+                commands.up(
+                    args.hub_port,
+                    args.admin_port,
+                    args.data_dir,
+                    not args.no_self_check,
+                    args.insecure,
+                    replicas=args.replicas,
+                    ledger=args.ledger,
+                )
             )
         if args.command == "serve":
             endpoints = dict(e.split("=", 1) for e in args.endpoint if "=" in e)
@@ -209,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(client.clearing_report(hub, args.period, args.participant))
         if args.command == "audit":
             return _audit(args)
+        if args.command == "ledger":
+            if args.ledger_command == "migrate":
+                return asyncio.run(commands.migrate_ledger(args.ledger))
+            return commands.copy_ledger(args.source, args.destination)
         if args.command == "pki":
             if args.pki_command == "init":
                 return commands.pki_init(args.dir, args.participants)

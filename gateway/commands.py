@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,11 @@ from adapters.scaffold import ScaffoldError, scaffold
 from gateway import pki
 from gateway.api.client import HubEndpoint
 from gateway.api.selfcheck import run_self_check
-from gateway.config import DEFAULT_FILE, TlsFiles, load_hub_config
+from gateway.config import DEFAULT_FILE, HubConfig, TlsFiles, load_hub_config, with_ledger
 from gateway.hub import Hub, check_transport
+from gateway.ledger import Ledger, SqliteLedger
+from gateway.ledger import copy as ledger_copy
+from gateway.ledger.postgres import PostgresLedger
 from gateway.participants import PARTICIPANTS_FILE, Participants, load_participants
 from regions import ecard
 from regions.config import ConfigError, load_regions
@@ -44,47 +49,142 @@ async def wait_for_signal(hub: Hub | None = None) -> None:
     await stop.wait()
 
 
-async def up(hub_port: int, admin_port: int, data_dir: Path, self_check: bool, insecure: bool = False) -> int:
+async def up(
+    hub_port: int,
+    admin_port: int,
+    data_dir: Path,
+    self_check: bool,
+    insecure: bool = False,
+    *,
+    replicas: int = 1,
+    ledger: str | None = None,
+) -> int:
     """Start every configured region's sandbox (free ports) and the hub; write endpoints.json; self-check; serve.
 
     The hub serves mutual TLS with a development PKI made in ``<data_dir>/pki`` on first start; ``insecure``
-    serves plaintext on loopback instead, every caller the dev participant.
+    serves plaintext on loopback instead, every caller the dev participant. With ``replicas`` > 1 the hub runs as
+    that many ``yikatong serve`` processes on one port, sharing the PostgreSQL ``ledger``.
     """
     config = replace(load_hub_config(DEFAULT_FILE, data_dir=data_dir), insecure=insecure)
+    if ledger:
+        config = with_ledger(config, ledger)
+    if replicas > 1 and not config.ledger_url:
+        print("up: --replicas needs --ledger postgresql://… (replicas share one ledger)", file=sys.stderr)
+        return 2
     participants = load_participants(config.participants_file)
     dev_pki = None if insecure else pki.init(data_dir / "pki", [p.id for p in participants])
     if dev_pki is not None:
         config = replace(config, tls=TlsFiles(dev_pki.ca, dev_pki.hub.cert, dev_pki.hub.key))
+    tls = _tls_endpoints(dev_pki, participants) if dev_pki is not None else None
     sandboxes: list[RunningSandbox] = []
     try:
         for region in config.regions:
             sandboxes.append(await start_sandbox(region, port=0, admin_port=0))
         endpoints = {s.config.region_id: s.address for s in sandboxes}
-        hub = Hub(replace(config.with_endpoints(endpoints), port=hub_port, admin_port=admin_port))
-        await hub.start()
-        for s in sandboxes:
-            s.events.point_at(hub.address, _region_credentials(dev_pki, s.config.region_id, participants))
-        try:
-            tls = _tls_endpoints(dev_pki, participants) if dev_pki is not None else None
-            _write_endpoints(data_dir, hub, sandboxes, tls)
+        async with _hubs(config, endpoints, hub_port, admin_port, replicas) as hubs:
+            for s in sandboxes:
+                s.events.point_at(hubs.address, _region_credentials(dev_pki, s.config.region_id, participants))
+            _write_endpoints(data_dir, hubs, sandboxes, tls)
             security = "mutual TLS" if dev_pki is not None else "PLAINTEXT (--insecure), every caller is dev"
-            print(f"hub       gRPC {hub.address} ({security})   admin {hub.admin_url}  (/healthz /readyz /metrics)")
+            print(f"hub       gRPC {hubs.address} ({security})   admin {hubs.admin_url}  (/healthz /readyz /metrics)")
+            for replica in hubs.replicas:
+                print(f"  replica pid {replica.pid}   admin {replica.admin_url}")
             for s in sandboxes:
                 print(f"{s.config.region_id:<26} {s.address:<28} admin {s.admin_url}")
             print(f"endpoints written to {data_dir / 'endpoints.json'}")
             if self_check:
-                await hub.federation.probe()
+                if hubs.hub is not None:
+                    await hubs.hub.federation.probe()
                 print("self-check:")
-                ok = await run_self_check(HubEndpoint(hub.address, tls))
+                ok = await run_self_check(HubEndpoint(hubs.address, tls))
                 print("self-check passed" if ok else "self-check FAILED")
             print("serving; Ctrl-C to stop", flush=True)
-            await wait_for_signal(hub)
-        finally:
-            await hub.stop()
+            await wait_for_signal(hubs.hub)
     finally:
         for s in sandboxes:
             await s.stop()
     return 0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One ``yikatong serve`` process of ``up --replicas``."""
+
+    pid: int
+    admin_url: str
+
+
+@dataclass
+class Hubs:
+    """The hub ``up`` runs: in this process (``hub``), or as replica processes on one port."""
+
+    address: str
+    admin_url: str
+    hub: Hub | None = None
+    replicas: list[Replica] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def _hubs(
+    config: HubConfig, endpoints: dict[str, str], port: int, admin_port: int, replicas: int
+) -> AsyncIterator[Hubs]:
+    if replicas <= 1:
+        hub = Hub(replace(config.with_endpoints(endpoints), port=port, admin_port=admin_port))
+        await hub.start()
+        try:
+            yield Hubs(hub.address, hub.admin_url, hub=hub)
+        finally:
+            await hub.stop()
+        return
+    assert config.ledger_url is not None
+    port = port or _free_port(config.host)
+    command = [sys.executable, "-c", "from gateway.cli import main; raise SystemExit(main())", "serve"]
+    command += ["--ledger", config.ledger_url, "--data-dir", str(config.data_dir), "--port", str(port)]
+    command += [arg for region, address in endpoints.items() for arg in ("--endpoint", f"{region}={address}")]
+    command += ["--insecure"] if config.insecure else []
+    processes: list[asyncio.subprocess.Process] = []
+    started: list[Replica] = []
+    passing_on: list[asyncio.Task[None]] = []
+    try:
+        for n in range(replicas):
+            admin = ["--admin-port", str(admin_port + n if admin_port else 0)]
+            process = await asyncio.create_subprocess_exec(*command, *admin, stdout=asyncio.subprocess.PIPE)
+            processes.append(process)
+            started.append(Replica(process.pid, await _admin_url_of(process)))
+            assert process.stdout is not None
+            passing_on.append(asyncio.create_task(_pass_on(process.stdout)))
+        yield Hubs(f"{config.host}:{port}", started[0].admin_url, replicas=started)
+    finally:
+        for task in passing_on:
+            task.cancel()
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            await process.wait()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+async def _admin_url_of(process: asyncio.subprocess.Process, timeout: float = 60.0) -> str:
+    """The admin URL a starting ``serve`` prints (``hub gRPC ADDRESS admin URL``); what it prints before is passed
+    on."""
+    assert process.stdout is not None
+    async with asyncio.timeout(timeout):
+        while line := (await process.stdout.readline()).decode():
+            if line.startswith("hub gRPC "):
+                return line.split(" admin ", 1)[1].strip()
+            print(line, end="")
+    raise RuntimeError(f"replica {process.pid} ended before it served (exit {await process.wait()})")
+
+
+async def _pass_on(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        print(line.decode(), end="", flush=True)
 
 
 def _region_credentials(
@@ -116,13 +216,15 @@ def _tls_endpoints(dev_pki: pki.Pki, participants: Participants) -> dict[str, An
     return {"ca": str(dev_pki.ca.resolve()), "participants": entries}
 
 
-def _write_endpoints(data_dir: Path, hub: Hub, sandboxes: list[RunningSandbox], tls: dict[str, Any] | None) -> None:
+def _write_endpoints(data_dir: Path, hubs: Hubs, sandboxes: list[RunningSandbox], tls: dict[str, Any] | None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     endpoints: dict[str, Any] = {
-        "hub": hub.address,
-        "admin": hub.admin_url,
+        "hub": hubs.address,
+        "admin": hubs.admin_url,
         "regions": {s.config.region_id: {"address": s.address, "admin": s.admin_url} for s in sandboxes},
     }
+    if hubs.replicas:
+        endpoints["replicas"] = [{"pid": r.pid, "admin": r.admin_url} for r in hubs.replicas]
     if tls is not None:
         endpoints["tls"] = tls
     (data_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")
@@ -137,13 +239,17 @@ async def serve(
     *,
     host: str | None = None,
     insecure: bool = False,
+    ledger: str | None = None,
 ) -> int:
-    """The hub alone, against the regions' configured (or given) endpoints, until SIGINT/SIGTERM.
+    """The hub alone, against the regions' configured (or given) endpoints, until SIGINT/SIGTERM; one replica
+    when ``ledger`` is a PostgreSQL URL several share.
 
     Mutual TLS with the files ``[tls]`` names; ``insecure`` (plaintext, every caller dev) only on loopback.
     """
     config = load_hub_config(config_file or DEFAULT_FILE, data_dir=data_dir).with_endpoints(endpoints or {})
     config = replace(config, port=config.port if port is None else port, host=host or config.host, insecure=insecure)
+    if ledger:
+        config = with_ledger(config, ledger)
     config = replace(config, admin_port=config.admin_port if admin_port is None else admin_port)
     check_transport(config)
     hub = Hub(config)
@@ -181,6 +287,33 @@ async def serve_sandbox(
         await wait_for_signal()
     finally:
         await sandbox.stop()
+    return 0
+
+
+async def migrate_ledger(url: str) -> int:
+    """Bring the ledger at ``url`` to the current schema version."""
+    config = with_ledger(load_hub_config(DEFAULT_FILE), url)
+    store: Ledger = PostgresLedger(config.ledger_url) if config.ledger_url else SqliteLedger(config.ledger_path)
+    await store.open()
+    try:
+        print(f"ledger at schema version {await store.schema_version()}")
+    finally:
+        await store.close()
+    return 0
+
+
+def copy_ledger(source: str, destination: str) -> int:
+    """Copy an embedded ledger into an empty PostgreSQL one, and verify it (``gateway.ledger.copy``)."""
+    if not source.startswith("sqlite:///") or not destination.startswith(("postgresql://", "postgres://")):
+        print("ledger copy: --from sqlite:///PATH --to postgresql://…", file=sys.stderr)
+        return 2
+    try:
+        copied = ledger_copy.copy(Path(source.removeprefix("sqlite:///")), destination)
+    except ledger_copy.CopyError as exc:
+        print(f"ledger copy failed: {exc}", file=sys.stderr)
+        return 1
+    rows = ", ".join(f"{table} {count}" for table, count in copied.counts.items())
+    print(f"copied and verified: {rows}; audit head {copied.head[0]} {copied.head[1]}")
     return 0
 
 

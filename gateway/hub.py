@@ -26,6 +26,7 @@ from gateway.ledger.postgres import PostgresLedger
 from gateway.metrics import Metrics
 from gateway.participants import load_participants
 from gateway.services import assemble
+from gateway.services.broadcast import Alone, Broadcast, PostgresBroadcast
 from regions.agreements import load_agreements
 from regions.config import ConfigError
 
@@ -107,6 +108,9 @@ class Hub:
         self.agreements_file = config.agreements_file
         self._agreements = load_agreements(self.agreements_file, config.regions)
         self.participants = load_participants(config.participants_file)
+        self.broadcast: Broadcast = (
+            PostgresBroadcast(config.ledger_url, self.ledger.replica) if config.ledger_url else Alone()
+        )
         self.services = assemble(
             config,
             self.ledger,
@@ -114,6 +118,7 @@ class Hub:
             self.metrics,
             lambda: self._agreements,
             now,
+            self.broadcast,
         )
         self.federation = self.services.federation
         self.api = ApiServer(
@@ -123,11 +128,13 @@ class Hub:
             tls=None if config.insecure else config.tls,
             limits=config.limits,
             default_deadline_seconds=config.default_deadline_seconds,
+            share_port=config.ledger_url is not None,
         )
         self.port = 0
         self.admin_port = 0
         self.draining = False
         self._admin: web.AppRunner | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -163,12 +170,28 @@ class Hub:
             return False
         return True
 
+    def _mtimes(self) -> tuple[float, ...]:
+        files = (self.agreements_file, self.config.participants_file)
+        return tuple(f.stat().st_mtime if f.exists() else 0.0 for f in files)
+
+    async def _watch_files(self, every_seconds: float = 2.0) -> None:
+        """Reload when the agreements or participants file changes, so that every replica picks a change up
+        without a signal of its own (SIGHUP reloads at once)."""
+        seen = self._mtimes()
+        while True:
+            await asyncio.sleep(every_seconds)
+            now = self._mtimes()
+            if now != seen:
+                seen = now
+                self.reload()
+
     async def start(self) -> None:
         check_transport(self.config)
         self._admin, self.admin_port = await start_admin(
             admin_app(self.metrics.registry, self.readiness), self.config.host, self.config.admin_port
         )
         await self.ledger.open()
+        await self.broadcast.start(self.services.resident.hear)
         await self.federation.start()
         # With one process on its own ledger, no call of an earlier run is still going: every unresolved row is
         # swept now. Replicas share theirs: only rows past their lease are (another replica may be on the others).
@@ -178,17 +201,21 @@ class Hub:
         self.services.outbox.start()
         self.services.sweeper.start()
         self.services.auditor.start()
+        self._watch = asyncio.create_task(self._watch_files())
         self.port = await self.api.start(self.config.host, self.config.port)
 
     async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
         """Drain and stop (module docstring); ``grace`` and ``drain`` default to the configuration's."""
         self.draining = True
+        if self._watch is not None:
+            self._watch.cancel()
         await self.api.drain()
         await asyncio.sleep(self.config.drain_seconds if drain is None else drain)
         await self.api.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.services.sweeper.close()
         await self.services.outbox.close()
         await self.services.auditor.close()  # the chain ends on a signed checkpoint
+        await self.broadcast.close()
         await self.federation.close()
         await self.ledger.close()
         if self._admin:

@@ -10,6 +10,7 @@ of the key's SHA-256), so each is opened with the key that sealed it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -22,13 +23,28 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 _PREFIX = "aesgcm1"
 
 
+def create_key_file(path: Path, content: bytes) -> None:
+    """Write a new owner-only key file whole, unless one exists: the content goes to a private temporary file
+    first and is linked into place, so that replicas starting together all read the one key that won."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 def load_key(path: Path) -> bytes:
     """A 32-byte key from its file, created (random, owner-only) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(32))
+    create_key_file(path, os.urandom(32))
     key = path.read_bytes()
     if len(key) != 32:
         raise ValueError(f"{path} must hold 32 bytes, not {len(key)}")

@@ -122,10 +122,15 @@ def _behaviour(name: str, handler: Handler, in_flight: InFlight) -> Callable[[An
     return behaviour
 
 
-def server_options(limits: ServerLimits) -> list[tuple[str, Any]]:
+def server_options(limits: ServerLimits, share_port: bool = False) -> list[tuple[str, Any]]:
     """grpc channel arguments of the server's limits. A request over ``max_receive_message_bytes`` is refused by
-    the handler with ``REQUEST_TOO_LARGE``; grpc itself drops what is four times as large before reading it."""
+    the handler with ``REQUEST_TOO_LARGE``; grpc itself drops what is four times as large before reading it.
+
+    ``share_port``: replicas on one machine bind one port (SO_REUSEPORT, the kernel spreads connections); a hub
+    on its own ledger refuses to, so a second one started by mistake fails instead of splitting the traffic.
+    """
     return [
+        ("grpc.so_reuseport", int(share_port)),
         ("grpc.max_receive_message_length", 4 * limits.max_receive_message_bytes),
         ("grpc.max_connection_age_ms", int(limits.max_connection_age_seconds * 1000)),
         ("grpc.max_connection_age_grace_ms", int(limits.max_connection_age_grace_seconds * 1000)),
@@ -153,6 +158,7 @@ class ApiServer:
             checks).
         limits: the server's limits.
         default_deadline_seconds: the deadline of calls that bring none.
+        share_port: whether other replicas may bind the same port (``server_options``).
     """
 
     def __init__(
@@ -164,8 +170,9 @@ class ApiServer:
         tls: TlsFiles | None,
         limits: ServerLimits,
         default_deadline_seconds: float,
+        share_port: bool = False,
     ) -> None:
-        self.tls, self.limits = tls, limits
+        self.tls, self.limits, self.share_port = tls, limits, share_port
         self.in_flight = InFlight()
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lack the aio servicer
         chain: tuple[Interceptor, ...] = (
@@ -186,7 +193,8 @@ class ApiServer:
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port (``port`` 0 picks a free one)."""
         server = grpc.aio.server(
-            options=server_options(self.limits), maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs
+            options=server_options(self.limits, self.share_port),
+            maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
         )
         server.add_generic_rpc_handlers(self._handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -7,6 +7,7 @@ One service per concern — cards, card affairs, settlement, clearing, resident 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from gateway.metrics import Metrics
 from gateway.personal import KeyedHash, Sealer, load_key
 from gateway.services.affairs import CardAffairs
 from gateway.services.audit import Auditor, load_signing_key
+from gateway.services.broadcast import Alone, Broadcast
 from gateway.services.cards import Cards
 from gateway.services.clearing import Clearing
 from gateway.services.directory import HolderDirectory
@@ -58,8 +60,18 @@ def assemble(
     metrics: Metrics,
     agreements: Callable[[], Agreements],
     clock: Callable[[], float] = time.time,
+    broadcast: Broadcast | None = None,
 ) -> Services:
-    """The services of a hub with this configuration, over this ledger and these adapters."""
+    """The services of a hub with this configuration, over this ledger and these adapters; ``broadcast`` tells
+    the other replicas what their caches must learn (none: one process)."""
+    broadcast = broadcast or Alone()
+    told: set[asyncio.Task[None]] = set()
+
+    def tell(kind: str, fields: dict[str, str]) -> None:  # from synchronous code: a task of its own
+        task = asyncio.get_running_loop().create_task(broadcast.publish(kind, fields))
+        told.add(task)
+        task.add_done_callback(told.discard)
+
     federation = Federation(config, registry, metrics)
     key = load_key(config.directory_key_file)  # keys the hashes of SSNs and card numbers the hub keeps
     sealer = Sealer(load_key(config.ledger_key_file), [load_key(f) for f in config.ledger_old_key_files])
@@ -71,6 +83,7 @@ def assemble(
         max_entries=config.directory_max_entries,
         fanout_limit=config.directory_fanout_limit,
         negative_seconds=config.directory_negative_seconds,
+        on_learn=lambda holder, region: tell("holder", {"holder": holder, "region": region}),
     )
     tokens = TokenVerifier(
         config.ecard_keys,
@@ -93,6 +106,7 @@ def assemble(
         auditor,
         cache_seconds=config.status_cache_seconds,
         stand_in_seconds=config.stand_in_seconds,
+        broadcast=broadcast,
         clock=clock,
     )
     settlements = Settlements(cards, ledger, idempotency, outbox, metrics, auditor, sealer, clock)
@@ -111,7 +125,7 @@ def assemble(
         federation=federation,
         directory=directory,
         cards=cards,
-        affairs=CardAffairs(cards, idempotency),
+        affairs=CardAffairs(cards, idempotency, resident.card_changed),
         settlements=settlements,
         reversals=reversals,
         clearing=Clearing(ledger, idempotency, auditor, federation.region_of_province, clock),

@@ -6,6 +6,7 @@ card's issuing region.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from adapters import domain
@@ -28,10 +29,12 @@ class CardAffairs:
     Args:
         cards: card and person look-ups.
         idempotency: runs each write once per request id.
+        card_changed: told of a card whose status changed through the hub.
     """
 
-    def __init__(self, cards: Cards, idempotency: Idempotency) -> None:
+    def __init__(self, cards: Cards, idempotency: Idempotency, card_changed: Callable[[str], Awaitable[None]]) -> None:
         self.cards, self.federation, self.idempotency = cards, cards.federation, idempotency
+        self.card_changed = card_changed  # a status changed here: caches (every replica's) forget it
 
     async def apply(self, call: Call, request: domain.ApplyCard) -> RegionApplication:
         """申领 at the person's region."""
@@ -50,7 +53,9 @@ class CardAffairs:
             credential = await self.cards.credential(card)
             region = self.federation.region_for_area(credential.issuing_area)
             sent = replace(request, request_id=call.message_id(request.request_id), credential=credential)
-            return await self.federation.region(region, call).change_card(sent)
+            changed = await self.federation.region(region, call).change_card(sent)
+            await self.card_changed(credential.card_number)
+            return changed
 
         return await self.idempotency.run(
             call, _CHANGES[request.action], CardWrite(card, request), produce, domain.Card

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from gateway import canonical
 from gateway.ledger import LedgerStore
 from gateway.ledger.audit import GENESIS, AuditEntry, AuditRecord, Checkpoint, record_hash
 from gateway.metrics import Metrics
-from gateway.personal import KeyedHash
+from gateway.personal import KeyedHash, create_key_file
 from gateway.services.call import Call
 
 log = logging.getLogger("yikatong.audit")
@@ -44,13 +43,10 @@ def outcome_of(error: YikatongError) -> str:
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     """The hub's audit key, created (owner-only) on first use."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+        create_key_file(path, pem)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")

@@ -33,21 +33,33 @@ class HolderDirectory:
         fanout_limit: int = 32,
         negative_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        on_learn: Callable[[str, str], None] = lambda key, region: None,
     ) -> None:
         self._key, self._metrics = key, metrics
         self._ttl, self._max, self._clock = ttl_seconds, max_entries, clock
         self.fanout_limit, self._negative_seconds = fanout_limit, negative_seconds
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()  # region "" = known to no region
         self._fanning = 0
+        self.on_learn = on_learn  # told (keyed hash, region) of each person newly learnt, for the other replicas
 
     def _hash(self, ssn: str) -> str:
         return hmac.new(self._key, ssn.encode(), hashlib.sha256).hexdigest()
 
     def learn(self, ssn: str, region_id: str) -> None:
-        self._remember(ssn, region_id, self._ttl)
+        key = self._hash(ssn)
+        known = self._entries.get(key)
+        self._put(key, region_id, self._ttl)
+        if known is None or known[0] != region_id:
+            self.on_learn(key, region_id)
+
+    def learn_hash(self, key: str, region_id: str) -> None:
+        """Learn a person by the keyed hash another replica learnt them by."""
+        self._put(key, region_id, self._ttl)
 
     def _remember(self, ssn: str, region_id: str, seconds: float) -> None:
-        key = self._hash(ssn)
+        self._put(self._hash(ssn), region_id, seconds)
+
+    def _put(self, key: str, region_id: str, seconds: float) -> None:
         self._entries[key] = (region_id, self._clock() + seconds)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:

@@ -11,7 +11,8 @@
    the durable outbox in the same step. An unseen card, or a status older than that, is not stood in for: the
    region's error is answered. Medical settlement never comes here.
 
-The cache holds keyed hashes of card numbers and credentials, never the numbers themselves.
+The cache holds keyed hashes of card numbers and credentials, never the numbers themselves. A change heard of
+(a card event, a change made through the hub) is broadcast to the other replicas (``gateway.services.broadcast``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gateway.ledger import ADVICE, LedgerStore
 from gateway.metrics import Metrics
 from gateway.periods import stamp
 from gateway.services.audit import Auditor
+from gateway.services.broadcast import Alone, Broadcast
 from gateway.services.call import Call
 from gateway.services.cards import Cards, status_refusal
 from gateway.services.directory import HolderDirectory
@@ -79,9 +81,15 @@ class StatusCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    def forget(self, card_number: str) -> None:
-        """Drop a card's status (its region published a change)."""
-        self._entries.pop(self._hash(card_number), None)
+    def forget(self, card_number: str) -> str:
+        """Drop a card's status (its region published a change); the keyed hash it was kept by, as hex."""
+        key = self._hash(card_number)
+        self._entries.pop(key, None)
+        return key.hex()
+
+    def forget_hash(self, key: str) -> None:
+        """Drop the status kept under a keyed hash (another replica heard of the change)."""
+        self._entries.pop(bytes.fromhex(key), None)
 
 
 class Resident:
@@ -114,12 +122,13 @@ class Resident:
         *,
         cache_seconds: float,
         stand_in_seconds: float,
+        broadcast: Broadcast | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cards, self.federation, self.directory = cards, cards.federation, directory
         self.agreements, self.cache, self.ledger, self.outbox, self.metrics = agreements, cache, ledger, outbox, metrics
         self.cache_seconds, self.stand_in_seconds, self.clock = cache_seconds, stand_in_seconds, clock
-        self.auditor = auditor
+        self.auditor, self.broadcast = auditor, broadcast or Alone()
 
     async def authorize(
         self, call: Call, presented: PresentedCard, kind: domain.ServiceKind, venue_area: str
@@ -187,7 +196,7 @@ class Resident:
         """
         if not call.caller.covers(event.issuing_area):
             raise CallerOutOfScope(call.participant, "event.issuing_area", event.issuing_area)
-        self.cache.forget(event.card_number)
+        await self.card_changed(event.card_number)
         if event.social_security_number:
             self.directory.learn(event.social_security_number, event.region)
         self.metrics.card_events.labels(event.region, event.status.name).inc()
@@ -196,6 +205,17 @@ class Resident:
         await self.auditor.append(
             self.auditor.entry(call, "OK", f"CARD_{event.status.name}", objects=objects, numbers=numbers)
         )
+
+    async def card_changed(self, card_number: str) -> None:
+        """A card's status changed: forget it here, and tell the other replicas to (DESIGN §8)."""
+        await self.broadcast.publish("card", {"card": self.cache.forget(card_number)})
+
+    def hear(self, kind: str, fields: dict[str, str]) -> None:
+        """What another replica learnt: a card whose status changed, or a person's region."""
+        if kind == "card":
+            self.cache.forget_hash(fields["card"])
+        elif kind == "holder":
+            self.directory.learn_hash(fields["holder"], fields["region"])
 
 
 def _decide(status: domain.CardStatus, region: str, local: bool) -> Decision:

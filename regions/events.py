@@ -105,9 +105,7 @@ class EventPublisher:
     async def _send(self, channel: grpc.aio.Channel, event: events_pb2.CardEvent, *, quiet: bool) -> bool:
         stub = events_pb2_grpc.RegionEventServiceStub(channel)
         try:
-            await stub.PublishCardEvent(
-                events_pb2.PublishCardEventRequest(event=event), timeout=2
-            )
+            await stub.PublishCardEvent(events_pb2.PublishCardEventRequest(event=event), timeout=2)
         except grpc.aio.AioRpcError as exc:
             if not quiet:
                 log.warning("%s: event not accepted by the hub yet (%s); retrying", self.region_id, exc.code().name)

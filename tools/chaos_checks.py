@@ -61,6 +61,11 @@ class Answer:
             return f"OK {self.state}" + (f" ({self.split})" if self.split else "")
         return f"{self.code}/{self.reason or '-'}"
 
+    @property
+    def heard(self) -> bool:
+        """Whether this is the hub's word: not a connection a kill cut, nor the caller's own deadline or cancel."""
+        return not self.cut and (bool(self.reason) or self.code not in ("DEADLINE_EXCEEDED", "CANCELLED"))
+
     def detail(self) -> str:
         """The answer with the error's message."""
         return f"{self}: {self.message}" if self.message else str(self)
@@ -80,8 +85,8 @@ class SettleAsk:
     settlement_id: str = ""
 
     def last_word(self) -> Answer | None:
-        """The hub's last answer for the request id; calls a kill cut are not the hub's word."""
-        spoken = [a for a in self.answers if not a.cut]
+        """The hub's last answer for the request id (None when it never answered one of its calls)."""
+        spoken = [a for a in self.answers if a.heard]
         return spoken[-1] if spoken else None
 
     def answered_settled(self) -> Answer | None:
@@ -168,7 +173,9 @@ def check_answers(
     settles: Iterable[SettleAsk], reversals: Iterable[ReverseAsk], region_rows: Iterable[RegionRow]
 ) -> tuple[Finding, Finding]:
     """Every request the hub answered SETTLED is settled (or, once reversed, reversed) at the region with the same
-    split; every request it answered otherwise — or never answered — is absent, corrected or reversed there."""
+    split; every request it answered otherwise is absent, corrected or reversed there. A request the hub never
+    answered (every call cut by a kill or the caller's deadline) is left to :func:`check_ledger`: the hub may have
+    settled it, and a retry would have been told so."""
     at_region = _index_regions(region_rows)
     reversed_ok = {r.settle_request_id for r in reversals if r.answered_reversed()}
     reversal_asked = {r.settle_request_id for r in reversals}
@@ -177,12 +184,13 @@ def check_answers(
     for ask in settles:
         row = at_region.get(ask.request_id)
         held = f"region holds {row.state} ({row.money})" if row else "region holds nothing"
-        word = ask.answered_settled()
+        last, word = ask.last_word(), ask.answered_settled()
+        if last is None:
+            continue
         if word is None:
             other.checked += 1
             if row is not None and row.state == "SETTLED":
-                last = ask.last_word()
-                other.differences.append(f"{ask.request_id}: hub said {last or 'nothing'}; {held}")
+                other.differences.append(f"{ask.request_id}: hub said {last}; {held}")
             continue
         settled.checked += 1
         assert word.split is not None

@@ -110,6 +110,20 @@ def test_a_bill_the_hub_did_not_confirm_but_the_region_kept_is_found_and_so_is_t
     assert any(d.startswith("unknown: ledger CORRECTED; region holds SETTLED") for d in differences)
 
 
+def test_a_request_the_hub_never_answered_is_judged_by_the_ledger_alone() -> None:
+    w = world()
+    w.settles.append(ask("lost", Answer("UNAVAILABLE", cut=True), Answer("DEADLINE_EXCEEDED")))
+    w.region.append(RegionRow("sichuan-chongqing", "lost", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences() == ["lost: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"]
+
+    w.ledger.append(LedgerRow("stl-lost", "lost", "lost", "SETTLED", Money(0, 5, 0, 0), "2026-12"))
+    w.books[SSN] = replace(w.books[SSN], accumulators={"OUTPATIENT": (0, 100), "INPATIENT": (70_000, 52_005)})
+    w.reports[0] = replace(w.reports[0], pairs={("51", "31"): (2, 50_005)}, province_nets={"51": -50_005, "31": 50_005})
+
+    assert w.differences() == []
+
+
 def test_a_reversal_the_hub_answered_but_the_region_never_applied_is_found() -> None:
     w = world()
     w.region[1] = replace(w.region[1], state="SETTLED")

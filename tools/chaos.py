@@ -193,10 +193,12 @@ class Run:
         started = loop.time()
         async with grpc.aio.insecure_channel(self.hub.address) as channel:
             stub = settlement_pb2_grpc.MedicalSettlementServiceStub(channel)
-            while True:
+            calm = 0  # polls in a row with nothing pending: two, a second apart, so a gauge not yet refreshed
+            while True:  # after a restart cannot pass for an empty outbox
                 unfinished = await _unfinished(stub, ids)
                 depth = await self.hub.outbox_depth(http)
-                if not unfinished and depth == 0:
+                calm = calm + 1 if not unfinished and depth == 0 else 0
+                if calm == 2:
                     print(f"drained in {loop.time() - started:.0f} s", flush=True)
                     break
                 if loop.time() - started > self.options.drain_seconds:

@@ -74,7 +74,7 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
-SETTLE_TIMEOUT, CALL_TIMEOUT = 10.0, 5.0
+SETTLE_TIMEOUT, CALL_TIMEOUT = 15.0, 5.0  # a settle may take two region timeouts and retried outcome queries
 Response = TypeVar("Response")
 
 

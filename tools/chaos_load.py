@@ -23,7 +23,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from adapters.domain import CardStatus
+from adapters.domain import CardStatus, ServiceKind
+from regions.agreements import AGREEMENTS_FILE, load_agreements
 from regions.config import RegionConfig
 from regions.seed import SeededPerson, people_of
 from tools.chaos_checks import Answer, Money, PersonBooks, ReverseAsk, SettleAsk
@@ -51,12 +52,6 @@ VENUES = {
     "34": "340100",
     "50": "500103",
     "51": "510100",
-}
-# Resident-service kinds each alliance recognises (regions/agreements.toml).
-RESIDENT_KINDS = {
-    "yangtze-delta": ("TRANSIT", "LIBRARY", "MUSEUM", "SCENIC_SPOT", "PARK"),
-    "sichuan-chongqing": ("TRANSIT", "LIBRARY", "MUSEUM", "SCENIC_SPOT", "PARK"),
-    "beijing-tianjin-hebei": ("LIBRARY", "MUSEUM", "SCENIC_SPOT", "PARK"),
 }
 OPERATIONS = {  # operation → weight
     "verify": 16,
@@ -107,11 +102,13 @@ class Person:
 
 @dataclass(frozen=True)
 class Cast:
-    """Who the callers act for: settlement people, card-service people, and cards to verify."""
+    """Who the callers act for: settlement people, card-service people, and cards to verify; and where each
+    card province may use resident services (the agreements file: venue province and kind)."""
 
     settle: tuple[Person, ...]
     services: tuple[Person, ...]
     verify: tuple[Person, ...]
+    agreed: dict[str, list[tuple[str, ServiceKind]]] = field(default_factory=dict)
 
     @classmethod
     def choose(cls, regions: list[RegionConfig], rng: random.Random, per_region: int = 10) -> Cast:
@@ -130,7 +127,11 @@ class Cast:
             ]
             services += rng.sample(spare, 4)
             verify += rng.sample([p for p in people if p.seeded.status is not None], per_region)
-        return cls(tuple(settle), tuple(services), tuple(verify))
+        agreed: dict[str, list[tuple[str, ServiceKind]]] = {}
+        for card, venue, kind in sorted(load_agreements(AGREEMENTS_FILE, regions).grants, key=str):
+            if venue in VENUES:
+                agreed.setdefault(card, []).append((venue, kind))
+        return cls(tuple(settle), tuple(services), tuple(verify), agreed)
 
 
 @dataclass
@@ -272,12 +273,11 @@ class _Caller:
     async def resident(self) -> None:
         person = self.rng.choice(self.cast.settle + self.cast.services)
         province = person.seeded.issuing_area[:2]
-        others = [p for p in VENUES if p != province and _same_alliance(p, province)]
-        kind = self.rng.choice(RESIDENT_KINDS[person.region])
+        venue, kind = self.rng.choice(self.cast.agreed.get(province, [(province, ServiceKind.PARK)]))
         request = resident_pb2.AuthorizeServiceRequest(
             card=person.credential(),
-            service_kind=resident_pb2.ServiceKind.Value(f"SERVICE_KIND_{kind}"),
-            venue=common_pb2.Venue(area_code=VENUES[self.rng.choice(others)]),
+            service_kind=resident_pb2.ServiceKind.Value(f"SERVICE_KIND_{kind.value}"),
+            venue=common_pb2.Venue(area_code=VENUES[venue]),
         )
         response, _, _ = await self.send("AuthorizeService", "", self.venues.AuthorizeService, request, CALL_TIMEOUT)
         if response is not None:
@@ -361,13 +361,6 @@ class _Caller:
                 break
             await asyncio.sleep(self.rng.uniform(0.3, 1.5))
         return None
-
-
-ALLIANCES = (("31", "32", "33", "34"), ("50", "51"), ("11", "12", "13"))
-
-
-def _same_alliance(a: str, b: str) -> bool:
-    return any(a in alliance and b in alliance for alliance in ALLIANCES)
 
 
 def dump(journal: Journal) -> str:

@@ -12,7 +12,7 @@ BUF_STAMP := $(TOOLS)/buf/.installed
 PROTO_FILES := $(wildcard protos/yikatong/v1/*.proto protos/jingjinji/v1/*.proto)
 ARGS ?=
 
-.PHONY: run test bench protos protos-check lint typecheck buf buf-lint buf-breaking conformance check clean venv lock
+.PHONY: run test bench chaos protos protos-check lint typecheck buf buf-lint buf-breaking conformance check clean venv lock
 
 # .venv holds exactly what requirements.lock pins, so it is built afresh (--clear) whenever the lock or pyproject
 # changes: the pins with their hashes (pip refuses anything unpinned or unhashed), then this project on top with
@@ -102,6 +102,12 @@ rules-check: prometheus-install
 bench: $(STAMP)
 	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py
 
+# The hub and the sandboxes in their own processes under mixed load, random faults and hub kills, then the hub's books
+# reconciled with the regions' (tools/chaos.py); a seeded round of about a minute unless ARGS says otherwise, e.g.
+# ARGS="--seconds 600 --seed 7". Exits 1 on any difference; logs stay in var/chaos/.
+chaos: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH PYTHONPATH=. $(BIN)/python tools/chaos.py $(ARGS)
+
 # The conformance suite against every built-in region and the example fourth region (installed into a temporary
 # folder, so the environment is left as it was).
 EXAMPLE := examples/guangdong-guangxi-hainan
@@ -113,7 +119,7 @@ conformance: $(STAMP)
 	PYTHONPATH=$$tmp/site YIKATONG_REGIONS_DIR=regions/config:$(EXAMPLE)/config \
 		.venv/bin/yikatong adapter check --region guangdong-guangxi-hainan; rc=$$?; rm -rf $$tmp; exit $$rc
 
-check: lint typecheck buf-lint buf-breaking protos-check rules-check test conformance
+check: lint typecheck buf-lint buf-breaking protos-check rules-check test chaos conformance
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache var

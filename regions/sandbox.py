@@ -4,7 +4,8 @@ Admin endpoints (JSON): ``GET /healthz``; ``GET``/``POST /admin/faults`` (``down
 ``error_rate``, ``answer_delay_ms``, ``unbalanced_splits``, ``drop_events``, ``clear``, ...); ``POST /admin/clock``
 (``advance_seconds``); ``POST /admin/cards/{card}/status`` (``status``: a card status name; changes the card at
 the region's own counter, which publishes an event like any change); ``POST /admin/events`` (``hub``: the hub's
-gRPC address the region publishes its card events to).
+gRPC address the region publishes its card events to); ``GET /admin/settlements`` and
+``GET /admin/accumulators?social_security_number=S`` (the region's own books, :mod:`regions.books`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from adapters.domain import CardStatus, InsuranceType, VisitType
+from regions import books
 from regions.backend import Backend
 from regions.cardsystem import CardSystem, SandboxClock
 from regions.config import ConfigError, RegionConfig
@@ -204,6 +206,7 @@ def admin_app(backend: Backend, events: EventPublisher) -> web.Application:
     app.router.add_post("/admin/faults", set_faults)
     app.router.add_post("/admin/clock", advance_clock)
     app.router.add_post("/admin/cards/{card}/status", set_card_status)
+    app.router.add_routes(books.routes(backend.medical))
     return app
 
 

@@ -1,0 +1,186 @@
+"""The chaos run's checker (tools/chaos_checks.py) on hand-made books: a consistent world passes, and every kind of
+difference planted in it is found and named — so the checker cannot pass a broken hub silently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from tools.chaos_checks import (
+    Answer,
+    ClearingReport,
+    Finding,
+    LedgerRow,
+    Money,
+    PersonBooks,
+    RegionRow,
+    ReverseAsk,
+    SettleAsk,
+    check_answers,
+    check_clearing,
+    check_codes,
+    check_ledger,
+    check_people,
+)
+
+SSN = "510104198803150011"
+KEPT, UNDONE = Money(20_000, 50_000, 3_000, 7_000), Money(0, 12_000, 1_000, 500)
+SEED = PersonBooks({"OUTPATIENT": (0, 100), "INPATIENT": (50_000, 2_000)}, 90_000)
+
+
+@dataclass
+class World:
+    """One person in Sichuan settled twice at Shanghai hospitals: one kept, one reversed; one bill the hub could
+    not confirm (corrected); one refused before it reached the region."""
+
+    settles: list[SettleAsk] = field(default_factory=list)
+    reversals: list[ReverseAsk] = field(default_factory=list)
+    ledger: list[LedgerRow] = field(default_factory=list)
+    region: list[RegionRow] = field(default_factory=list)
+    books: dict[str, PersonBooks] = field(default_factory=dict)
+    reports: list[ClearingReport] = field(default_factory=list)
+    calls: list[tuple[str, str, Answer]] = field(default_factory=list)
+
+    def findings(self) -> list[Finding]:
+        return [
+            *check_answers(self.settles, self.reversals, self.region),
+            check_ledger(self.ledger, self.region),
+            check_people({SSN: SEED}, self.settles, self.ledger, self.books),
+            check_clearing(self.ledger, self.settles, self.reports),
+            check_codes(self.calls),
+        ]
+
+    def differences(self) -> list[str]:
+        return [d for f in self.findings() for d in f.differences]
+
+
+def ask(request_id: str, *answers: Answer, visit: str = "INPATIENT") -> SettleAsk:
+    return SettleAsk(request_id, "sichuan-chongqing", SSN, visit, "51", "31", list(answers), f"stl-{request_id}")
+
+
+def world() -> World:
+    w = World()
+    w.settles = [
+        ask("kept", Answer("OK", state="SETTLED", split=KEPT)),
+        ask("undone", Answer("OK", state="SETTLED", split=UNDONE), visit="OUTPATIENT"),
+        ask("unknown", Answer("UNAVAILABLE", "", cut=True), Answer("UNAVAILABLE", "SETTLEMENT_OUTCOME_UNKNOWN")),
+        ask("refused", Answer("UNAVAILABLE", "REGION_UNAVAILABLE")),
+    ]
+    w.reversals = [ReverseAsk("rev", "stl-undone", "undone", [Answer("OK", state="REVERSED")])]
+    w.ledger = [
+        LedgerRow("stl-kept", "kept", "kept", "SETTLED", KEPT, "2026-12"),
+        LedgerRow("stl-undone", "undone", "undone", "REVERSED", UNDONE, "2026-12"),
+        LedgerRow("stl-unknown", "unknown", "unknown", "CORRECTED", None, ""),
+    ]
+    w.region = [
+        RegionRow("sichuan-chongqing", "kept", "SETTLED", KEPT),
+        RegionRow("sichuan-chongqing", "undone", "REVERSED", UNDONE),
+        RegionRow("sichuan-chongqing", "unknown", "CORRECTED", Money(1, 2, 3, 4)),
+    ]
+    w.books = {SSN: PersonBooks({"OUTPATIENT": (0, 100), "INPATIENT": (70_000, 52_000)}, 87_000)}
+    w.reports = [ClearingReport("2026-12", {("51", "31"): (1, 50_000)}, {"51": -50_000, "31": 50_000}, {"x": 0})]
+    w.calls = [("Settle", "kept", Answer("OK")), ("Settle", "unknown", Answer("UNKNOWN", cut=True))]
+    return w
+
+
+def test_a_consistent_world_passes_every_check() -> None:
+    findings = world().findings()
+
+    assert [f.differences for f in findings] == [[]] * 6
+    assert [f.checked for f in findings] == [2, 2, 3, 1, 1, 2]
+
+
+def test_a_settled_answer_with_another_split_at_the_region_is_found() -> None:
+    w = world()
+    w.region[0] = replace(w.region[0], money=replace(KEPT, account_pay_fen=3_001, cash_pay_fen=6_999))
+
+    differences = w.differences()
+
+    assert differences[0].startswith("kept: hub said OK SETTLED (fund 50000 / account 3000 / cash 7000")
+    assert "region holds SETTLED (fund 50000 / account 3001 / cash 6999" in differences[0]
+    assert any(d.startswith("kept: ledger SETTLED") for d in differences)
+
+
+def test_a_bill_the_hub_did_not_confirm_but_the_region_kept_is_found_and_so_is_the_money() -> None:
+    w = world()
+    w.region[2] = RegionRow("sichuan-chongqing", "unknown", "SETTLED", Money(0, 900, 100, 0))
+
+    differences = w.differences()
+
+    assert "unknown: hub said UNAVAILABLE/SETTLEMENT_OUTCOME_UNKNOWN; region holds SETTLED" in differences[0]
+    assert any(d.startswith("unknown: ledger CORRECTED; region holds SETTLED") for d in differences)
+
+
+def test_a_request_the_hub_never_answered_is_judged_by_the_ledger_alone() -> None:
+    w = world()
+    w.settles.append(ask("lost", Answer("UNAVAILABLE", cut=True), Answer("DEADLINE_EXCEEDED")))
+    w.region.append(RegionRow("sichuan-chongqing", "lost", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences() == ["lost: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"]
+
+    w.ledger.append(LedgerRow("stl-lost", "lost", "lost", "SETTLED", Money(0, 5, 0, 0), "2026-12"))
+    w.books[SSN] = replace(w.books[SSN], accumulators={"OUTPATIENT": (0, 100), "INPATIENT": (70_000, 52_005)})
+    w.reports[0] = replace(w.reports[0], pairs={("51", "31"): (2, 50_005)}, province_nets={"51": -50_005, "31": 50_005})
+
+    assert w.differences() == []
+
+
+def test_a_reversal_the_hub_answered_but_the_region_never_applied_is_found() -> None:
+    w = world()
+    w.region[1] = replace(w.region[1], state="SETTLED")
+
+    assert "undone: hub said OK SETTLED" in w.differences()[0]
+    assert "and its reversal REVERSED; region holds SETTLED" in w.differences()[0]
+
+
+def test_unfinished_ledger_rows_and_region_rows_the_hub_does_not_know_are_found() -> None:
+    w = world()
+    w.ledger[1] = replace(w.ledger[1], state="REVERSING")
+    w.ledger[2] = replace(w.ledger[2], state="CORRECTION_PENDING")
+    w.region.append(RegionRow("sichuan-chongqing", "stray", "SETTLED", Money(0, 5, 0, 0)))
+
+    ledger = check_ledger(w.ledger, w.region)
+
+    assert ledger.differences == [
+        "undone: ledger left REVERSING; region holds REVERSED (fund 12000 / account 1000 / cash 500 / deductible 0)",
+        "unknown: ledger left CORRECTION_PENDING; region holds CORRECTED (fund 2 / account 3 / cash 4 / deductible 1)",
+        "stray: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)",
+    ]
+
+
+def test_a_person_whose_account_is_one_fen_off_is_found_with_the_number_masked() -> None:
+    w = world()
+    w.books[SSN] = replace(w.books[SSN], account_balance_fen=86_999)
+
+    [finding] = [f for f in w.findings() if f.title.startswith("per person")]
+
+    assert finding.differences == [
+        "5101**********0011: expected INPATIENT deductible 70000 fund 52000; OUTPATIENT deductible 0 fund 100;"
+        " account 87000; region holds INPATIENT deductible 70000 fund 52000; OUTPATIENT deductible 0 fund 100;"
+        " account 86999"
+    ]
+
+
+def test_clearing_pairs_that_differ_from_the_books_and_nets_that_do_not_sum_to_zero_are_found() -> None:
+    w = world()
+    w.reports = [
+        ClearingReport("2026-12", {("51", "31"): (2, 62_000)}, {"51": -62_000, "31": 62_000}, {"a": 1, "b": 0}),
+        ClearingReport("2027-01", {}, {"51": 5}, {}),
+    ]
+
+    [finding] = [f for f in w.findings() if f.title.startswith("clearing")]
+
+    assert finding.differences == [
+        "2026-12: region nets sum to 1, not 0",
+        "2027-01: province nets sum to 5, not 0",
+        "2027-01: province 51 net 5; its pairs say 0",
+        "pair 51->31: booked - reversed is 1 for 50000 fen; report says 2 for 62000 fen",
+    ]
+
+
+def test_an_internal_answer_is_found_but_a_call_a_kill_cut_is_not_the_hubs_answer() -> None:
+    w = world()
+    w.calls.append(("VerifyCard", "", Answer("INTERNAL", message="boom")))
+
+    [finding] = [f for f in w.findings() if f.title.startswith("no call")]
+
+    assert finding.differences == ["VerifyCard (read): INTERNAL/-: boom"]

@@ -1,0 +1,170 @@
+"""The processes of a chaos run (``tools/chaos.py``): each sandbox and the hub in their own, on loopback.
+
+Every process is the ``yikatong`` command a user would run, started on free ports (port 0; the address is read
+from the line it prints when it listens); its stderr goes to ``<name>.log`` in the run's data folder. The hub is
+killed with SIGKILL and started again on the same ports and data folder; a sandbox is never restarted, because
+its books live in memory only and a restart would lose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+YIKATONG = str(Path(sys.executable).parent / "yikatong")
+START_SECONDS = 30.0
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+class StartFailed(RuntimeError):
+    """A process did not print that it listens."""
+
+
+async def _spawn(
+    name: str, args: list[str], log: Path, prefix: str
+) -> tuple[asyncio.subprocess.Process, list[str], asyncio.Task[None]]:
+    """Start ``yikatong ARGS``; wait for its first stdout line, which must start with ``prefix``."""
+    with log.open("ab") as err:
+        process = await asyncio.create_subprocess_exec(YIKATONG, *args, stdout=asyncio.subprocess.PIPE, stderr=err)
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), START_SECONDS)).decode().strip()
+    except TimeoutError:
+        line = ""
+    if not line.startswith(prefix):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise StartFailed(f"{name} did not start (printed {line!r}); see {log}")
+    return process, line.split(), asyncio.create_task(_copy(process.stdout, log))
+
+
+async def _copy(stream: asyncio.StreamReader, log: Path) -> None:
+    """Keep reading what the process prints, into its log, so its stdout pipe never fills."""
+    while chunk := await stream.readline():
+        with log.open("ab") as out:
+            out.write(chunk)
+
+
+async def _terminate(process: asyncio.subprocess.Process, seconds: float = 20.0) -> int:
+    """SIGTERM, then SIGKILL if it has not exited in ``seconds``; the exit code."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), seconds)
+        except TimeoutError:
+            process.kill()
+    return await process.wait()
+
+
+class Sandbox:
+    """One region's sandbox process and its admin API (fault knobs, the region's own books)."""
+
+    def __init__(self, region: str, data_dir: Path) -> None:
+        self.region, self.log = region, data_dir / f"{region}.log"
+        self.address = self.admin_url = ""
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        args = ["sandbox", "serve", "--region", self.region, "--port", "0", "--admin-port", "0"]
+        self._process, words, self._reader = await _spawn(self.region, args, self.log, f"{self.region} sandbox ")
+        self.address, self.admin_url = words[2], words[4]
+
+    async def stop(self) -> int:
+        return await _terminate(self._process) if self._process else 0
+
+    async def _post(self, http: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> Any:
+        async with http.post(self.admin_url + path, json=body, timeout=HTTP_TIMEOUT) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def publish_to(self, http: aiohttp.ClientSession, hub: str) -> None:
+        """Publish card events to the hub (plaintext; the hub runs ``--insecure``)."""
+        await self._post(http, "/admin/events", {"hub": hub})
+
+    async def set_faults(self, http: aiohttp.ClientSession, knobs: dict[str, Any]) -> None:
+        """Clear every knob, then set ``knobs``."""
+        await self._post(http, "/admin/faults", {"clear": True, **knobs})
+
+    async def settlements(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        async with http.get(self.admin_url + "/admin/settlements", timeout=HTTP_TIMEOUT) as response:
+            response.raise_for_status()
+            return [json.loads(line) for line in (await response.text()).splitlines() if line]
+
+    async def books(self, http: aiohttp.ClientSession, ssn: str) -> dict[str, Any] | None:
+        """A person's accumulators and account at the region; None when the region does not insure them."""
+        url = self.admin_url + "/admin/accumulators"
+        async with http.get(url, params={"social_security_number": ssn}, timeout=HTTP_TIMEOUT) as response:
+            if response.status == 404:
+                return None
+            response.raise_for_status()
+            found: dict[str, Any] = await response.json()
+            return found
+
+
+class HubProcess:
+    """The hub (``yikatong serve --insecure``) over one data folder; killed and restarted on the same ports."""
+
+    def __init__(self, data_dir: Path, endpoints: dict[str, str]) -> None:
+        self.data_dir, self.endpoints, self.log = data_dir, endpoints, data_dir / "hub.log"
+        self.port = self.admin_port = 0
+        self.address = self.admin_url = ""
+        self.starts = self.kills = 0
+        self.epoch = 0  # moves on every kill: a call that saw it move may have been cut
+        self.up = False
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, attempts: int = 5) -> None:
+        """Start the hub (free ports the first time, the same ones afterwards); retried while a port is busy."""
+        args = ["serve", "--insecure", "--data-dir", str(self.data_dir)]
+        args += ["--port", str(self.port), "--admin-port", str(self.admin_port)]
+        for region, address in self.endpoints.items():
+            args += ["--endpoint", f"{region}={address}"]
+        for attempt in range(attempts):
+            try:
+                self._process, words, self._reader = await _spawn("hub", args, self.log, "hub gRPC ")
+                break
+            except StartFailed:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(1.0)
+        self.address, self.admin_url = words[2], words[4]
+        self.port, self.admin_port = int(self.address.rsplit(":", 1)[1]), int(self.admin_url.rsplit(":", 1)[1])
+        self.starts += 1
+        self.up = True
+
+    async def kill(self) -> None:
+        """SIGKILL: no drain, no clean ledger close — what a crash or an OOM kill does."""
+        assert self._process is not None
+        self.up = False
+        self.epoch += 1
+        with contextlib.suppress(ProcessLookupError):
+            self._process.send_signal(signal.SIGKILL)
+        await self._process.wait()
+        self.kills += 1
+
+    async def stop(self) -> int:
+        """SIGTERM (drain, then a clean stop); the exit code."""
+        self.up = False
+        return await _terminate(self._process) if self._process else 0
+
+    async def outbox_depth(self, http: aiohttp.ClientSession) -> float:
+        """``yikatong_outbox_depth`` from ``/metrics``, summed over its samples (it may gain labels)."""
+        async with http.get(self.admin_url + "/metrics", timeout=HTTP_TIMEOUT) as response:
+            response.raise_for_status()
+            text = await response.text()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(("yikatong_outbox_depth ", "yikatong_outbox_depth{"))
+        )

@@ -19,6 +19,7 @@ from typing import Any
 from gateway.masking import MaskingFilter
 
 log = logging.getLogger("yikatong")
+LEDGER_HELP = "the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,13 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--insecure", action="store_true", help="plaintext on loopback, every caller the dev participant (demos only)"
     )
+    up.add_argument("--config", type=Path, default=None, help="hub file (default config/hub.toml)")
     up.add_argument(
         "--replicas", type=int, default=1, help="hub processes sharing one port (needs --ledger postgresql://…)"
     )
     up.add_argument(
         "--ledger",
         default=None,
-        help="the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)",
+        help=LEDGER_HELP,
     )
 
     serve = sub.add_parser("serve", help="the hub alone, against the regions' configured endpoints")
@@ -54,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ledger",
         default=None,
-        help="the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)",
+        help=LEDGER_HELP,
     )
     serve.add_argument(
         "--endpoint",
@@ -116,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--ledger",
         required=True,
-        help="the ledger: sqlite:///PATH (default: [ledger] in the hub file) or postgresql://… (replicas)",
+        help=LEDGER_HELP,
     )
     copy = ledger_cmd.add_parser("copy", help="copy an embedded ledger into an empty PostgreSQL one, verified")
     copy.add_argument("--from", dest="source", required=True, help="sqlite:///PATH")
@@ -131,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         ("show", "the records of one settlement"),
     ):
         one = audit_cmd.add_parser(name, help=text)
-        one.add_argument("--data-dir", type=Path, default=Path("var"))
+        one.add_argument("--data-dir", type=Path, default=Path("var"), help="holds the hub's keys (and its ledger)")
+        one.add_argument("--ledger", default=None, help=LEDGER_HELP)
         if name == "tail":
             one.add_argument("-n", "--count", type=int, default=20)
         if name == "show":
@@ -224,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.insecure,
                     replicas=args.replicas,
                     ledger=args.ledger,
+                    config_file=args.config,
                 )
             )
         if args.command == "serve":
@@ -237,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     endpoints,
                     host=args.host,
                     insecure=args.insecure,
+                    ledger=args.ledger,
                 )
             )
         if args.command == "regions":
@@ -280,11 +285,11 @@ def _audit(args: argparse.Namespace) -> int:
 
     try:
         if args.audit_command == "verify":
-            return evidence.verify_chain(args.data_dir)
+            return evidence.verify_chain(args.data_dir, args.ledger)
         if args.audit_command == "tail":
-            return evidence.tail(args.data_dir, args.count)
-        return evidence.show_settlement(args.data_dir, args.settlement)
-    except FileNotFoundError as exc:
+            return evidence.tail(args.data_dir, args.count, args.ledger)
+        return evidence.show_settlement(args.data_dir, args.settlement, args.ledger)
+    except evidence.Unreadable as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return 2
 

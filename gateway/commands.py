@@ -58,6 +58,7 @@ async def up(
     *,
     replicas: int = 1,
     ledger: str | None = None,
+    config_file: Path | None = None,
 ) -> int:
     """Start every configured region's sandbox (free ports) and the hub; write endpoints.json; self-check; serve.
 
@@ -65,7 +66,8 @@ async def up(
     serves plaintext on loopback instead, every caller the dev participant. With ``replicas`` > 1 the hub runs as
     that many ``yikatong serve`` processes on one port, sharing the PostgreSQL ``ledger``.
     """
-    config = replace(load_hub_config(DEFAULT_FILE, data_dir=data_dir), insecure=insecure)
+    config_file = config_file or DEFAULT_FILE
+    config = replace(load_hub_config(config_file, data_dir=data_dir), insecure=insecure)
     if ledger:
         config = with_ledger(config, ledger)
     if replicas > 1 and not config.ledger_url:
@@ -81,7 +83,7 @@ async def up(
         for region in config.regions:
             sandboxes.append(await start_sandbox(region, port=0, admin_port=0))
         endpoints = {s.config.region_id: s.address for s in sandboxes}
-        async with _hubs(config, endpoints, hub_port, admin_port, replicas) as hubs:
+        async with _hubs(config, config_file, endpoints, hub_port, admin_port, replicas) as hubs:
             for s in sandboxes:
                 s.events.point_at(hubs.address, _region_credentials(dev_pki, s.config.region_id, participants))
             _write_endpoints(data_dir, hubs, sandboxes, tls)
@@ -126,7 +128,7 @@ class Hubs:
 
 @contextlib.asynccontextmanager
 async def _hubs(
-    config: HubConfig, endpoints: dict[str, str], port: int, admin_port: int, replicas: int
+    config: HubConfig, config_file: Path, endpoints: dict[str, str], port: int, admin_port: int, replicas: int
 ) -> AsyncIterator[Hubs]:
     if replicas <= 1:
         hub = Hub(replace(config.with_endpoints(endpoints), port=port, admin_port=admin_port))
@@ -139,7 +141,8 @@ async def _hubs(
     assert config.ledger_url is not None
     port = port or _free_port(config.host)
     command = [sys.executable, "-c", "from gateway.cli import main; raise SystemExit(main())", "serve"]
-    command += ["--ledger", config.ledger_url, "--data-dir", str(config.data_dir), "--port", str(port)]
+    command += ["--config", str(config_file), "--ledger", config.ledger_url, "--data-dir", str(config.data_dir)]
+    command += ["--port", str(port)]
     command += [arg for region, address in endpoints.items() for arg in ("--endpoint", f"{region}={address}")]
     command += ["--insecure"] if config.insecure else []
     processes: list[asyncio.subprocess.Process] = []

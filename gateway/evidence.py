@@ -1,39 +1,62 @@
-"""The audit chain read from a ledger file, for people (``yikatong audit tail|show``) and for proof
-(``yikatong audit verify``). Read-only: it may run beside a hub that is serving."""
+"""The audit chain read from a ledger — the data folder's SQLite file, or the replicas' PostgreSQL — for people
+(``yikatong audit tail|show``) and for proof (``yikatong audit verify``). Read-only: it may run beside a hub that
+is serving."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.config import load_hub_config
-from gateway.ledger import audit
+import psycopg
+
+from gateway.config import load_hub_config, with_ledger
+from gateway.ledger import audit, postgres
 from gateway.ledger.audit import AuditRecord
 from gateway.periods import BEIJING
 from gateway.services.audit import load_signing_key, verify
 
 
-def _connect(data_dir: Path) -> sqlite3.Connection:
-    path = load_hub_config(data_dir=data_dir).ledger_path
-    if not path.exists():
-        raise FileNotFoundError(f"no ledger at {path}")
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+class Unreadable(Exception):
+    """The ledger is not there, or does not answer."""
 
 
-def _all(db: sqlite3.Connection) -> Iterator[AuditRecord]:
+@contextlib.contextmanager
+def _reading(data_dir: Path, ledger: str | None) -> Iterator[sqlite3.Connection | postgres.PgDb]:
+    """The ledger of the data folder's hub file, or the one ``ledger`` names (``sqlite:///…``, ``postgresql://…``)."""
+    config = load_hub_config(data_dir=data_dir)
+    config = with_ledger(config, ledger) if ledger else config
+    if config.ledger_url:
+        try:
+            pg = postgres.PgDb(postgres.connect(config.ledger_url))
+        except psycopg.Error as exc:
+            raise Unreadable(f"the ledger does not answer: {str(exc).strip().splitlines()[0]}") from exc
+        try:
+            pg.conn.read_only = True
+            yield pg
+        finally:
+            pg.close()
+        return
+    if not config.ledger_path.exists():
+        raise Unreadable(f"no ledger at {config.ledger_path}")
+    with contextlib.closing(sqlite3.connect(f"file:{config.ledger_path}?mode=ro", uri=True)) as db:
+        yield db
+
+
+def _all(db: sqlite3.Connection | postgres.PgDb) -> Iterator[AuditRecord]:
     after = 0
     while batch := audit.records(db, after, 5000):
         yield from batch
         after = batch[-1].seq
 
 
-def verify_chain(data_dir: Path) -> int:
+def verify_chain(data_dir: Path, ledger: str | None = None) -> int:
     """Recompute the chain and check the checkpoints; 0 when it holds, 1 naming the first bad record."""
     config = load_hub_config(data_dir=data_dir)
     public = load_signing_key(config.audit_key_file).public_key()
-    with _connect(data_dir) as db:
+    with _reading(data_dir, ledger) as db:
         checkpoints = audit.checkpoints(db)
         verdict = verify(_all(db), checkpoints, public)
     if verdict.bad_seq:
@@ -52,15 +75,15 @@ def line(record: AuditRecord) -> str:
     return f"{record.seq:>7} {at} {e.participant:<28} {e.method:<22} {e.outcome:<8} {e.reason:<26} {objects} {amounts}"
 
 
-def tail(data_dir: Path, count: int) -> int:
-    with _connect(data_dir) as db:
+def tail(data_dir: Path, count: int, ledger: str | None = None) -> int:
+    with _reading(data_dir, ledger) as db:
         for record in audit.last(db, count):
             print(line(record))
     return 0
 
 
-def show_settlement(data_dir: Path, settlement_id: str) -> int:
-    with _connect(data_dir) as db:
+def show_settlement(data_dir: Path, settlement_id: str, ledger: str | None = None) -> int:
+    with _reading(data_dir, ledger) as db:
         found = audit.about(db, "settlement_id", settlement_id)
     for record in found:
         print(line(record))

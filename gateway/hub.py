@@ -128,7 +128,7 @@ class Hub:
             tls=None if config.insecure else config.tls,
             limits=config.limits,
             default_deadline_seconds=config.default_deadline_seconds,
-            share_port=config.ledger_url is not None,
+            share_port=bool(config.ledger_url),
         )
         self.port = 0
         self.admin_port = 0

@@ -200,12 +200,15 @@ class ApiServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"{host}:{port}"
-        if self.tls is None:
-            bound = server.add_insecure_port(address)
-        else:
-            bound = server.add_secure_port(address, server_credentials(self.tls))
+        try:
+            if self.tls is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, server_credentials(self.tls))
+        except RuntimeError:  # grpc's way of saying the port is taken
+            bound = 0
         if bound == 0:
-            raise OSError(f"could not bind the gRPC port {host}:{port}")
+            raise OSError(f"could not bind the gRPC port {host}:{port} (in use?)")
         await server.start()
         self._server = server
         for name in ("", *SERVICES):

@@ -10,6 +10,7 @@ connects (``gateway.ledger.sqlite``).
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -138,7 +139,8 @@ class Ledger:
         lease_seconds: an IN_PROGRESS idempotency record older than this is taken over by the next claim (the
             first owner crashed); the region deduplicates on the same id, so sending again is safe.
         clock: wall clock, injectable for tests.
-        replica: the name this process's claims go by (outbox items, unresolved settlements).
+        replica: the name this store's claims go by (outbox items, unresolved settlements); by default host,
+            process id and a random suffix.
         outbox_lease_seconds: how long an outbox item claimed by a replica is its own.
         shared: whether other processes (replicas) use the same store.
     """
@@ -154,7 +156,7 @@ class Ledger:
         shared: bool = False,
     ) -> None:
         self.worker, self.lease_seconds, self._clock = worker, lease_seconds, clock
-        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}"
+        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"  # one per store
         self.outbox_lease_seconds, self.shared = outbox_lease_seconds, shared
 
     @property

@@ -68,7 +68,9 @@ class CardAffairs:
             credential = await self.cards.credential(card)
             region = self.federation.region_for_area(credential.issuing_area)
             sent = replace(request, request_id=call.message_id(request.request_id), credential=credential)
-            return RegionApplication(await self.federation.region(region, call).replace_card(sent), region)
+            replacement = await self.federation.region(region, call).replace_card(sent)
+            await self.card_changed(credential.card_number)  # the old card is cancelled
+            return RegionApplication(replacement, region)
 
         return await self.idempotency.run(
             call, "ReplaceCard", CardWrite(card, request), produce, RegionApplication, audited=True

@@ -215,7 +215,7 @@ async def test_a_voided_request_id_is_never_settled_again(hub: Harness) -> None:
 
 
 async def test_a_settlement_takes_two_ledger_commits_the_intent_and_the_booking(hub: Harness) -> None:
-    request, region = insured(hub)
+    request, _ = insured(hub)
     before = hub.ledger.worker.commits
 
     await hub.services.settlements.settle(hub.call(), request.credential, request)

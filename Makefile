@@ -98,9 +98,10 @@ rules-check: prometheus-install
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
-# What the hub adds to a call, as ratios against a direct-adapter baseline measured in the same run.
+# What the hub costs, against a pass-through proxy and the adapters measured in the same run, each in its own
+# process (tools/bench.py says how); ARGS="--soak 600" soaks the hub instead.
 bench: $(STAMP)
-	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py
+	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py $(ARGS)
 
 # The conformance suite against every built-in region and the example fourth region (installed into a temporary
 # folder, so the environment is left as it was).

@@ -98,9 +98,10 @@ rules-check: prometheus-install
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
-# What the hub adds to a call, as ratios against a direct-adapter baseline measured in the same run.
+# What the hub costs, against a pass-through proxy and the adapters measured in the same run, each in its own
+# process (tools/bench.py says how); ARGS="--soak 600" soaks the hub instead.
 bench: $(STAMP)
-	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py
+	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py $(ARGS)
 
 # The hub and the sandboxes in their own processes under mixed load, random faults and hub kills, then the hub's books
 # reconciled with the regions' (tools/chaos.py); a seeded round of about a minute unless ARGS says otherwise, e.g.

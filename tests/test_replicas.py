@@ -25,6 +25,7 @@ from gateway.api.status import error_reason
 from gateway.config import DEFAULT_FILE, load_hub_config, with_ledger
 from gateway.hub import Hub
 from gateway.participants import PARTICIPANTS_FILE
+from gateway.periods import period_end
 from regions.agreements import AGREEMENTS_FILE
 from regions.ecard import credential_of, issue_token
 from regions.sandbox import RunningSandbox
@@ -85,9 +86,12 @@ async def replicas(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[
         sandboxes = {r: await start_region(r) for r in REGION_IDS}
         config = load_hub_config(data_dir=tmp_path)
         endpoints = {r: s.address for r, s in sandboxes.items()}
+        agreements = tmp_path / "agreements.toml"
+        agreements.write_text(AGREEMENTS_FILE.read_text())
         config = replace(
-            config.with_endpoints(endpoints), port=0, admin_port=0, probe_interval_seconds=3600, insecure=True
-        )
+            config.with_endpoints(endpoints),
+            port=0, admin_port=0, probe_interval_seconds=3600, insecure=True, agreements_file=agreements,
+        )  # fmt: skip
         hubs = [Hub(with_ledger(config, url)) for _ in range(3)]
         for hub in hubs:
             await hub.start()
@@ -186,6 +190,27 @@ async def test_a_person_learnt_by_one_replica_is_known_to_the_others(replicas: R
         while hub.services.directory.cached(person.social_security_number) != "beijing-tianjin-hebei":
             assert time.monotonic() < deadline, "the person's region did not reach the other replica"
             await asyncio.sleep(0.02)
+
+
+async def test_every_replica_picks_up_a_changed_agreements_file_without_a_signal(replicas: Replicas) -> None:
+    shanghai = next(p for p in replicas.people("yangtze-delta") if p.issuing_area.startswith("31"))
+    use = resident_pb2.AuthorizeServiceRequest(
+        card=credential(shanghai, with_name=False),
+        service_kind=resident_pb2.SERVICE_KIND_MUSEUM,
+        venue=common_pb2.Venue(area_code=VENUES["51"]),
+    )
+    assert [(await replicas.resident(n).AuthorizeService(use, timeout=5)).reason for n in range(3)] == [
+        "SERVICE_NOT_AGREED"
+    ] * 3
+
+    agreements = replicas.hubs[0].agreements_file
+    agreements.write_text(agreements.read_text() + '\n[[cross]]\ncards = ["31"]\nvenues = ["51"]\nkinds = ["MUSEUM"]\n')
+
+    deadline = time.monotonic() + 6  # each replica looks every 2 s
+    for n in range(3):
+        while not (await replicas.resident(n).AuthorizeService(use, timeout=5)).authorized:
+            assert time.monotonic() < deadline, f"replica {n} did not pick the agreement up"
+            await asyncio.sleep(0.1)
 
 
 def replica_hub_file(tmp_path: Path) -> Path:
@@ -363,7 +388,12 @@ async def test_ledger_copy_moves_an_embedded_ledger_whole(start_region: StartSan
                 settled.append((await stub.Settle(settle_request(person, SHANGHAI), timeout=5)).settlement)
             reverse = settlement_pb2.ReverseSettlementRequest(request_id="undo", settlement_id=settled[0].settlement_id)
             await stub.ReverseSettlement(reverse, timeout=5)
-        before = await report_of(embedded, settled[0].period)
+            period = settled[0].period
+            embedded.clock.advance(period_end(period) - embedded.clock.now() + 3600)  # into the next month
+            close = clearing_pb2.CloseClearingPeriodRequest(request_id="close", period=period)
+            closed = await clearing_pb2_grpc.ClearingServiceStub(channel).CloseClearingPeriod(close, timeout=5)
+        before = await report_of(embedded, period)
+        assert before == closed.report and before.state == clearing_pb2.PERIOD_STATE_CLOSED
     finally:
         await embedded.stop(grace=1, drain=0)
 
@@ -384,7 +414,7 @@ async def test_ledger_copy_moves_an_embedded_ledger_whole(start_region: StartSan
         moved = Hub(with_ledger(config, url))
         await moved.start()
         try:
-            assert await report_of(moved, settled[0].period) == before
+            assert await report_of(moved, period) == before
         finally:
             await moved.stop(grace=1, drain=0)
         verify = await asyncio.create_subprocess_exec(

@@ -1,205 +1,156 @@
-"""``make bench``: what the hub adds to a call, as ratios against a baseline measured in the same run.
+"""``make bench``: what the hub costs, measured against references in the same run, each in its own process.
 
-Starts ``yikatong up`` (the hub and the sandboxes) as its own process, then measures, from this process:
+The load generator (this process) starts, each as a process of its own: the three regions' sandboxes
+(``yikatong sandbox serve``), the hub (``yikatong serve``, mutual TLS, a fresh data directory and development PKI)
+and a bare gRPC pass-through proxy (``tools/passthrough.py``, mutual TLS with the hub's certificate) in front of the
+Beijing–Tianjin–Hebei sandbox's native gRPC service. It then runs, interleaved over ``--rounds`` rounds:
 
-* **baseline** — the region's adapter calling the sandbox directly (what a call costs without the hub);
-* **via hub** — the same operation through the hub's gRPC API (validation, routing, guard, ledger, metrics).
+* VerifyCard — the JJJ adapter calling its sandbox directly; the native ``QueryCard`` through the pass-through
+  proxy; ``VerifyCard`` through the hub as the Beijing museum; and the other two regions' adapters and hub calls;
+* AuthorizeService through the hub, at each region's own venue;
+* Settle — the insured region's adapter settling directly at its sandbox; ``Settle`` of the same bill through the
+  hub as the Shanghai hospital;
 
-for card verification (a read) and settlement (a ledger-backed write), sequentially (latency percentiles) and
-with concurrent callers (throughput). The machine is small and shared, so absolute times wander; the ratios of
-each pair, taken minutes apart at most, are what to compare between versions.
+each with ``--concurrency`` callers for ``--calls`` calls (throughput), then at a fixed rate (p50 and p99, measured
+from when each call was due). CPU per call is the process's user+system time (``/proc/<pid>/stat``) over the
+phase, divided by its calls; ledger commits per settlement are the hub's ``yikatong_ledger_commits_total`` over
+``yikatong_settlements_total{outcome="settled"}`` across its settlement phases. Figures are medians over rounds.
 
-Usage: ``python tools/bench.py [--calls N] [--concurrency C]``.
+``var/bench.json`` holds, among others (``phases`` has every phase's figures of every round):
+
+=====================================  =====================================================================
+``verify.passthrough_per_second``      QueryCard through the proxy, calls/s
+``verify.hub_per_second``              VerifyCard of JJJ cards through the hub, calls/s
+``verify.ratio_to_passthrough``        hub / proxy calls/s (median of per-round ratios)
+``verify.hub_cpu_ms_per_call``         CPU ms of the hub process per VerifyCard
+``verify.passthrough_cpu_ms_per_call`` CPU ms of the proxy process per QueryCard
+``verify.p50_added_ms``                hub p50 − proxy p50 at the fixed rate
+``settle.direct_per_second``           the adapter's settle at its sandbox, calls/s
+``settle.hub_per_second``              Settle through the hub, calls/s
+``settle.ratio_to_direct``             hub / direct calls/s
+``settle.commits_per_settlement``      ledger commits per settled settlement
+``settle.p50_added_ms``                hub p50 − direct p50 at the fixed rate
+=====================================  =====================================================================
+
+``--soak SECONDS`` instead drives mixed load (VerifyCard, AuthorizeService, Settle) through the hub at
+``--soak-rate`` and reports, window by window, p50/p99, errors and the hub's RSS (``VmRSS``), into
+``var/soak.json``.
+
+Every process's standard error is kept in ``<data-dir>/<name>.log``. The exit status is 1 when a call failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
-import statistics
+import shutil
+import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
+from tools.benchkit.processes import REPO, Fleet
+from tools.benchkit.report import bench_table, soak_table, write_json
+from tools.benchkit.soak import soak
+from tools.benchkit.suite import Settings, measure, report
+from tools.benchkit.workload import JJJ, VENUES, Workload
 
-from adapters.domain import Bill, BillLine, CardStatus, CatalogueClass, VisitType
-from adapters.interface import AdapterSettings, RegionAdapter
-from adapters.registry import AdapterRegistry
-from regions.config import load_regions
-from regions.ecard import credential_of
-from regions.seed import SeededPerson, people_of
-from yikatong.v1 import card_pb2, card_pb2_grpc, common_pb2, settlement_pb2, settlement_pb2_grpc
-
-REGION = "sichuan-chongqing"
-YIKATONG = str(Path(sys.executable).parent / "yikatong")
+MARKER = ".bench-data-dir"
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(samples, n=100)
-    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+def _parser() -> argparse.ArgumentParser:
+    d = Settings()
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--calls", type=int, default=d.calls, help=f"calls per throughput phase (default {d.calls})")
+    parser.add_argument("--concurrency", type=int, default=d.concurrency, help="callers per throughput phase")
+    parser.add_argument("--rounds", type=int, default=d.rounds, help=f"rounds of every phase (default {d.rounds})")
+    parser.add_argument("--verify-rate", type=float, default=d.verify_rate, help="calls/s of fixed-rate VerifyCard")
+    parser.add_argument("--settle-rate", type=float, default=d.settle_rate, help="calls/s of fixed-rate Settle")
+    parser.add_argument("--rate-seconds", type=float, default=d.rate_seconds, help="length of a fixed-rate phase")
+    parser.add_argument("--soak", type=float, metavar="SECONDS", help="run the soak for this long instead")
+    parser.add_argument("--soak-rate", type=float, default=200.0, help="calls/s of the soak (default 200)")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "var" / "bench", help="hub data, PKI and logs")
+    parser.add_argument("--out", type=Path, help="JSON output (default var/bench.json, or var/soak.json)")
+    return parser
 
 
-async def timed(call: Callable[[int], Awaitable[object]], calls: int) -> list[float]:
-    samples = []
-    for i in range(calls):
-        started = time.perf_counter()
-        await call(i)
-        samples.append(time.perf_counter() - started)
-    return samples
+def fresh(data_dir: Path) -> None:
+    """Empty ``data_dir`` for a run; only a folder an earlier run made (it holds the marker) is ever removed."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / MARKER).exists():
+            raise SystemExit(f"{data_dir} is not empty and was not made by tools/bench.py; choose another --data-dir")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / MARKER).touch()
 
 
-async def throughput(call: Callable[[int], Awaitable[object]], calls: int, concurrency: int) -> float:
-    counter = iter(range(calls))
-
-    async def worker() -> None:
-        for i in counter:
-            await call(i)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return calls / (time.perf_counter() - started)
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-LINES = (
-    BillLine("110900001", "床位费", CatalogueClass.A, 2, 9000, 18000),
-    BillLine("XC01AAT0", "头孢曲松", CatalogueClass.B, 3, 2000, 6000),
-)
+def _commit() -> str:
+    try:
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    except OSError:
+        return ""
+    return found.stdout.strip()
 
 
-def bill(person: SeededPerson, request_id: str) -> Bill:
-    """The bill the adapter settles directly (the baseline)."""
-    insured_area = person.insurance.insured_area if person.insurance else ""
-    return Bill(
-        request_id,
-        credential_of(person),
-        insured_area,
-        "310104",
-        "H310104",
-        3,
-        VisitType.INPATIENT,
-        False,
-        LINES,
-        False,
-    )
-
-
-def card(person: SeededPerson) -> common_pb2.CardCredential:
-    return common_pb2.CardCredential(
-        social_security_number=person.social_security_number,
-        card_number=person.card_number,
-        card_identification_code=person.card_identification_code,
-        holder_name=person.name,
-    )
-
-
-def settle_request(person: SeededPerson, request_id: str) -> settlement_pb2.SettleRequest:
-    """The same bill through the hub."""
-    lines = [
-        settlement_pb2.BillLine(
-            item_code=line.item_code,
-            item_name=line.item_name,
-            catalogue_class=settlement_pb2.CatalogueClass.Value(f"CATALOGUE_CLASS_{line.catalogue_class.value}"),
-            quantity=line.quantity,
-            unit_price_fen=line.unit_price_fen,
-            amount_fen=line.amount_fen,
-        )
-        for line in LINES
-    ]
-    return settlement_pb2.SettleRequest(
-        request_id=request_id,
-        card=card(person),
-        venue=common_pb2.Venue(area_code="310104", institution_id="H310104"),
-        hospital_level=3,
-        visit_type=settlement_pb2.VISIT_TYPE_INPATIENT,
-        lines=lines,
-    )
-
-
-async def run(calls: int, concurrency: int) -> dict[str, object]:
-    config = next(r for r in load_regions() if r.region_id == REGION)
-    people = [p for p in people_of(config) if p.status is CardStatus.NORMAL and p.insurance is not None]
-    with tempfile.TemporaryDirectory() as data:
-        process = await asyncio.create_subprocess_exec(
-            YIKATONG, "up", "--hub-port", "0", "--admin-port", "0", "--data-dir", data, "--no-self-check",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        assert process.stdout is not None
-        while b"serving" not in await asyncio.wait_for(process.stdout.readline(), 30):
-            pass
-        endpoints = json.loads((Path(data) / "endpoints.json").read_text())
-        cls = AdapterRegistry.from_entry_points().get(config.adapter)
-        adapter = cls(AdapterSettings(REGION, endpoints["regions"][REGION]["address"], dict(config.options)))
-        await adapter.start()
-        channel = grpc.aio.insecure_channel(endpoints["hub"])
-        cards = card_pb2_grpc.CardServiceStub(channel)
-        settle = settlement_pb2_grpc.MedicalSettlementServiceStub(channel)
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    fleet = Fleet(args.data_dir)
+    meta: dict[str, Any] = {
+        "commit": _commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg()[0],
+        "data_dir": str(args.data_dir),
+    }
+    try:
+        await fleet.start(list(VENUES), proxy_region=JJJ)
+        _say(f"hub {fleet.hub_address} (pid {fleet.hub.pid if fleet.hub else '?'}), proxy {fleet.proxy_address}")
+        work = Workload(fleet)
+        await work.open()
         try:
-            return await measure(adapter, cards, settle, people, calls, concurrency)
+            if args.soak is not None:
+                results: dict[str, Any] = {"soak": await soak(work, fleet, args.soak, args.soak_rate, _say)}
+            else:
+                settings = Settings(
+                    args.calls, args.concurrency, args.rounds, args.verify_rate, args.settle_rate, args.rate_seconds
+                )
+                results = report(await measure(work, settings, _say), settings, list(VENUES))
+                meta |= {"calls": settings.calls, "concurrency": settings.concurrency, "rounds": settings.rounds}
         finally:
-            await channel.close(None)
-            await adapter.close()
-            process.send_signal(signal.SIGINT)
-            await process.wait()
+            await work.close()
+    finally:
+        await fleet.stop()
+    meta["load_average_after"] = os.getloadavg()[0]
+    return {**results, "run": meta}
 
 
-async def measure(
-    adapter: RegionAdapter,
-    cards: Any,  # card_pb2_grpc.CardServiceStub on an aio channel (the stubs are typed for sync channels)
-    settle: Any,  # settlement_pb2_grpc.MedicalSettlementServiceStub, likewise
-    people: list[SeededPerson],
-    calls: int,
-    concurrency: int,
-) -> dict[str, object]:
-    def person(i: int) -> SeededPerson:
-        return people[i % len(people)]
-
-    async def direct_verify(i: int) -> object:
-        return await adapter.get_card(credential_of(person(i)), timeout=5)
-
-    async def hub_verify(i: int) -> object:
-        request = card_pb2.VerifyCardRequest(card=card(person(i)), venue=common_pb2.Venue(area_code="310104"))
-        return await cards.VerifyCard(request, timeout=5)
-
-    async def direct_settle(i: int) -> object:
-        return await adapter.settle(bill(person(i), uuid.uuid4().hex), timeout=5)
-
-    async def hub_settle(i: int) -> object:
-        return await settle.Settle(settle_request(person(i), uuid.uuid4().hex), timeout=5)
-
-    for warm in (direct_verify, hub_verify, direct_settle, hub_settle):
-        await timed(warm, 20)
-    result: dict[str, object] = {"calls": calls, "concurrency": concurrency}
-    for name, direct, via_hub in (("verify", direct_verify, hub_verify), ("settle", direct_settle, hub_settle)):
-        base, hub = percentiles(await timed(direct, calls)), percentiles(await timed(via_hub, calls))
-        base_rate = await throughput(direct, calls, concurrency)
-        hub_rate = await throughput(via_hub, calls, concurrency)
-        result[name] = {
-            "baseline_ms": {k: round(v, 2) for k, v in base.items()},
-            "via_hub_ms": {k: round(v, 2) for k, v in hub.items()},
-            "latency_ratio": {k: round(hub[k] / base[k], 2) for k in base},
-            "baseline_per_second": round(base_rate),
-            "via_hub_per_second": round(hub_rate),
-            "throughput_ratio": round(hub_rate / base_rate, 2),
-        }
-    return result
+def main() -> int:
+    args = _parser().parse_args()
+    args.data_dir = args.data_dir.resolve()
+    out = args.out or REPO / "var" / ("soak.json" if args.soak is not None else "bench.json")
+    fresh(args.data_dir)
+    results = _run_on_loop(args)
+    write_json(results, out)
+    print(soak_table(results) if "soak" in results else bench_table(results))
+    print(f"written to {out}; logs in {args.data_dir}")
+    failed = results["soak"]["errors"] if "soak" in results else results["errors"]
+    return 1 if failed else 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=16)
-    args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.calls, args.concurrency)), indent=2))
+def _run_on_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """On uvloop, as the hub and the proxy run, where it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run(args))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run(args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

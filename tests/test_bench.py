@@ -1,0 +1,80 @@
+"""``make bench`` and its soak, run tiny: they start every process, call through all of them and write every figure.
+
+Nothing here is timed: the figures are only checked to be there, numbers, and (for the ledger's) plausible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "tools" / "bench.py"
+KEYS = (
+    "verify.passthrough_per_second",
+    "verify.hub_per_second",
+    "verify.ratio_to_passthrough",
+    "verify.hub_cpu_ms_per_call",
+    "verify.passthrough_cpu_ms_per_call",
+    "verify.p50_added_ms",
+    "settle.direct_per_second",
+    "settle.hub_per_second",
+    "settle.ratio_to_direct",
+    "settle.commits_per_settlement",
+    "settle.p50_added_ms",
+)
+SOAK_KEYS = ("rss_start_kib", "rss_after_warm_up_kib", "rss_end_kib", "rss_growth_after_warm_up_pct", "p99_max_ms")
+
+
+def bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """Run tools/bench.py with ``args``; what it printed and the JSON it wrote."""
+    out = tmp_path / "out.json"
+    command = [sys.executable, str(BENCH), "--data-dir", str(tmp_path / "data"), "--out", str(out), *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # A session of its own, so that a run that hangs is killed with the hub, sandboxes and proxy it started.
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=50)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    assert process.returncode == 0, stdout + stderr
+    return stdout, json.loads(out.read_text())
+
+
+def number(results: dict[str, Any], dotted: str) -> float:
+    value: Any = results
+    for key in dotted.split("."):
+        value = value[key]
+    assert isinstance(value, int | float) and not isinstance(value, bool), f"{dotted} = {value!r}"
+    assert math.isfinite(value), f"{dotted} = {value!r}"
+    return float(value)
+
+
+def test_a_tiny_bench_writes_every_figure_and_prints_them(tmp_path: Path) -> None:
+    printed, results = bench(tmp_path, "--calls", "12", "--rounds", "1", "--concurrency", "4", "--rate-seconds", "0.1")
+    figures = {key: number(results, key) for key in KEYS}
+    assert figures["verify.hub_per_second"] > 0 < figures["verify.passthrough_per_second"]
+    assert figures["settle.hub_per_second"] > 0 < figures["settle.direct_per_second"]
+    assert 0 < figures["settle.commits_per_settlement"] <= 20  # the hub's ledger counter moved with settlements
+    assert results["errors"] == {}
+    assert all(key in printed for key in KEYS)  # the table names each figure
+    assert (tmp_path / "data" / "hub.log").read_text().count("/yikatong.v1.MedicalSettlementService/Settle") > 0
+
+
+def test_a_short_soak_reports_the_hubs_memory_and_p99_over_time(tmp_path: Path) -> None:
+    printed, results = bench(tmp_path, "--soak", "2", "--soak-rate", "50")
+    soak = results["soak"]
+    for key in SOAK_KEYS:
+        number(soak, key)
+    assert soak["errors"] == 0 and soak["calls"] == 100
+    assert len(soak["windows"]) == 2 and all(w["rss_kib"] > 0 for w in soak["windows"])
+    assert "hub RSS" in printed

@@ -1,0 +1,138 @@
+"""What a run prints and writes: the figures as tables a person reads, and as JSON (NaN written as null)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# The targets issue 14 sets for the hub, shown beside each figure (for information: the benchmark asserts nothing).
+TARGETS: dict[str, tuple[str, float]] = {
+    "verify.ratio_to_passthrough": (">=", 0.8),
+    "verify.cpu_ratio_to_passthrough": ("<=", 1.5),
+    "verify.p50_added_ms": ("<=", 1.5),
+    "settle.ratio_to_direct": (">=", 0.2),
+    "settle.commits_per_settlement": ("<=", 2.0),
+    "settle.p50_added_ms": ("<=", 5.0),
+}
+HEADLINE = (
+    "verify.passthrough_per_second",
+    "verify.hub_per_second",
+    "verify.ratio_to_passthrough",
+    "verify.passthrough_cpu_ms_per_call",
+    "verify.hub_cpu_ms_per_call",
+    "verify.cpu_ratio_to_passthrough",
+    "verify.p50_added_ms",
+    "settle.direct_per_second",
+    "settle.hub_per_second",
+    "settle.ratio_to_direct",
+    "settle.commits_per_settlement",
+    "settle.p50_added_ms",
+)
+
+
+def lookup(results: dict[str, Any], dotted: str) -> Any:
+    """``lookup(r, "verify.hub_per_second")`` is ``r["verify"]["hub_per_second"]``."""
+    value: Any = results
+    for key in dotted.split("."):
+        value = value[key]
+    return value
+
+
+def _num(value: float, width: int = 9, places: int = 2) -> str:
+    return f"{'-':>{width}}" if value is None or math.isnan(value) else f"{value:{width}.{places}f}"
+
+
+def _target(key: str, value: float) -> str:
+    if key not in TARGETS:
+        return ""
+    op, limit = TARGETS[key]
+    met = not math.isnan(value) and (value >= limit if op == ">=" else value <= limit)
+    return f"{op} {limit:<5g} {'met' if met else 'NOT MET'}"
+
+
+def bench_table(results: dict[str, Any]) -> str:
+    """The benchmark's figures: the headline keys of ``var/bench.json`` with the issue's targets, then detail."""
+    v, a, s, run = results["verify"], results["authorize"], results["settle"], results["run"]
+    out: list[str] = []
+    add: Callable[[str], None] = out.append
+    add(
+        f"{run['rounds']} rounds (medians); throughput: {run['calls']} calls, {run['concurrency']} callers per phase;"
+        f" latency at {v['rate_per_second']:g}/s (VerifyCard, AuthorizeService) and {s['rate_per_second']:g}/s"
+        f" (Settle); load average {run['load_average_before']:.2f} before, {run['load_average_after']:.2f} after"
+    )
+    add("")
+    add(f"{'figure (var/bench.json)':<38}{'value':>10}   issue 14 target (the hub's)")
+    for key in HEADLINE:
+        value = lookup(results, key)
+        add(f"{key:<38}{_num(value, 10)}   {_target(key, value)}")
+    add("")
+    add(f"{'VerifyCard, beijing-tianjin-hebei':<38}{'calls/s':>10}{'CPU ms/call':>13}{'p50 ms':>9}{'p99 ms':>9}")
+    add(f"{'  direct adapter (no hub)':<38}{_num(v['direct_per_second'], 10, 0)}")
+    add(
+        f"{'  pass-through proxy, mTLS':<38}{_num(v['passthrough_per_second'], 10, 0)}"
+        f"{_num(v['passthrough_cpu_ms_per_call'], 13, 3)}{_num(v['passthrough_p50_ms'])}{_num(v['passthrough_p99_ms'])}"
+    )
+    add(
+        f"{'  hub, mTLS':<38}{_num(v['hub_per_second'], 10, 0)}{_num(v['hub_cpu_ms_per_call'], 13, 3)}"
+        f"{_num(v['hub_p50_ms'])}{_num(v['hub_p99_ms'])}"
+    )
+    add(f"  (hub process busy {v['hub_cpu_busy']:.2f} CPU, load generator {v['loadgen_cpu_busy']:.2f} CPU)")
+    add(f"{'VerifyCard through the hub, by region':<38}{'direct/s':>10}{'hub/s':>10}{'hub/direct':>12}{'CPU ms':>9}")
+    for region, figures in v["regions"].items():
+        add(
+            f"  {region:<36}{_num(figures['direct_per_second'], 10, 0)}{_num(figures['hub_per_second'], 10, 0)}"
+            f"{_num(figures['ratio_to_direct'], 12)}{_num(figures['hub_cpu_ms_per_call'], 9, 3)}"
+        )
+    add(
+        f"{'AuthorizeService, hub, mTLS':<38}{_num(a['hub_per_second'], 10, 0)}{_num(a['hub_cpu_ms_per_call'], 13, 3)}"
+        f"{_num(a['hub_p50_ms'])}{_num(a['hub_p99_ms'])}"
+    )
+    add(f"{'Settle, Shanghai hospital':<38}{'calls/s':>10}{'CPU ms/call':>13}{'p50 ms':>9}{'p99 ms':>9}")
+    add(f"{'  direct adapter (no hub)':<38}{_num(s['direct_per_second'], 10, 0)}{'':13}{_num(s['direct_p50_ms'])}"
+        f"{_num(s['direct_p99_ms'])}")  # fmt: skip
+    add(
+        f"{'  hub, mTLS':<38}{_num(s['hub_per_second'], 10, 0)}{_num(s['hub_cpu_ms_per_call'], 13, 3)}"
+        f"{_num(s['hub_p50_ms'])}{_num(s['hub_p99_ms'])}"
+    )
+    add(
+        f"  ledger: {s['commits_per_settlement']:.2f} commits and {s['writes_per_settlement']:.2f} writes per"
+        f" settlement over {s['settlements']:.0f} settlements"
+    )
+    for phase, error in results["errors"].items():
+        add(f"ERRORS in {phase}: {error['errors']}, the first: {error['first']}")
+    return "\n".join(out)
+
+
+def soak_table(results: dict[str, Any]) -> str:
+    """The soak's memory and latency figures."""
+    s = results["soak"]
+    return "\n".join(
+        (
+            f"soak: {s['seconds']:g} s of mixed load at {s['rate_per_second']:g}/s, {s['calls']} calls,"
+            f" {s['errors']} errors; warm-up {s['warm_up_seconds']:g} s",
+            f"hub RSS: {s['rss_start_kib'] / 1024:.1f} MiB at start, {s['rss_after_warm_up_kib'] / 1024:.1f} MiB"
+            f" after warm-up, {s['rss_end_kib'] / 1024:.1f} MiB at the end:"
+            f" {s['rss_growth_after_warm_up_pct']:+.1f} % after warm-up (issue 14 target: under 10 % over 10 minutes)",
+            f"p99 after warm-up: {s['p99_first_ms']:.2f} ms in the first window, {s['p99_last_ms']:.2f} ms in the"
+            f" last, {s['p99_max_ms']:.2f} ms at most",
+        )
+    )
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as JSON; NaN (a figure that could not be measured) becomes null."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(results), indent=2, ensure_ascii=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -7,15 +7,14 @@ import asyncio
 import atexit
 import json
 import logging
-import logging.handlers
 import os
-import queue
 import sys
 import urllib.request
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.logwriter import BatchWriter
 from gateway.masking import MaskingFilter
 
 log = logging.getLogger("yikatong")
@@ -175,24 +174,17 @@ def _serve(main: Coroutine[Any, Any, int]) -> int:
         return runner.run(main)
 
 
-class _Enqueue(logging.handlers.QueueHandler):
-    """Hands records to the writer thread as they are: formatting them is the writer's work, not the caller's."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
-
-
 def _log_off_the_loop() -> None:
-    """Log lines are formatted, masked and written by one thread of their own, so the event loop only queues
-    them; no personal number or name reaches the log, whoever logs it."""
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    writer = logging.StreamHandler(sys.stderr)
+    """Log lines are masked, formatted and written in batches by a thread of their own (``gateway.logwriter``),
+    so the event loop only gathers them; no personal number or name reaches the log, whoever logs it."""
+    writer = BatchWriter(sys.stderr)
     writer.setFormatter(logging.Formatter("%(message)s"))
     writer.addFilter(MaskingFilter())
-    listener = logging.handlers.QueueListener(records, writer)
-    listener.start()
-    atexit.register(listener.stop)
-    logging.basicConfig(level=logging.INFO, handlers=[_Enqueue(records)])
+    atexit.register(writer.close)
+    # Nothing of what a record would otherwise collect is written (only its message is): not collected either.
+    logging.logThreads, logging.logProcesses, logging.logMultiprocessing = False, False, False
+    logging._srcfile = None  # the logging manual's "Optimization": no caller frame looked up per record
+    logging.basicConfig(level=logging.INFO, handlers=[writer])
 
 
 def _endpoints(data_dir: Path) -> dict[str, Any]:

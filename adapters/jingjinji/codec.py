@@ -264,7 +264,9 @@ def enum_value(kind: type[E], value: object, field: str) -> E:
 def iso_date(wire: str, field: str) -> str:
     """``YYYYMMDD`` → ``YYYY-MM-DD``, checking that it is a real date."""
     try:
-        return dt.datetime.strptime(wire, "%Y%m%d").date().isoformat()
+        if len(wire) != 8 or not (wire.isascii() and wire.isdigit()):
+            raise ValueError(wire)
+        return dt.date(int(wire[:4]), int(wire[4:6]), int(wire[6:])).isoformat()  # strptime takes ten times longer
     except ValueError:
         raise WireError(f"{field}: not a YYYYMMDD date: {wire!r}") from None
 

@@ -152,7 +152,7 @@ def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 def write_private(path: Path, data: bytes) -> None:
     """Bytes only the owner may read, replacing the file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder is the owner's alone
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

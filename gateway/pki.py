@@ -39,6 +39,7 @@ class Pki:
 
     @property
     def authority(self) -> Authority:
+        """The CA of the folder, which signs every certificate of the PKI."""
         return Authority(self.folder)
 
     @property

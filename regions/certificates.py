@@ -34,6 +34,7 @@ class CertFiles:
 
     @property
     def exists(self) -> bool:
+        """Whether both files are there."""
         return self.cert.exists() and self.key.exists()
 
 
@@ -50,6 +51,7 @@ class Authority:
 
     @property
     def exists(self) -> bool:
+        """Whether the CA's certificate and key are there."""
         return self.ca.exists() and (self.folder / "ca.key").exists()
 
     def ensure(self, common_name: str, *, now: dt.datetime | None = None) -> Authority:
@@ -161,5 +163,6 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def write_cert(path: Path, cert: x509.Certificate) -> None:
+    """A certificate as PEM."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

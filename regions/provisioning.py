@@ -45,6 +45,7 @@ class Links:
 
     @property
     def authority(self) -> Authority:
+        """The development CA, in ``pki/``."""
         return Authority(self.data_dir / "pki")
 
     @property
@@ -54,9 +55,11 @@ class Links:
 
     @property
     def hub_client(self) -> CertFiles:
+        """The hub's client certificate towards the regions."""
         return CertFiles(self.data_dir / "pki" / "hub-client.pem", self.data_dir / "pki" / "hub-client.key")
 
     def sandbox(self, region_id: str) -> CertFiles:
+        """A region's sandbox's server certificate."""
         folder = self.data_dir / "pki" / "sandboxes"
         return CertFiles(folder / f"{region_id}.pem", folder / f"{region_id}.key")
 

@@ -47,6 +47,7 @@ class Wiretap:
         self.requests: deque[Captured] = deque(maxlen=KEEP)
 
     def clear(self) -> None:
+        """Forget what was recorded."""
         self.requests.clear()
 
     def middleware(self) -> Middleware:

@@ -5,6 +5,7 @@ translation of aiohttp's transport errors into the error tree.
 what happened                                              raised
 =========================================================  ==========================================
 connection refused or not made in time                     :class:`~adapters.errors.RegionUnavailable`
+TLS handshake refused (certificate not trusted, …)         :class:`~adapters.errors.RegionUnavailable`
 no complete answer within the timeout                      :class:`~adapters.errors.RegionTimeout`
 disconnect mid-call, other client errors, unreadable reply :class:`~adapters.errors.RegionProtocolError`
 =========================================================  ==========================================
@@ -22,9 +23,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from adapters.errors import RegionProtocolError, RegionTimeout, RegionUnavailable, YikatongError
 from adapters.jsonwire import ErrorAnswer
+from adapters.tls import ClientTls
 
 
 @contextlib.contextmanager
@@ -39,7 +42,11 @@ def transport_errors(region: str) -> Iterator[None]:
         raise RegionUnavailable(region, f"could not connect in time: {exc}") from exc
     except TimeoutError as exc:
         raise RegionTimeout(region, "no answer in time") from exc
-    except aiohttp.ClientConnectorError as exc:
+    except aiohttp.ClientConnectorCertificateError as exc:  # before any byte of the request was sent
+        raise RegionUnavailable(
+            region, f"the region's TLS certificate is not trusted: {exc.certificate_error}"
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:  # the TLS handshake's other failures included
         raise RegionUnavailable(region, f"could not connect: {exc}") from exc
     except aiohttp.ClientError as exc:
         raise RegionProtocolError(region, f"{type(exc).__name__}: {exc}") from exc
@@ -63,15 +70,23 @@ def translated_errors(region: str, refuse: Callable[[ErrorAnswer], YikatongError
 
 
 class HttpSession:
-    """One pooled aiohttp session, opened by the adapter's ``start`` and closed by its ``close``."""
+    """One pooled aiohttp session, opened by the adapter's ``start`` and closed by its ``close``.
 
-    def __init__(self, region: str) -> None:
+    Args:
+        region: the region id, named in every error.
+        tls: the link's TLS (:class:`~adapters.tls.ClientTls`, usually ``ClientTls.from_options(settings.options,
+            …)``), used for ``https://`` URLs; None: the system's trusted roots and no client certificate.
+    """
+
+    def __init__(self, region: str, tls: ClientTls | None = None) -> None:
         self.region = region
+        self._tls = tls
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            context = (self._tls or ClientTls()).ssl_context()
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -84,7 +99,7 @@ class HttpSession:
             raise RuntimeError(f"adapter for {self.region} used before start()")
         return self._session
 
-    async def exchange(self, method: str, url: str, *, timeout: float, **request: Any) -> tuple[int, bytes]:
+    async def exchange(self, method: str, url: str | URL, *, timeout: float, **request: Any) -> tuple[int, bytes]:
         """Send one request and read its whole answer; call it inside :func:`transport_errors`.
 
         Args:

@@ -85,12 +85,21 @@ class AdapterSettings:
     Attributes:
         region_id: the region's id, e.g. ``"yangtze-delta"``; used in every error the adapter raises.
         endpoint: where the region's back-end listens (``http://host:port`` or ``host:port`` for gRPC).
-        options: adapter-specific settings from the region's configuration file (credentials, ids).
+        options: adapter-specific settings from the region's configuration file (credentials, ids), references
+            already resolved. By convention the TLS to the region is ``tls_ca`` (the CA bundle that vouches for
+            the region's server certificate, PEM), ``tls_cert`` and ``tls_key`` (the hub's client certificate and
+            key, PEM, where the region asks for one); :class:`adapters.tls.ClientTls` reads them.
+
+    ``repr`` names the options but never shows their values: they hold secrets.
     """
 
     region_id: str
     endpoint: str
     options: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        options = {key: "***" for key in self.options}
+        return f"AdapterSettings(region_id={self.region_id!r}, endpoint={self.endpoint!r}, options={options!r})"
 
 
 class RegionAdapter(abc.ABC):

@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         help=LEDGER_HELP,
     )
     serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development: accept sandbox keys and secrets (the sandbox e-card key, published secrets)",
+    )
+    serve.add_argument(
         "--endpoint",
         action="append",
         default=[],
@@ -78,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     sb_serve.add_argument("--port", type=int, default=None)
     sb_serve.add_argument("--admin-port", type=int, default=None)
     sb_serve.add_argument("--hub", default=None, help="hub gRPC address to publish card events to")
+    sb_serve.add_argument(
+        "--data-dir", type=Path, default=Path("var"), help="where its certificate and secrets are (made if missing)"
+    )
     sb_serve.add_argument("--ca", type=Path, default=None, help="federation CA (PEM), to publish over mutual TLS")
     sb_serve.add_argument("--cert", type=Path, default=None, help="the region participant's certificate (PEM)")
     sb_serve.add_argument("--key", type=Path, default=None, help="the region participant's private key (PEM)")
@@ -90,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     ecard = sandbox.add_parser("ecard-token", help="an electronic card QR token for a sandbox person's card")
     ecard.add_argument("--social-security-number", required=True)
     ecard.add_argument("--ttl-seconds", type=int, default=60, help="lifetime, 1 to 60 (default 60)")
+    ecard.add_argument(
+        "--data-dir", type=Path, default=Path("var"), help="where `yikatong up` keeps the platform's key"
+    )
     fault = sandbox.add_parser("fault", help="change a running sandbox's fault knobs")
     fault.add_argument("--data-dir", type=Path, default=Path("var"))
     fault.add_argument("--region", required=True)
@@ -199,10 +210,13 @@ def _endpoints(data_dir: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _log_off_the_loop()
+    # grpc reads these when it is first imported, just below. Its core logs every refused TLS handshake (a caller
+    # without a certificate, a region link that is not trusted) as an INFO line of its own; the commands say what
+    # failed in their own words.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if args.command == "up":
         # `up --replicas` starts processes while the sandboxes' gRPC threads run: grpc's fork handlers have nothing
-        # to do for a child that execs at once, and would only log that they were skipped. grpc reads this when
-        # it is first imported, just below.
+        # to do for a child that execs at once, and would only log that they were skipped.
         os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     from gateway import commands
     from gateway.api import client
@@ -234,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     host=args.host,
                     insecure=args.insecure,
                     ledger=args.ledger,
+                    dev=args.dev,
                 )
             )
         if args.command == "regions":
@@ -256,13 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.pki_issue(args.dir, args.participant, args.participants)
         if args.sandbox_command == "serve":
             tls = (args.ca, args.cert, args.key) if args.ca and args.cert and args.key else None
-            return _serve(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub, tls))
+            return _serve(commands.serve_sandbox(args.region, args.port, args.admin_port, args.hub, tls, args.data_dir))
         if args.sandbox_command == "cards":
             return commands.print_cards(args.region, args.status, args.limit)
         if args.sandbox_command == "policy":
             return commands.print_policies(args.province)
         if args.sandbox_command == "ecard-token":
-            return commands.print_ecard_token(args.social_security_number, args.ttl_seconds)
+            return commands.print_ecard_token(args.social_security_number, args.ttl_seconds, args.data_dir)
         return _fault(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

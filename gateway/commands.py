@@ -24,7 +24,7 @@ from gateway import pki
 from gateway.api.client import HubEndpoint
 from gateway.api.selfcheck import run_self_check
 from gateway.config import DEFAULT_FILE, HubConfig, TlsFiles, load_hub_config, with_ledger
-from gateway.hub import Hub, check_transport
+from gateway.hub import Hub, check_secrets, check_transport
 from gateway.ledger import Ledger, SqliteLedger
 from gateway.ledger import copy as ledger_copy
 from gateway.ledger.postgres import PostgresLedger
@@ -32,7 +32,9 @@ from gateway.participants import PARTICIPANTS_FILE, Participants, load_participa
 from regions import ecard
 from regions.config import ConfigError, load_regions
 from regions.policy import POLICY_FILE, load_policies
+from regions.provisioning import Links, provision
 from regions.sandbox import RunningSandbox, start_sandbox
+from regions.secrets import resolve_region
 from regions.seed import people_of
 
 log = logging.getLogger("yikatong")
@@ -62,12 +64,17 @@ async def up(
 ) -> int:
     """Start every configured region's sandbox (free ports) and the hub; write endpoints.json; self-check; serve.
 
-    The hub serves mutual TLS with a development PKI made in ``<data_dir>/pki`` on first start; ``insecure``
-    serves plaintext on loopback instead, every caller the dev participant. With ``replicas`` > 1 the hub runs as
-    that many ``yikatong serve`` processes on one port, sharing the PostgreSQL ``ledger``.
+    On first start the data directory gets what the shipped configuration's references name
+    (:func:`regions.provisioning.provision`): the development PKI in ``<data_dir>/pki`` (with each sandbox's
+    server certificate and the hub's client certificate: every region link is TLS), the sandboxes' secrets and the
+    e-card platform's key in ``<data_dir>/secrets``. The hub runs in development mode (sandbox keys accepted) and
+    serves mutual TLS; ``insecure`` serves plaintext on loopback instead, every caller the dev participant. With
+    ``replicas`` > 1 the hub runs as that many ``yikatong serve`` processes on one port, sharing the PostgreSQL
+    ``ledger``.
     """
     config_file = config_file or DEFAULT_FILE
-    config = replace(load_hub_config(config_file, data_dir=data_dir), insecure=insecure)
+    generated = provision(data_dir, load_regions())
+    config = replace(load_hub_config(config_file, data_dir=data_dir), insecure=insecure, dev=True)
     if ledger:
         config = with_ledger(config, ledger)
     if replicas > 1 and not config.ledger_url:
@@ -78,6 +85,9 @@ async def up(
     if dev_pki is not None:
         config = replace(config, tls=TlsFiles(dev_pki.ca, dev_pki.hub.cert, dev_pki.hub.key))
     tls = _tls_endpoints(dev_pki, participants) if dev_pki is not None else None
+    ecard.install(_ecard_platform(config))
+    if generated:
+        print(f"generated {len(generated)} development files (certificates, secrets, e-card key) in {data_dir}")
     sandboxes: list[RunningSandbox] = []
     try:
         for region in config.regions:
@@ -93,6 +103,9 @@ async def up(
                 print(f"  replica pid {replica.pid}   admin {replica.admin_url}")
             for s in sandboxes:
                 print(f"{s.config.region_id:<26} {s.address:<28} admin {s.admin_url}")
+            print(
+                f"region links TLS (CA {Links(data_dir).ca}); e-card platform key {data_dir / ecard.PLATFORM_KEY_FILE}"
+            )
             print(f"endpoints written to {data_dir / 'endpoints.json'}")
             if self_check:
                 if hubs.hub is not None:
@@ -145,6 +158,7 @@ async def _hubs(
     command += ["--port", str(port)]
     command += [arg for region, address in endpoints.items() for arg in ("--endpoint", f"{region}={address}")]
     command += ["--insecure"] if config.insecure else []
+    command += ["--dev"] if config.dev else []
     processes: list[asyncio.subprocess.Process] = []
     started: list[Replica] = []
     passing_on: list[asyncio.Task[None]] = []
@@ -188,6 +202,18 @@ async def _admin_url_of(process: asyncio.subprocess.Process, timeout: float = 60
 async def _pass_on(stream: asyncio.StreamReader) -> None:
     while line := await stream.readline():
         print(line.decode(), end="", flush=True)
+
+
+def _ecard_platform(config: HubConfig) -> ecard.Platform:
+    """The sandbox e-card platform of the data directory, under the key id the hub trusts its key by."""
+    key = ecard.load_platform_key(config.data_dir)
+    if key is None:
+        raise ConfigError(config.data_dir / ecard.PLATFORM_KEY_FILE, "(file)", "", "no sandbox e-card platform key")
+    public = ecard.public_key_base64(key)
+    trusted = [kid for kid, k in config.ecard_keys.items() if ecard.public_key_base64(k) == public]
+    if not trusted:
+        log.warning("%s trusts no key of the sandbox e-card platform: its tokens will be refused", config.source)
+    return ecard.Platform(key, trusted[0] if trusted else ecard.SANDBOX_KEY_ID)
 
 
 def _region_credentials(
@@ -243,18 +269,21 @@ async def serve(
     host: str | None = None,
     insecure: bool = False,
     ledger: str | None = None,
+    dev: bool = False,
 ) -> int:
     """The hub alone, against the regions' configured (or given) endpoints, until SIGINT/SIGTERM; one replica
     when ``ledger`` is a PostgreSQL URL several share.
 
     Mutual TLS with the files ``[tls]`` names; ``insecure`` (plaintext, every caller dev) only on loopback.
+    Sandbox keys and published secrets are refused unless ``dev`` (:func:`gateway.hub.check_secrets`).
     """
     config = load_hub_config(config_file or DEFAULT_FILE, data_dir=data_dir).with_endpoints(endpoints or {})
     config = replace(config, port=config.port if port is None else port, host=host or config.host, insecure=insecure)
     if ledger:
         config = with_ledger(config, ledger)
-    config = replace(config, admin_port=config.admin_port if admin_port is None else admin_port)
+    config = replace(config, admin_port=config.admin_port if admin_port is None else admin_port, dev=dev)
     check_transport(config)
+    check_secrets(config)
     hub = Hub(config)
     await hub.start()
     print(f"hub gRPC {hub.address} admin {hub.admin_url}", flush=True)
@@ -271,14 +300,18 @@ async def serve_sandbox(
     admin_port: int | None,
     hub: str | None = None,
     tls: tuple[Path, Path, Path] | None = None,
+    data_dir: Path = Path("var"),
 ) -> int:
-    """One region's sandbox; with ``hub``, it publishes card events there — over mutual TLS with the region
+    """One region's sandbox, its references resolved from ``data_dir`` (what is missing there is generated, as
+    ``yikatong up`` does); with ``hub``, it publishes card events there — over mutual TLS with the region
     participant's ``tls`` files (CA, certificate, key), or in plaintext to a hub started with ``--insecure``."""
     regions = {r.region_id: r for r in load_regions()}
     if region_id not in regions:
         print(f"unknown region {region_id!r}; configured: {', '.join(regions)}")
         return 2
-    sandbox = await start_sandbox(regions[region_id], port=port, admin_port=admin_port)
+    provision(data_dir, [regions[region_id]])
+    region = resolve_region(regions[region_id], data_dir)
+    sandbox = await start_sandbox(region, port=port, admin_port=admin_port)
     if hub:
         credentials = None
         if tls is not None:
@@ -382,14 +415,24 @@ def print_policies(province: str | None) -> int:
     return 0
 
 
-def print_ecard_token(social_security_number: str, ttl_seconds: int) -> int:
-    """One QR token of the sandbox e-card platform for the person's card as seeded; 2 when there is none."""
+def print_ecard_token(social_security_number: str, ttl_seconds: int, data_dir: Path = Path("var")) -> int:
+    """One QR token of the sandbox e-card platform for the person's card as seeded; 2 when there is none.
+
+    It is signed with the platform key ``yikatong up`` generated into ``data_dir``, under the key id the hub file
+    trusts it by.
+    """
     ssn = social_security_number.strip().upper()
+    try:
+        platform = _ecard_platform(load_hub_config(DEFAULT_FILE, data_dir=data_dir))
+    except ConfigError as exc:
+        print(f"no e-card token: {exc} (`yikatong up --data-dir {data_dir}` generates one)", file=sys.stderr)
+        return 2
     for region in load_regions():
         person = next((p for p in people_of(region) if p.social_security_number == ssn), None)
         if person is not None:
             try:
-                print(ecard.issue_token(ecard.credential_of(person), ttl_seconds=ttl_seconds))
+                credential = ecard.credential_of(person)
+                print(ecard.issue_token(credential, ttl_seconds=ttl_seconds, key=platform.key, kid=platform.kid))
             except ValueError as exc:
                 print(f"no e-card token: {exc}", file=sys.stderr)
                 return 2

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.participants import PARTICIPANTS_FILE
 from regions.agreements import AGREEMENTS_FILE
 from regions.config import ConfigError, RegionConfig, Table, load_regions
+from regions.secrets import resolve, resolve_region
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 
@@ -82,17 +83,20 @@ class HubConfig:
         call_timeout_seconds: cap of one call to a region.
         deadline_margin_seconds: kept back from the caller's remaining time.
         probe_interval_seconds: how often the regions' back-ends are probed.
-        regions: the federated regions.
+        regions: the federated regions, their references resolved (``repr`` shows no secret).
         agreements_file: the resident-service agreements (reloaded on SIGHUP).
         status_cache_seconds: how long a card status confirmed by its region answers resident services.
         status_cache_max_entries: size bound of that cache.
         stand_in_seconds: how old a confirmed NORMAL status may be for a stand-in grant while the card's region
             is unreachable.
-        ecard_keys: the e-card platform's Ed25519 public keys by key id (``[ecard.keys]``); none = no
-            e-card token is accepted.
+        ecard_keys: the e-card platform's Ed25519 public keys by key id (``[ecard.keys]``, references resolved);
+            none = no e-card token is accepted.
         ecard_clock_skew_seconds: how far the e-card platform's clock may be off from the hub's.
         ecard_max_ttl_seconds: longest lifetime an e-card token may have been issued with (at most 60).
         insecure: serve plaintext with every caller the ``dev`` participant; refused unless ``host`` is loopback.
+        dev: development mode (``yikatong serve --dev``, ``yikatong up``): sandbox keys and secrets are accepted,
+            which :func:`gateway.hub.check_secrets` refuses otherwise.
+        source: the hub file it was read from.
         tls: the mutual-TLS files (used unless ``insecure``).
         participants_file: the participants (reloaded on SIGHUP).
         limits: the gRPC server's limits.
@@ -133,6 +137,8 @@ class HubConfig:
     ecard_clock_skew_seconds: float = 5.0
     ecard_max_ttl_seconds: float = 60.0
     insecure: bool = False
+    dev: bool = False
+    source: Path = DEFAULT_FILE
     tls: TlsFiles = TlsFiles(Path("var/pki/ca.pem"), Path("var/pki/hub.pem"), Path("var/pki/hub.key"))
     participants_file: Path = PARTICIPANTS_FILE
     limits: ServerLimits = ServerLimits()
@@ -195,14 +201,17 @@ ECARD_MAX_TTL_SECONDS = 60.0  # DESIGN §4.8: a token is valid for at most 60 se
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def _ecard_keys(t: Table) -> dict[str, Ed25519PublicKey]:
-    """``[ecard.keys]``: key id → standard base64 of a raw 32-byte Ed25519 public key."""
+def _ecard_keys(t: Table, data_dir: Path) -> dict[str, Ed25519PublicKey]:
+    """``[ecard.keys]``: key id → standard base64 of a raw 32-byte Ed25519 public key, or a reference to it."""
     keys: dict[str, Ed25519PublicKey] = {}
     for kid, value in t.data.items():
         if not _KEY_ID.fullmatch(kid):
             raise ConfigError(t.path, t.prefix + kid, value, "key id must be 1 to 64 of A-Z a-z 0-9 . _ -")
+        if not isinstance(value, str):
+            raise ConfigError(t.path, t.prefix + kid, value, "must be a string")
+        text = resolve(value, data_dir=data_dir, source=t.path, key=t.prefix + kid).strip()
         try:
-            keys[kid] = Ed25519PublicKey.from_public_bytes(base64.b64decode(value, validate=True))
+            keys[kid] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
         except (TypeError, ValueError):  # binascii.Error is a ValueError
             raise ConfigError(
                 t.path, t.prefix + kid, value, "must be the base64 of a 32-byte Ed25519 public key"
@@ -219,7 +228,17 @@ def _at_most(t: Table, key: str, value: float, limit: float) -> float:
 def load_hub_config(
     path: Path = DEFAULT_FILE, *, data_dir: Path = Path("var"), regions_dir: Path | None = None
 ) -> HubConfig:
-    """Read and validate the hub file and every region file."""
+    """Read and validate the hub file and every region file, and resolve their references.
+
+    Args:
+        path: the hub file.
+        data_dir: the data directory: the hub's paths, and relative ``file:`` references (:mod:`regions.secrets`),
+            are read from it.
+        regions_dir: the folder of region files (default: :func:`regions.config.config_dirs`).
+
+    Raises:
+        ConfigError: a bad value, or a reference that names nothing (the error names the file, key and reference).
+    """
     root = Table.load(path)
     server, ledger, directory, regions = (root.table(k) for k in ("server", "ledger", "directory", "regions"))
     ecard, resident, tls, retention = (root.table(k) for k in ("ecard", "resident", "tls", "retention"))
@@ -246,12 +265,14 @@ def load_hub_config(
         call_timeout_seconds=regions.positive("call_timeout_seconds", float, 3.0),
         deadline_margin_seconds=regions.get("deadline_margin_seconds", float, 0.05),
         probe_interval_seconds=regions.positive("probe_interval_seconds", float, 5.0),
-        regions=tuple(load_regions(regions_dir) if regions_dir else load_regions()),
+        regions=tuple(
+            resolve_region(r, data_dir) for r in (load_regions(regions_dir) if regions_dir else load_regions())
+        ),
         agreements_file=(path.parent / agreements).resolve() if agreements else AGREEMENTS_FILE,
         status_cache_seconds=_non_negative(resident, "status_cache_seconds", 5.0),
         status_cache_max_entries=resident.positive("status_cache_max_entries", int, 200_000),
         stand_in_seconds=_non_negative(resident, "stand_in_seconds", 1800.0),
-        ecard_keys=_ecard_keys(ecard.table("keys")),
+        ecard_keys=_ecard_keys(ecard.table("keys"), data_dir),
         ecard_clock_skew_seconds=_at_most(
             ecard, "clock_skew_seconds", _non_negative(ecard, "clock_skew_seconds", 5.0), ECARD_MAX_TTL_SECONDS
         ),
@@ -260,6 +281,7 @@ def load_hub_config(
         ),
         tls=TlsFiles(*(data_dir / tls.get(k, str, f"pki/{d}") for k, d in _TLS_FILES)),
         participants_file=(path.parent / participants).resolve() if participants else PARTICIPANTS_FILE,
+        source=path,
         limits=ServerLimits(
             max_receive_message_bytes=server.positive("max_receive_message_bytes", int, 1024 * 1024),
             max_concurrent_rpcs=server.positive("max_concurrent_rpcs", int, 1000),

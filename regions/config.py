@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 REGIONS_DIR_VARIABLE = "YIKATONG_REGIONS_DIR"
+REFERENCE_PREFIXES = ("env:", "file:")
+"""A value starting so is a reference to a secret (:mod:`regions.secrets`), resolved at start-up."""
 _REGION_ID = re.compile(r"[a-z][a-z0-9-]{1,40}")
 _PROVINCE = re.compile(r"[1-8][0-9]")
 
@@ -79,6 +81,9 @@ class SandboxSettings:
         cities: city area codes of each province for the seeded people (default: ``regions.seed.CITIES``,
             which knows the built-in regions' provinces).
         policies_file: the insured places' policy table (default: ``regions/policies.toml``), absolute.
+        tls_cert: the sandbox's server certificate (PEM, usually a ``file:`` reference); empty: plaintext.
+        tls_key: its private key (PEM).
+        tls_client_ca: the CA whose client certificates the sandbox requires (mutual TLS); empty: none asked for.
     """
 
     port: int = 0
@@ -87,6 +92,9 @@ class SandboxSettings:
     temporary_loss_days: int = 15
     cities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     policies_file: str = ""
+    tls_cert: str = field(default="", repr=False)
+    tls_key: str = field(default="", repr=False)
+    tls_client_ca: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,8 @@ class RegionConfig:
         provinces: two-digit GB/T 2260 province codes the region serves.
         adapter: entry-point name of the adapter (``yikatong.adapters`` group).
         endpoint: where the region's back-end listens.
-        options: adapter-specific strings (credentials, ids).
+        options: adapter-specific strings (credentials, ids, the TLS options ``tls_ca``, ``tls_cert``,
+            ``tls_key``); any may be a reference (:mod:`regions.secrets`). ``repr`` shows references, never values.
         sandbox: settings of the sandbox that stands in for the region's back-end.
         resilience: deadline cap, retries, circuit breaker and bulkhead of the hub's calls to the region.
         source: the file it was read from.
@@ -170,6 +179,16 @@ class RegionConfig:
     sandbox: SandboxSettings = SandboxSettings()
     resilience: ResilienceSettings = ResilienceSettings()
     source: str = ""
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["options"] = masked(self.options)
+        return f"RegionConfig({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+def masked(options: Mapping[str, str]) -> dict[str, str]:
+    """Options fit to print: references as they are, every value ``'***'`` (it may be a secret)."""
+    return {k: v if v.startswith(REFERENCE_PREFIXES) else "***" for k, v in options.items()}
 
 
 def _cities(t: Table) -> dict[str, tuple[str, ...]]:
@@ -207,7 +226,14 @@ def load_region(path: Path) -> RegionConfig:
         temporary_loss_days=s.positive("temporary_loss_days", int, 15),
         cities=_cities(s.table("cities")),
         policies_file=str((path.parent / s.get("policies_file", str)).resolve()) if "policies_file" in s.data else "",
+        tls_cert=s.get("tls_cert", str, ""),
+        tls_key=s.get("tls_key", str, ""),
+        tls_client_ca=s.get("tls_client_ca", str, ""),
     )
+    if bool(sandbox.tls_cert) != bool(sandbox.tls_key):
+        raise ConfigError(path, "sandbox.tls_key", sandbox.tls_key, "tls_cert and tls_key go together")
+    if sandbox.tls_client_ca and not sandbox.tls_cert:
+        raise ConfigError(path, "sandbox.tls_client_ca", sandbox.tls_client_ca, "needs tls_cert and tls_key")
     return RegionConfig(
         region_id=region_id,
         name=t.get("name", str),

@@ -11,8 +11,9 @@ gRPC address the region publishes its card events to); ``GET /admin/settlements`
 from __future__ import annotations
 
 import importlib
+import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from itertools import product
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from adapters.domain import CardStatus, InsuranceType, VisitType
+from adapters.tls import load_cert_chain
 from regions import books
 from regions.backend import Backend
 from regions.cardsystem import CardSystem, SandboxClock
@@ -29,7 +31,9 @@ from regions.events import EventPublisher
 from regions.faults import Faults
 from regions.medical import MedicalSystem
 from regions.policy import POLICY_FILE, load_policies
+from regions.secrets import unresolved
 from regions.seed import people_of
+from regions.wiretap import Wiretap
 
 # Region id → module that defines ``async def serve(backend, config, host, port) -> ProtocolServer``. A partner's
 # region registers its ``serve`` under the entry-point group ``yikatong.sandboxes``, named like its adapter.
@@ -57,23 +61,51 @@ class HttpServer:
     """An aiohttp application listening: what an HTTP sandbox's ``serve`` returns (a :class:`ProtocolServer`).
 
     Attributes:
-        address: the base URL, ``http://host:port``, an adapter's ``endpoint`` setting should hold.
+        address: the base URL, ``https://host:port`` (``http://`` without TLS), an adapter's ``endpoint``
+            setting should hold.
+        wiretap: every request that reached the application, as received (:mod:`regions.wiretap`).
     """
 
     address: str
     _runner: web.AppRunner
+    wiretap: Wiretap = field(default_factory=Wiretap)
 
     async def stop(self) -> None:
         """Stop listening and finish the requests in flight."""
         await self._runner.cleanup()
 
 
-async def serve_http(app: web.Application, host: str, port: int) -> HttpServer:
-    """Put ``app`` on ``host:port`` (port 0 picks a free one), without an access log (paths carry card numbers)."""
+def server_tls(config: RegionConfig) -> ssl.SSLContext | None:
+    """The sandbox's TLS from its ``[sandbox]`` keys (resolved): its certificate, and when ``tls_client_ca`` is
+    set the client certificate it requires; None when the region file gives it no certificate (plaintext)."""
+    settings = config.sandbox
+    if not settings.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_cert_chain(context, settings.tls_cert, settings.tls_key)
+    if settings.tls_client_ca:
+        context.load_verify_locations(cadata=settings.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def serve_http(app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None) -> HttpServer:
+    """Put ``app`` on ``host:port`` (port 0 picks a free one), without an access log (paths carry card numbers).
+
+    Args:
+        app: the sandbox's application; a :class:`~regions.wiretap.Wiretap` is put in front of its middlewares.
+        host: interface to listen on.
+        port: port to listen on.
+        tls: the server's TLS (:func:`server_tls` of the region's configuration); None serves plaintext.
+    """
+    wiretap = Wiretap()
+    app.middlewares.insert(0, wiretap.middleware())
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return HttpServer(f"http://{host}:{runner.addresses[0][1]}", runner)
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    scheme = "https" if tls is not None else "http"
+    return HttpServer(f"{scheme}://{host}:{runner.addresses[0][1]}", runner, wiretap)
 
 
 @dataclass
@@ -101,6 +133,12 @@ class RunningSandbox:
     @property
     def address(self) -> str:
         return self.server.address
+
+    @property
+    def wiretap(self) -> Wiretap | None:
+        """What reached the protocol server, when it records that (every HTTP sandbox, and 京津冀's)."""
+        tap = getattr(self.server, "wiretap", None)
+        return tap if isinstance(tap, Wiretap) else None
 
     @property
     def admin_url(self) -> str:
@@ -213,7 +251,21 @@ def admin_app(backend: Backend, events: EventPublisher) -> web.Application:
 async def start_sandbox(
     config: RegionConfig, *, host: str = "127.0.0.1", port: int | None = None, admin_port: int | None = None
 ) -> RunningSandbox:
-    """Start the region's sandbox; ports default to the region file's, 0 picks free ones."""
+    """Start the region's sandbox; ports default to the region file's, 0 picks free ones.
+
+    Args:
+        config: the region's configuration with its references resolved
+            (:func:`regions.secrets.resolve_region`): the sandbox's certificate and the secrets it checks.
+        host: interface to listen on.
+        port: protocol port (None: the region file's).
+        admin_port: admin port (None: the region file's).
+
+    Raises:
+        ConfigError: a reference is left unresolved.
+    """
+    left = unresolved(config)
+    if left is not None:
+        raise ConfigError(config.source, *left, "a reference the sandbox cannot use: resolve the region first")
     backend = build_backend(config)
     events = EventPublisher(config.region_id, backend.faults)
     backend.cards.listeners.append(events.on_change)

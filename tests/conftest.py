@@ -7,17 +7,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 
+from adapters.tls import ClientTls
 from gateway import pki
 from gateway.config import TlsFiles, load_hub_config
 from gateway.hub import Hub
 from gateway.participants import PARTICIPANTS_FILE, load_participants
 from gateway.pki import Pki
 from gateway.services.resilience import RetryBudget
+from regions import ecard
 from regions.config import RegionConfig, load_regions
+from regions.provisioning import Links, provision
 from regions.sandbox import RunningSandbox, start_sandbox
+from regions.secrets import resolve_region
 from regions.seed import SeededPerson, generate
 from yikatong.v1 import (
     card_affairs_pb2_grpc,
@@ -35,9 +40,43 @@ YIKATONG = str(Path(sys.executable).parent / "yikatong")  # the command line, as
 StartSandbox = Callable[[str], Awaitable[RunningSandbox]]
 
 
-@pytest.fixture(scope="session")
-def region_configs() -> dict[str, RegionConfig]:
-    return {c.region_id: c for c in load_regions()}
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """The test's data directory with what `yikatong up` generates (region-link certificates, sandbox secrets), the
+    e-card platform key being the well-known sandbox one that ``regions.ecard.issue_token`` signs with by default:
+    a hub built on it must run in development mode (``dev=True``), which the hub fixtures say explicitly."""
+    provision(tmp_path, load_regions(), ecard_key=ecard.SANDBOX_KEY)
+    return tmp_path
+
+
+@dataclass(frozen=True)
+class HubLink:
+    """What the hub presents and trusts on its links to the test's sandboxes, for tests that speak to them raw."""
+
+    tls: ClientTls
+
+    def http(self) -> aiohttp.ClientSession:
+        """An HTTP client trusting the sandboxes' CA and presenting the hub's client certificate."""
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls.ssl_context()))
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """A gRPC channel to a sandbox, with the same credentials."""
+        tls = self.tls
+        credentials = grpc.ssl_channel_credentials(tls.ca.encode(), tls.key.encode(), tls.cert.encode())
+        return grpc.aio.secure_channel(address, credentials)
+
+
+@pytest.fixture
+def hub_link(data_dir: Path) -> HubLink:
+    links = Links(data_dir)
+    files = (links.ca, links.hub_client.cert, links.hub_client.key)
+    return HubLink(ClientTls(*(path.read_text() for path in files)))
+
+
+@pytest.fixture
+def region_configs(data_dir: Path) -> dict[str, RegionConfig]:
+    """The configured regions, their references resolved from :func:`data_dir` (TLS sandboxes, shared secrets)."""
+    return {c.region_id: resolve_region(c, data_dir) for c in load_regions()}
 
 
 @pytest.fixture
@@ -144,15 +183,18 @@ class SecureFederation:
 
 
 @pytest.fixture
-async def secure_federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[SecureFederation]:
+async def secure_federation(
+    start_region: StartSandbox, tmp_path: Path, data_dir: Path
+) -> AsyncIterator[SecureFederation]:
     """The hub on port 0 serving mutual TLS, with the shipped participants and :data:`TEST_PARTICIPANTS`."""
     sandboxes = {r: await start_region(r) for r in REGION_IDS}
     participants_file = tmp_path / "participants.toml"
     participants_file.write_text(PARTICIPANTS_FILE.read_text() + TEST_PARTICIPANTS)
     made = pki.init(tmp_path / "pki", [p.id for p in load_participants(participants_file)])
-    config = load_hub_config(data_dir=tmp_path)
+    config = load_hub_config(data_dir=data_dir)
     config = replace(
         config.with_endpoints({r: s.address for r, s in sandboxes.items()}),
+        dev=True,
         port=0,
         admin_port=0,
         probe_interval_seconds=3600,
@@ -170,10 +212,10 @@ async def secure_federation(start_region: StartSandbox, tmp_path: Path) -> Async
 
 
 @pytest.fixture
-async def federation(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[Federation]:
-    """The hub on port 0 with all three sandboxes as real servers on port 0."""
+async def federation(start_region: StartSandbox, data_dir: Path) -> AsyncIterator[Federation]:
+    """The hub on port 0, in development mode, with all three sandboxes as real servers on port 0."""
     sandboxes = {r: await start_region(r) for r in REGION_IDS}
-    config = load_hub_config(data_dir=tmp_path)
+    config = replace(load_hub_config(data_dir=data_dir), dev=True)
     # Probed once at start; no background probe during a test, so breaker counts and fault draws are the test's own.
     endpoints = {r: s.address for r, s in sandboxes.items()}
     config = replace(config.with_endpoints(endpoints), port=0, admin_port=0, probe_interval_seconds=3600, insecure=True)

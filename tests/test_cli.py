@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_hub_config
-from regions.config import ConfigError, load_region
+from regions.config import ConfigError, load_region, load_regions
+from regions.provisioning import provision
 from tests.conftest import YIKATONG
 
 
@@ -44,7 +45,15 @@ def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(
             lines = wait_for_line(process, "serving")
             assert "self-check passed" in lines
             assert sum(line.strip().startswith("[ok]") for line in lines) == checks  # mTLS adds two refusals
-            assert ("(mutual TLS)" in lines[0]) is not bool(flags)
+            hub = next(line for line in lines if line.startswith("hub "))
+            assert ("(mutual TLS)" in hub) is not bool(flags)
+            assert lines[0].startswith("generated ") and "development files" in lines[0]  # a fresh data directory
+            assert any(line.startswith("region links TLS (CA ") for line in lines)
+            regions = json.loads((tmp_path / "endpoints.json").read_text())["regions"]
+            assert {r: e["address"].split("://")[0] for r, e in regions.items() if "://" in e["address"]} == {
+                "yangtze-delta": "https",
+                "sichuan-chongqing": "https",
+            }
             assert ("tls" in json.loads((tmp_path / "endpoints.json").read_text())) is not bool(flags)
             splits = [re.search(SPLIT_LINE, line) for line in lines if "yuan = fund" in line]
             assert len(splits) == 2
@@ -142,6 +151,7 @@ def check_running_federation(data_dir: Path) -> None:
 def test_serve_refuses_plaintext_off_loopback_and_tls_without_its_files(
     tmp_path: Path, flags: tuple[str, ...], said: str
 ) -> None:
+    provision(tmp_path, load_regions())  # the secrets the configuration references are there; the hub's PKI is not
     served = subprocess.run(
         [YIKATONG, "serve", "--data-dir", str(tmp_path), "--port", "0", "--admin-port", "0", *flags],
         capture_output=True,

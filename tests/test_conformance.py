@@ -7,6 +7,7 @@ The suite is used here exactly as a partner's pytest uses it (``rules()`` and ``
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -18,7 +19,11 @@ from adapters import AdapterSettings, Bill, CardCredential, CardRecord, CardStat
 from adapters.conformance import Rule, RuleViolation, check_rule, resolve_region, rules, run
 from adapters.errors import AdapterError, RegionTimeout
 from adapters.sichuan_chongqing import SichuanChongqingAdapter
+from adapters.tls import ClientTls
+from adapters.yangtze_delta import YangtzeDeltaAdapter
+from adapters.yangtze_delta.client import EnvelopeClient
 from regions.config import CONFIG_DIR
+from regions.sichuan_chongqing import signature
 
 from .conftest import REGION_IDS, YIKATONG
 
@@ -56,6 +61,24 @@ class BrokenAdapter(SichuanChongqingAdapter):
             return await call
         except RegionTimeout as exc:
             raise AdapterError(self.region_id, "call failed") from exc
+
+
+class CarelessTls(ClientTls):
+    """Takes whatever certificate the region shows, as ``ssl=False`` in aiohttp would."""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = super().ssl_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context
+
+
+class CarelessAdapter(YangtzeDeltaAdapter):
+    """The Yangtze Delta adapter with its link's certificate check turned off."""
+
+    def __init__(self, settings: AdapterSettings) -> None:
+        super().__init__(settings)
+        tls = CarelessTls.from_options(settings.options, settings.region_id)
+        self._client = EnvelopeClient(settings.region_id, settings.endpoint, "000000", tls)
 
 
 class UnstartableAdapter(SichuanChongqingAdapter):
@@ -98,6 +121,35 @@ async def test_a_broken_adapter_fails_exactly_the_rules_it_breaks_naming_each() 
     assert sum(r.passed for r in report.results) == len(RULE_IDS) - 3
     assert report.adapter == "tests.test_conformance:BrokenAdapter"
     assert not report.passed
+
+
+async def test_an_adapter_that_trusts_any_certificate_fails_the_tls_rule() -> None:
+    report = await run(region="yangtze-delta", adapter_class=CarelessAdapter, only=rules("LINK-TLS-VERIFIED"))
+
+    (violation,) = report.failures
+    assert violation.rule_id == "LINK-TLS-VERIFIED"
+    assert violation.expected == (
+        "get_card through a link whose certificate the adapter does not trust to raise RegionUnavailable"
+    )
+    assert violation.got.startswith("an answer: CardRecord(")
+
+
+async def test_the_link_rules_catch_a_region_that_takes_replays_or_signs_no_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signature.NonceWindow, "admit", lambda *_: True)  # forgets every nonce
+    replayed = await run(region="sichuan-chongqing", only=rules("LINK-REPLAY-REFUSED"))
+    monkeypatch.setattr(signature, "check", lambda *_, **__: None)  # takes any request as signed
+    pointed = await run(region="sichuan-chongqing", only=rules("LINK-TAMPER-REFUSED"))
+
+    assert [str(v) for v in replayed.failures] == [
+        f"[LINK-REPLAY-REFUSED] {statement('LINK-REPLAY-REFUSED')}: "
+        "expected the replayed settlement to be refused, got the region accepted it"
+    ]
+    assert [str(v) for v in pointed.failures] == [
+        f"[LINK-TAMPER-REFUSED] {statement('LINK-TAMPER-REFUSED')}: "
+        "expected the correction pointed at another settlement to be refused, got the region accepted it"
+    ]
 
 
 async def test_check_rule_raises_the_violation_for_a_partners_pytest() -> None:
@@ -146,6 +198,9 @@ def test_rules_have_unique_ids_one_line_statements_and_str_is_the_id() -> None:
         "DEADLINE",
         "HEALTH",
         "STAND-IN-ADVICE",
+        "LINK-TLS-VERIFIED",
+        "LINK-REPLAY-REFUSED",
+        "LINK-TAMPER-REFUSED",
     } <= set(RULE_IDS)
     assert all(str(r) == r.id and r.statement and "\n" not in r.statement for r in every)
     assert rules("HEALTH", "IDENTIFIERS") == [every[RULE_IDS.index("HEALTH")], every[0]]

@@ -28,6 +28,7 @@ from gateway.ledger import SqliteLedger
 from gateway.services.ecard import TokenVerifier
 from regions import ecard
 from regions.config import load_regions
+from regions.provisioning import provision
 from regions.seed import SeededPerson, generate
 from tests.conftest import YIKATONG
 
@@ -333,14 +334,33 @@ async def test_ten_concurrent_uses_of_one_token_give_exactly_one_card(tmp_path: 
 # --- configuration -------------------------------------------------------------------------------------------
 
 
-def test_the_sandbox_platform_key_is_the_one_configured() -> None:
+def test_the_shipped_hub_file_trusts_the_sandbox_platform_only_by_reference(tmp_path: Path) -> None:
     configured = tomllib.loads(DEFAULT_FILE.read_text(encoding="utf-8"))["ecard"]["keys"]
-    assert configured[ecard.SANDBOX_KEY_ID] == ecard.public_key_base64(ecard.SANDBOX_KEY)
-    config = load_hub_config()
-    assert ecard.public_key_base64(config.ecard_keys[ecard.SANDBOX_KEY_ID]) == ecard.public_key_base64(
-        ecard.SANDBOX_KEY
-    )
+    generated = Ed25519PrivateKey.generate()
+    provision(tmp_path, load_regions(), ecard_key=generated)
+
+    config = load_hub_config(data_dir=tmp_path)
+
+    assert configured == {ecard.SANDBOX_KEY_ID: f"file:{ecard.PLATFORM_PUBLIC_FILE}"}
+    trusted = config.ecard_keys[ecard.SANDBOX_KEY_ID]
+    assert ecard.public_key_base64(trusted) == ecard.public_key_base64(generated)
     assert (config.ecard_clock_skew_seconds, config.ecard_max_ttl_seconds) == (5.0, 60.0)
+
+
+def test_a_key_reference_that_names_nothing_is_a_config_error_naming_file_key_and_reference(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text('[ecard.keys]\nnational-1 = "file:keys/national-1.pub"\n', encoding="utf-8")
+    provision(tmp_path, load_regions())  # the regions' references resolve
+
+    with pytest.raises(ConfigError) as caught:
+        load_hub_config(path, data_dir=tmp_path)
+
+    assert (caught.value.path, caught.value.key, caught.value.value) == (
+        str(path),
+        "ecard.keys.national-1",
+        "file:keys/national-1.pub",
+    )
+    assert f"{tmp_path / 'keys' / 'national-1.pub'} not found" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -351,29 +371,55 @@ def test_the_sandbox_platform_key_is_the_one_configured() -> None:
         ("[ecard.keys]\nnumber = 7", "ecard.keys.number"),
         ("[ecard]\nmax_ttl_seconds = 120", "ecard.max_ttl_seconds"),
         ("[ecard]\nclock_skew_seconds = -1", "ecard.clock_skew_seconds"),
+        ('[ecard.keys]\nfrom-env = "env:YIKATONG_TEST_UNSET_VARIABLE"', "ecard.keys.from-env"),
+        ('[ecard.keys]\nnot-a-key = "file:hub.toml"', "ecard.keys.not-a-key"),
     ],
 )
 def test_a_bad_ecard_setting_is_a_config_error_naming_the_key(tmp_path: Path, line: str, key: str) -> None:
     path = tmp_path / "hub.toml"
     path.write_text(line + "\n", encoding="utf-8")
+    provision(tmp_path, load_regions())
     with pytest.raises(ConfigError) as caught:
-        load_hub_config(path)
+        load_hub_config(path, data_dir=tmp_path)
     assert caught.value.key == key
 
 
 # --- the command ---------------------------------------------------------------------------------------------
 
 
-async def test_the_token_command_prints_a_token_the_hub_accepts_for_that_person() -> None:
+@pytest.fixture
+def up_data_dir(tmp_path: Path) -> tuple[Path, Ed25519PrivateKey]:
+    """A data directory as `yikatong up` leaves it, with its generated platform key."""
+    key = Ed25519PrivateKey.generate()
+    provision(tmp_path, load_regions(), ecard_key=key)
+    return tmp_path, key
+
+
+async def test_the_token_command_signs_with_the_platform_key_up_generated(
+    up_data_dir: tuple[Path, Ed25519PrivateKey],
+) -> None:
+    data_dir, key = up_data_dir
     command = [YIKATONG, "sandbox", "ecard-token", "--social-security-number", PERSON.social_security_number.lower()]
-    process = await asyncio.create_subprocess_exec(*command, "--ttl-seconds", "30", stdout=subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        *command, "--ttl-seconds", "30", "--data-dir", str(data_dir), stdout=subprocess.PIPE
+    )
     out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0
     value = out.decode().strip()
     issued, expires = decode(value)["iat"], decode(value)["exp"]
     assert isinstance(issued, int) and expires == issued + 30
     now = float(issued)
-    assert await verifier(clock=FakeClock(now)).credential(value) == CARD
+    assert await verifier(keys={ecard.SANDBOX_KEY_ID: key.public_key()}, clock=FakeClock(now)).credential(value) == CARD
+    with pytest.raises(hub_errors.ECardSignatureInvalid):  # the well-known key is not the one that signed it
+        await verifier(clock=FakeClock(now)).credential(value)
+
+
+def test_the_token_command_needs_the_platform_key_of_a_data_directory(tmp_path: Path) -> None:
+    command = [YIKATONG, "sandbox", "ecard-token", "--social-security-number", PERSON.social_security_number]
+    done = subprocess.run([*command, "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert f"`yikatong up --data-dir {tmp_path}` generates" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -383,8 +429,10 @@ async def test_the_token_command_prints_a_token_the_hub_accepts_for_that_person(
         (next(p for p in PEOPLE if p.status is None).social_security_number, "no card"),
     ],
 )
-def test_the_token_command_refuses_an_unknown_person_or_one_without_a_card(ssn: str, problem: str) -> None:
-    command = [YIKATONG, "sandbox", "ecard-token", "--social-security-number", ssn]
+def test_the_token_command_refuses_an_unknown_person_or_one_without_a_card(
+    up_data_dir: tuple[Path, Ed25519PrivateKey], ssn: str, problem: str
+) -> None:
+    command = [YIKATONG, "sandbox", "ecard-token", "--social-security-number", ssn, "--data-dir", str(up_data_dir[0])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (2, "")
     assert problem in done.stderr

@@ -136,7 +136,7 @@ async def worked(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[Wo
     log_path = tmp_path / "hub.log"
     with open(log_path, "w") as log:  # noqa: ASYNC230 - the hub process writes to it, not this loop
         hub = await asyncio.create_subprocess_exec(
-            YIKATONG, "serve", "--insecure", "--data-dir", str(tmp_path), "--port", "0", "--admin-port", "0",
+            YIKATONG, "serve", "--insecure", "--dev", "--data-dir", str(tmp_path), "--port", "0", "--admin-port", "0",
             *endpoints, stdout=asyncio.subprocess.PIPE, stderr=log,
         )  # fmt: skip
         assert hub.stdout is not None

@@ -201,7 +201,7 @@ async def test_sighup_reloads_the_agreements_file_of_a_running_hub(start_region:
     )
     process = await asyncio.create_subprocess_exec(
         YIKATONG, "serve", "--config", str(hub_file), "--data-dir", str(tmp_path), "--port", "0", "--admin-port",
-        "0", "--endpoint", f"yangtze-delta={sandbox.address}", "--insecure", stdout=asyncio.subprocess.PIPE,
+        "0", "--endpoint", f"yangtze-delta={sandbox.address}", "--insecure", "--dev", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
     address = (await asyncio.wait_for(process.stdout.readline(), 20)).decode().split()[2]

@@ -182,7 +182,7 @@ async def test_an_unbalanced_split_is_refused_corrected_and_never_booked(federat
 
 async def start_hub(data_dir: Path, endpoints: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
     """``yikatong serve`` as its own process on free ports; returns it and its gRPC address."""
-    args = ["serve", "--data-dir", str(data_dir), "--port", "0", "--admin-port", "0", "--insecure"]
+    args = ["serve", "--data-dir", str(data_dir), "--port", "0", "--admin-port", "0", "--insecure", "--dev"]
     for region, address in endpoints.items():
         args += ["--endpoint", f"{region}={address}"]
     process = await asyncio.create_subprocess_exec(YIKATONG, *args, stdout=asyncio.subprocess.PIPE)

@@ -23,7 +23,7 @@ DRAIN = 1.0  # config/hub.toml's drain_seconds
 
 async def start_hub(data_dir: Path, endpoint: str) -> tuple[asyncio.subprocess.Process, str, str]:
     process = await asyncio.create_subprocess_exec(
-        YIKATONG, "serve", "--data-dir", str(data_dir), "--port", "0", "--admin-port", "0", "--insecure",
+        YIKATONG, "serve", "--data-dir", str(data_dir), "--port", "0", "--admin-port", "0", "--insecure", "--dev",
         "--endpoint", f"yangtze-delta={endpoint}", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None

@@ -456,7 +456,7 @@ async def test_connection_refused_is_unavailable(sandbox: RunningSandbox, make_a
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    scheme = "http://" if sandbox.address.startswith("http://") else ""
+    scheme = sandbox.address.split("//")[0] + "//" if "//" in sandbox.address else ""
     adapter = await make_adapter(f"{scheme}127.0.0.1:{port}")
 
     with pytest.raises(RegionUnavailable):

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
-import grpc
 import pytest
 
 from adapters.domain import (
@@ -48,8 +47,10 @@ from jingjinji.v1 import medical_insurance_pb2 as mpb
 from jingjinji.v1.card_center_pb2_grpc import CardCenterServiceStub
 from jingjinji.v1.medical_insurance_pb2_grpc import MedicalInsuranceServiceStub
 from regions.cardsystem import CardRow, CardSystem
+from regions.config import RegionConfig
 from regions.policy import Accumulator
 from regions.sandbox import RunningSandbox
+from tests.conftest import HubLink
 
 REGION = "beijing-tianjin-hebei"
 TIMEOUT = 5.0
@@ -64,8 +65,8 @@ async def sandbox(start_region: StartSandbox) -> RunningSandbox:
 
 
 @pytest.fixture
-async def adapter(sandbox: RunningSandbox) -> AsyncIterator[JingjinjiAdapter]:
-    made = JingjinjiAdapter(AdapterSettings(REGION, sandbox.address))
+async def adapter(sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]) -> AsyncIterator[JingjinjiAdapter]:
+    made = JingjinjiAdapter(AdapterSettings(REGION, sandbox.address, region_configs[REGION].options))
     await made.start()
     yield made
     await made.close()
@@ -124,10 +125,10 @@ def money(sandbox: RunningSandbox, ssn: str) -> tuple[Accumulator, int]:
 # --- the card centre's own wire -----------------------------------------------------------------
 
 
-async def test_card_centre_answers_malformed_input_with_code_1000(sandbox: RunningSandbox) -> None:
+async def test_card_centre_answers_malformed_input_with_code_1000(sandbox: RunningSandbox, hub_link: HubLink) -> None:
     row = card_in(sandbox.system, CardStatus.NORMAL)
     fields = {"sfzh": row.ssn, "kh": row.card.card_number, "sbm": row.card.card_identification_code}
-    async with grpc.aio.insecure_channel(sandbox.address) as channel:
+    async with hub_link.channel(sandbox.address) as channel:
         stub = CardCenterServiceStub(channel)
         bad_action = await stub.ChangeCardState(pb.ChangeCardStateRequest(msgid="m", action="FLY", **fields))
         no_msgid = await stub.ChangeCardState(pb.ChangeCardStateRequest(action="ENABLE", **fields))
@@ -246,13 +247,15 @@ async def test_an_unseen_msgid_has_no_outcome(adapter: JingjinjiAdapter) -> None
 
 
 async def test_a_person_without_medical_insurance_gets_code_1010(
-    sandbox: RunningSandbox, adapter: JingjinjiAdapter
+    sandbox: RunningSandbox,
+    adapter: JingjinjiAdapter,
+    hub_link: HubLink,
 ) -> None:
     uninsured = inpatient_bill(insured_card(sandbox, insured=False), "110101")
 
     with pytest.raises(NotInsured):
         await adapter.settle(uninsured, timeout=TIMEOUT)
-    async with grpc.aio.insecure_channel(sandbox.address) as channel:
+    async with hub_link.channel(sandbox.address) as channel:
         answer = await MedicalInsuranceServiceStub(channel).PreSettle(mpb.PreSettleRequest(bill=codec.bill(uninsured)))
 
     assert answer.result.code == 1010
@@ -308,7 +311,9 @@ async def test_a_long_term_filing_lifts_the_unfiled_penalty(
 # --- the medical-insurance centre: unreadable requests ---------------------------------------------
 
 
-async def test_medical_centre_answers_malformed_input_with_code_1000(sandbox: RunningSandbox, bill: Bill) -> None:
+async def test_medical_centre_answers_malformed_input_with_code_1000(
+    sandbox: RunningSandbox, bill: Bill, hub_link: HubLink
+) -> None:
     patient = mpb.Patient(sfzh=bill.credential.social_security_number, xm=bill.credential.holder_name)
     line = mpb.BillLine(
         item_code="1", catalogue_class=mpb.CATALOGUE_CLASS_A, quantity=1, unit_price_fen=100, amount_fen=100
@@ -334,7 +339,7 @@ async def test_medical_centre_answers_malformed_input_with_code_1000(sandbox: Ru
         mpb.Bill(**{**_fields(good), "lines": [negative]}),
         mpb.Bill(**{**_fields(good), "lines": [miscounted]}),
     ]
-    async with grpc.aio.insecure_channel(sandbox.address) as channel:
+    async with hub_link.channel(sandbox.address) as channel:
         stub = MedicalInsuranceServiceStub(channel)
         answers = [await stub.Settle(mpb.SettleRequest(msgid=f"bad-{i}", bill=b)) for i, b in enumerate(bad_bills)]
         answers.append(await stub.Settle(mpb.SettleRequest(bill=good)))
@@ -387,7 +392,9 @@ async def test_a_stand_in_advice_is_recorded_once_with_every_field(
 
 
 async def test_card_centre_answers_a_malformed_advice_with_code_1000_naming_the_field(
-    sandbox: RunningSandbox, adapter: JingjinjiAdapter
+    sandbox: RunningSandbox,
+    adapter: JingjinjiAdapter,
+    hub_link: HubLink,
 ) -> None:
     good = codec.stand_in_advice(advice(sandbox))
     bad = {
@@ -399,7 +406,7 @@ async def test_card_centre_answers_a_malformed_advice_with_code_1000_naming_the_
         "granted_at": "2025-03-01T08:30:00",  # no offset
         "state_confirmed_at": "2025-02-30T08:30:00+08:00",
     }
-    async with grpc.aio.insecure_channel(sandbox.address) as channel:
+    async with hub_link.channel(sandbox.address) as channel:
         stub = CardCenterServiceStub(channel)
         fine = await stub.RecordStandInAdvice(good)
         for field, value in bad.items():

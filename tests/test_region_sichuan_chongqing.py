@@ -10,9 +10,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from adapters import errors
 from adapters.domain import (
@@ -41,6 +43,7 @@ from adapters.sichuan_chongqing.signing import signed_headers
 from regions.config import RegionConfig
 from regions.policy import Accumulator
 from regions.sandbox import RunningSandbox
+from tests.conftest import HubLink
 
 StartSandbox = Callable[[str], Awaitable[RunningSandbox]]
 MakeAdapter = Callable[..., Awaitable[SichuanChongqingAdapter]]
@@ -118,22 +121,86 @@ async def test_a_badly_signed_write_is_refused_and_changes_nothing(
 
 
 async def raw_post(
-    sandbox: RunningSandbox, path: str, body: bytes, headers: dict[str, str]
+    sandbox: RunningSandbox, path: str, body: bytes, headers: dict[str, str], link: HubLink
 ) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as http, http.post(sandbox.address + path, data=body, headers=headers) as r:
+    """POST exactly these bytes to exactly this (encoded) path."""
+    url = URL(sandbox.address + path, encoded=True)
+    async with link.http() as http, http.post(url, data=body, headers=headers) as r:
         return r.status, json.loads(await r.read())
 
 
-async def test_the_server_names_missing_and_stale_signatures(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
-) -> None:
+def signed(
+    region_configs: dict[str, RegionConfig], body: bytes, path: str = "/v2/settlements", **changes: Any
+) -> dict[str, str]:
+    """The signing headers of ``POST path`` with ``body``, as the adapter makes them (``changes``: now, nonce)."""
     options = region_configs[REGION].options
+    when = {"now": time.time(), **changes}
+    return signed_headers(options["paas_id"], options["secret"], "POST", path, {}, body, **when)
+
+
+async def test_the_server_names_missing_and_stale_signatures(
+    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], hub_link: HubLink
+) -> None:
     body = b'{"requestId": "x"}'
-    stale = signed_headers(options["paas_id"], options["secret"], body, time.time() - 301)
+    stale = signed(region_configs, body, "/v2/applications", now=time.time() - 301)
 
     unsigned = {"code": "4010", "message": "request signature refused", "data": None}
-    assert await raw_post(sandbox, "/v2/applications", body, {}) == (401, unsigned)
-    assert (await raw_post(sandbox, "/v2/applications", body, stale))[1]["code"] == "4011"
+    assert await raw_post(sandbox, "/v2/applications", body, {}, hub_link) == (401, unsigned)
+    assert (await raw_post(sandbox, "/v2/applications", body, stale, hub_link))[1]["code"] == "4011"
+
+
+async def test_a_replayed_request_is_refused_by_its_nonce_and_changes_nothing(
+    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], hub_link: HubLink
+) -> None:
+    cred = insured(sandbox)
+    body = dumps(codec.bill_json(bill(sandbox, cred)))
+    headers = signed(region_configs, body)
+    first = await raw_post(sandbox, "/v2/settlements", body, headers, hub_link)
+    accumulator = sandbox.medical.accumulator(cred.social_security_number, VisitType.INPATIENT)
+
+    status, reply = await raw_post(sandbox, "/v2/settlements", body, headers, hub_link)
+    fresh = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body), hub_link)
+
+    assert first[0] == 201
+    assert (status, reply["code"], reply["message"]) == (401, "4012", "request signature refused: nonce already used")
+    assert fresh[0] == 201  # the same bill signed anew is a retry: replayed by its message id, not refused
+    assert list(sandbox.medical.settlements) == ["s1"]
+    assert sandbox.medical.accumulator(cred.social_security_number, VisitType.INPATIENT) == accumulator
+
+
+async def test_the_adapter_signs_paths_and_queries_as_the_region_reads_them(
+    sandbox: RunningSandbox, adapter: SichuanChongqingAdapter
+) -> None:
+    cred = credential(sandbox, CardStatus.NORMAL)
+    odd = "a/b c?%~+&="  # printable ASCII a request id may hold: each must reach the region as signed
+
+    outcome = await adapter.settlement_outcome(odd, timeout=T)
+    record = await adapter.get_card(cred, timeout=T)  # a Chinese name in the query
+
+    assert outcome.state is OutcomeState.NOT_FOUND
+    assert record.holder.name == cred.holder_name
+
+
+@pytest.mark.parametrize(
+    ("sent", "why"),
+    [
+        ("/v2/settlements/s2/correction", "another settlement"),
+        ("/v2/settlements/s1/reversal", "another action"),
+        ("/v2/settlements/s1/correction?x=1", "a query added"),
+    ],
+)
+async def test_a_signed_request_sent_to_another_path_is_refused(
+    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], hub_link: HubLink, sent: str, why: str
+) -> None:
+    cred = insured(sandbox)
+    for request_id in ("s1", "s2"):
+        sandbox.medical.settle(bill(sandbox, cred, request_id))
+    headers = signed(region_configs, b"{}", "/v2/settlements/s1/correction")  # captured, then pointed elsewhere
+
+    status, reply = await raw_post(sandbox, sent, b"{}", headers, hub_link)
+
+    assert (status, reply["code"]) == (401, "4010"), why
+    assert [sandbox.medical.outcome(r).state for r in ("s1", "s2")] == [OutcomeState.SETTLED] * 2
 
 
 @pytest.mark.parametrize(
@@ -141,12 +208,14 @@ async def test_the_server_names_missing_and_stale_signatures(
     [b"not json", b"[1, 2]", b'{"requestId": 7}', b'{"requestId": "x", "idNo": "1", "name": "n"}'],
 )
 async def test_malformed_input_is_a_400_not_a_500(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], body: bytes
+    sandbox: RunningSandbox,
+    region_configs: dict[str, RegionConfig],
+    body: bytes,
+    hub_link: HubLink,
 ) -> None:
-    options = region_configs[REGION].options
-    headers = signed_headers(options["paas_id"], options["secret"], body, time.time())
+    headers = signed(region_configs, body, "/v2/applications")
 
-    status, reply = await raw_post(sandbox, "/v2/applications", body, headers)
+    status, reply = await raw_post(sandbox, "/v2/applications", body, headers, hub_link)
 
     assert (status, reply["code"]) == (400, "4000")
 
@@ -442,19 +511,16 @@ async def test_a_card_change_answered_too_late_was_still_applied(
 # --- settlement on the wire ------------------------------------------------------------------------------
 
 
-def signed(region_configs: dict[str, RegionConfig], body: bytes) -> dict[str, str]:
-    options = region_configs[REGION].options
-    return signed_headers(options["paas_id"], options["secret"], body, time.time())
-
-
 async def test_unsigned_and_badly_signed_settlements_are_refused_and_settle_nothing(
-    sandbox: RunningSandbox, make_adapter: MakeAdapter
+    sandbox: RunningSandbox,
+    make_adapter: MakeAdapter,
+    hub_link: HubLink,
 ) -> None:
     cred = insured(sandbox)
     body = dumps(codec.bill_json(bill(sandbox, cred)))
     forged = await make_adapter(secret="not-the-shared-secret")
 
-    status, reply = await raw_post(sandbox, "/v2/settlements", body, {})
+    status, reply = await raw_post(sandbox, "/v2/settlements", body, {}, hub_link)
     with pytest.raises(errors.RegionProtocolError):
         await forged.settle(bill(sandbox, cred), timeout=T)
     with pytest.raises(errors.RegionProtocolError):
@@ -466,12 +532,14 @@ async def test_unsigned_and_badly_signed_settlements_are_refused_and_settle_noth
 
 
 async def test_a_signed_settlement_is_answered_in_camel_case_fen(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
+    sandbox: RunningSandbox,
+    region_configs: dict[str, RegionConfig],
+    hub_link: HubLink,
 ) -> None:
     cred = insured(sandbox)
     body = dumps(codec.bill_json(bill(sandbox, cred)))
 
-    status, reply = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body))
+    status, reply = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body), hub_link)
 
     assert (status, reply["code"]) == (201, "0000")
     data = reply["data"]
@@ -523,10 +591,11 @@ async def test_a_malformed_settlement_is_a_400_naming_the_field(
     changes: dict[str, object],
     line: dict[str, object],
     field: str,
+    hub_link: HubLink,
 ) -> None:
     body = dumps(_patched(codec.bill_json(bill(sandbox, insured(sandbox))), changes, line))
 
-    status, reply = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body))
+    status, reply = await raw_post(sandbox, "/v2/settlements", body, signed(region_configs, body), hub_link)
 
     assert (status, reply["code"]) == (400, "4000")
     assert str(reply["message"]).startswith(field + " ")
@@ -544,14 +613,19 @@ async def test_a_malformed_settlement_is_a_400_naming_the_field(
     ],
 )
 async def test_malformed_filings_reversals_and_msgids_are_400s(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], path: str, fields: dict[str, object], field: str
+    sandbox: RunningSandbox,
+    region_configs: dict[str, RegionConfig],
+    path: str,
+    fields: dict[str, object],
+    field: str,
+    hub_link: HubLink,
 ) -> None:
     cred = insured(sandbox)
     filing = FileRemoteCare("f1", cred, "310000", FilingType.REFERRAL, "2020-01-01", "2099-12-31")
     base = codec.filing_request_json(filing) if path == "/v2/filings" else {"requestId": "r1", "idNo": "x"}
     body = dumps({**base, **fields})
 
-    status, reply = await raw_post(sandbox, path, body, signed(region_configs, body))
+    status, reply = await raw_post(sandbox, path, body, signed(region_configs, body, path), hub_link)
 
     assert (status, reply["code"]) == (400, "4000")
     assert str(reply["message"]).startswith(field + " ")
@@ -589,13 +663,19 @@ async def test_a_stand_in_advice_is_recorded_once_with_every_field(
 
 
 async def test_a_stand_in_advice_is_created_once_and_a_repeat_is_answered_alike(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
+    sandbox: RunningSandbox,
+    region_configs: dict[str, RegionConfig],
+    hub_link: HubLink,
 ) -> None:
     sent = advice(sandbox)
     body = dumps(codec.advice_json(sent))
 
-    created = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
-    repeated = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
+    created = await raw_post(
+        sandbox, "/v2/stand-in-advices", body, signed(region_configs, body, "/v2/stand-in-advices"), hub_link
+    )
+    repeated = await raw_post(
+        sandbox, "/v2/stand-in-advices", body, signed(region_configs, body, "/v2/stand-in-advices"), hub_link
+    )
 
     assert created == (201, {"code": "0000", "message": "success", "data": codec.advice_json(sent)})
     assert repeated == (200, created[1])
@@ -619,11 +699,17 @@ async def test_a_stand_in_advice_is_created_once_and_a_repeat_is_answered_alike(
     ],
 )
 async def test_a_malformed_stand_in_advice_is_a_400_naming_the_field(
-    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig], field: str, value: object
+    sandbox: RunningSandbox,
+    region_configs: dict[str, RegionConfig],
+    field: str,
+    value: object,
+    hub_link: HubLink,
 ) -> None:
     body = dumps({**codec.advice_json(advice(sandbox)), field: value})
 
-    status, reply = await raw_post(sandbox, "/v2/stand-in-advices", body, signed(region_configs, body))
+    status, reply = await raw_post(
+        sandbox, "/v2/stand-in-advices", body, signed(region_configs, body, "/v2/stand-in-advices"), hub_link
+    )
 
     assert (status, reply["code"]) == (400, "4000")
     assert str(reply["message"]).startswith(field + " ")

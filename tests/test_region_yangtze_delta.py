@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -43,8 +42,10 @@ from adapters.errors import (
 )
 from adapters.yangtze_delta import YangtzeDeltaAdapter, codec
 from regions.cardsystem import CardRow
+from regions.config import RegionConfig
 from regions.sandbox import RunningSandbox
 from regions.yangtze_delta import PATH, fields
+from tests.conftest import HubLink
 
 REGION = "yangtze-delta"
 TIMEOUT = 5.0
@@ -57,9 +58,9 @@ async def sandbox(start_region: Callable[[str], Awaitable[RunningSandbox]]) -> R
 
 
 @contextlib.asynccontextmanager
-async def _adapter(endpoint: str) -> AsyncIterator[YangtzeDeltaAdapter]:
-    """A started adapter for ``endpoint``, closed on exit."""
-    adapter = YangtzeDeltaAdapter(AdapterSettings(REGION, endpoint))
+async def _adapter(endpoint: str, options: Mapping[str, str] | None = None) -> AsyncIterator[YangtzeDeltaAdapter]:
+    """A started adapter for ``endpoint`` (with the region's ``options``, for TLS to the sandbox), closed on exit."""
+    adapter = YangtzeDeltaAdapter(AdapterSettings(REGION, endpoint, options or {}))
     await adapter.start()
     try:
         yield adapter
@@ -71,8 +72,8 @@ def _card_row(sandbox: RunningSandbox, status: CardStatus) -> CardRow:
     return next(row for row in sandbox.system.cards.values() if row.card.status is status)
 
 
-async def _post(sandbox: RunningSandbox, envelope: dict[str, Any]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.post(sandbox.address + PATH, json=envelope) as response:
+async def _post(sandbox: RunningSandbox, envelope: dict[str, Any], link: HubLink) -> dict[str, Any]:
+    async with link.http() as session, session.post(sandbox.address + PATH, json=envelope) as response:
         assert response.status == 200
         reply: dict[str, Any] = await response.json()
     return reply
@@ -93,8 +94,10 @@ async def _post(sandbox: RunningSandbox, envelope: dict[str, Any]) -> dict[str, 
         b'{"infno": "1101", "msgid": "m1", "input": "data"}',
     ],
 )
-async def test_malformed_envelopes_are_bad_input_not_server_errors(sandbox: RunningSandbox, body: bytes) -> None:
-    async with aiohttp.ClientSession() as session, session.post(sandbox.address + PATH, data=body) as response:
+async def test_malformed_envelopes_are_bad_input_not_server_errors(
+    sandbox: RunningSandbox, body: bytes, hub_link: HubLink
+) -> None:
+    async with hub_link.http() as session, session.post(sandbox.address + PATH, data=body) as response:
         reply = await response.json()
 
     assert response.status == 200
@@ -103,7 +106,7 @@ async def test_malformed_envelopes_are_bad_input_not_server_errors(sandbox: Runn
     assert reply["inf_refmsgid"]
 
 
-async def test_a_successful_envelope_reply(sandbox: RunningSandbox) -> None:
+async def test_a_successful_envelope_reply(sandbox: RunningSandbox, hub_link: HubLink) -> None:
     row = _card_row(sandbox, CardStatus.LOCKED)
     envelope = {
         "infno": "1101",
@@ -113,7 +116,7 @@ async def test_a_successful_envelope_reply(sandbox: RunningSandbox) -> None:
         "infver": "V1.0",
         "input": {"data": {"certno": row.ssn, "mdtrt_cert_no": row.card.card_number}},
     }
-    async with aiohttp.ClientSession() as session, session.post(sandbox.address + PATH, json=envelope) as response:
+    async with hub_link.http() as session, session.post(sandbox.address + PATH, json=envelope) as response:
         reply = await response.json()
 
     assert (response.status, reply["infcode"], reply["err_msg"]) == (200, 0, "")
@@ -279,8 +282,10 @@ def _money(sandbox: RunningSandbox, bill: Bill) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-async def adapter(sandbox: RunningSandbox) -> AsyncIterator[YangtzeDeltaAdapter]:
-    async with _adapter(sandbox.address) as started:
+async def adapter(
+    sandbox: RunningSandbox, region_configs: dict[str, RegionConfig]
+) -> AsyncIterator[YangtzeDeltaAdapter]:
+    async with _adapter(sandbox.address, region_configs[REGION].options) as started:
         yield started
 
 
@@ -456,9 +461,11 @@ def _row(**changes: str) -> dict[str, str]:
     ],
 )
 async def test_malformed_settlements_are_bad_input_and_change_nothing(
-    sandbox: RunningSandbox, changes: dict[str, Any]
+    sandbox: RunningSandbox,
+    changes: dict[str, Any],
+    hub_link: HubLink,
 ) -> None:
-    reply = await _post(sandbox, _settle_envelope(sandbox, **changes))
+    reply = await _post(sandbox, _settle_envelope(sandbox, **changes), hub_link)
 
     assert (reply["infcode"], reply["err_code"]) == (-1, "BAD_INPUT")
     assert sandbox.medical.settlements == {}
@@ -488,19 +495,22 @@ FILING = {
     ],
 )
 async def test_malformed_settlement_calls_are_bad_input(
-    sandbox: RunningSandbox, infno: str, data: dict[str, Any]
+    sandbox: RunningSandbox,
+    infno: str,
+    data: dict[str, Any],
+    hub_link: HubLink,
 ) -> None:
-    reply = await _post(sandbox, {"infno": infno, "msgid": "m-2", "input": {"data": data}})
+    reply = await _post(sandbox, {"infno": infno, "msgid": "m-2", "input": {"data": data}}, hub_link)
 
     assert (reply["infcode"], reply["err_code"]) == (-1, "BAD_INPUT")
     assert sandbox.medical.corrections == []
 
 
-async def test_a_settlement_on_the_wire(sandbox: RunningSandbox) -> None:
+async def test_a_settlement_on_the_wire(sandbox: RunningSandbox, hub_link: HubLink) -> None:
     envelope = _settle_envelope(sandbox)
 
-    reply = await _post(sandbox, envelope)
-    again = await _post(sandbox, envelope)
+    reply = await _post(sandbox, envelope, hub_link)
+    again = await _post(sandbox, envelope, hub_link)
 
     setlinfo = reply["output"]["setlinfo"]
     booked = sandbox.medical.outcome(envelope["msgid"]).settlement
@@ -586,12 +596,12 @@ async def test_a_stand_in_advice_is_recorded_once_with_every_field(
     assert sandbox.system.advices == {advice.advice_id: advice for advice in advices}
 
 
-async def test_a_stand_in_advice_on_the_wire(sandbox: RunningSandbox) -> None:
+async def test_a_stand_in_advice_on_the_wire(sandbox: RunningSandbox, hub_link: HubLink) -> None:
     advice = _advice(sandbox)
     envelope = {"infno": "9102", "msgid": advice.advice_id, "input": {"data": codec.advice_data(advice)}}
 
-    reply = await _post(sandbox, envelope)
-    again = await _post(sandbox, envelope)
+    reply = await _post(sandbox, envelope, hub_link)
+    again = await _post(sandbox, envelope, hub_link)
 
     assert (reply["infcode"], again["output"]) == (0, reply["output"])
     assert reply["output"]["advcinfo"] == {"advc_msgid": advice.advice_id, **codec.advice_data(advice)}
@@ -615,11 +625,14 @@ async def test_a_stand_in_advice_on_the_wire(sandbox: RunningSandbox) -> None:
     ],
 )
 async def test_a_malformed_stand_in_advice_is_bad_input_naming_the_field(
-    sandbox: RunningSandbox, field: str, value: object
+    sandbox: RunningSandbox,
+    field: str,
+    value: object,
+    hub_link: HubLink,
 ) -> None:
     data = {**codec.advice_data(_advice(sandbox)), field: value}
 
-    reply = await _post(sandbox, {"infno": "9102", "msgid": "a-1", "input": {"data": data}})
+    reply = await _post(sandbox, {"infno": "9102", "msgid": "a-1", "input": {"data": data}}, hub_link)
 
     assert (reply["infcode"], reply["err_code"]) == (-1, "BAD_INPUT")
     assert reply["err_msg"].startswith(field + " ")

@@ -81,16 +81,16 @@ class Replicas:
 
 
 @pytest.fixture
-async def replicas(start_region: StartSandbox, tmp_path: Path) -> AsyncIterator[Replicas]:
+async def replicas(start_region: StartSandbox, data_dir: Path) -> AsyncIterator[Replicas]:
     with postgres.fresh_schema() as url:
         sandboxes = {r: await start_region(r) for r in REGION_IDS}
-        config = load_hub_config(data_dir=tmp_path)
+        config = load_hub_config(data_dir=data_dir)
         endpoints = {r: s.address for r, s in sandboxes.items()}
-        agreements = tmp_path / "agreements.toml"
+        agreements = data_dir / "agreements.toml"
         agreements.write_text(AGREEMENTS_FILE.read_text())
         config = replace(
             config.with_endpoints(endpoints),
-            port=0, admin_port=0, probe_interval_seconds=3600, insecure=True, agreements_file=agreements,
+            port=0, admin_port=0, probe_interval_seconds=3600, insecure=True, dev=True, agreements_file=agreements,
         )  # fmt: skip
         hubs = [Hub(with_ledger(config, url)) for _ in range(3)]
         for hub in hubs:
@@ -349,12 +349,12 @@ async def test_up_refuses_replicas_without_a_shared_ledger(tmp_path: Path) -> No
     assert b"--replicas needs --ledger postgresql://" in err
 
 
-async def test_a_hub_on_its_own_ledger_does_not_share_its_port(tmp_path: Path) -> None:
-    config = replace(load_hub_config(data_dir=tmp_path / "a"), port=0, admin_port=0, insecure=True)
+async def test_a_hub_on_its_own_ledger_does_not_share_its_port(data_dir: Path) -> None:
+    config = replace(load_hub_config(data_dir=data_dir), port=0, admin_port=0, insecure=True, dev=True)
     first = Hub(config)
     await first.start()
     try:
-        second = Hub(replace(config, data_dir=tmp_path / "b", ledger_path=tmp_path / "b.sqlite3", port=first.port))
+        second = Hub(replace(config, ledger_path=data_dir / "second.sqlite3", port=first.port))
         with pytest.raises(OSError, match="could not bind"):
             await second.start()
         await second.stop(grace=0, drain=0)
@@ -362,11 +362,11 @@ async def test_a_hub_on_its_own_ledger_does_not_share_its_port(tmp_path: Path) -
         await first.stop(grace=0, drain=0)
 
 
-async def test_ledger_copy_moves_an_embedded_ledger_whole(start_region: StartSandbox, tmp_path: Path) -> None:
+async def test_ledger_copy_moves_an_embedded_ledger_whole(start_region: StartSandbox, data_dir: Path) -> None:
     sandboxes = {r: await start_region(r) for r in REGION_IDS}
     config = replace(
-        load_hub_config(data_dir=tmp_path).with_endpoints({r: s.address for r, s in sandboxes.items()}),
-        port=0, admin_port=0, probe_interval_seconds=3600, insecure=True,
+        load_hub_config(data_dir=data_dir).with_endpoints({r: s.address for r, s in sandboxes.items()}),
+        port=0, admin_port=0, probe_interval_seconds=3600, insecure=True, dev=True,
     )  # fmt: skip
 
     async def report_of(hub: Hub, period: str) -> clearing_pb2.ClearingReport:
@@ -418,7 +418,7 @@ async def test_ledger_copy_moves_an_embedded_ledger_whole(start_region: StartSan
         finally:
             await moved.stop(grace=1, drain=0)
         verify = await asyncio.create_subprocess_exec(
-            YIKATONG, "audit", "verify", "--ledger", url, "--data-dir", str(tmp_path), stdout=asyncio.subprocess.PIPE
+            YIKATONG, "audit", "verify", "--ledger", url, "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE
         )
         out, _ = await verify.communicate()
         assert verify.returncode == 0 and out.startswith(b"audit chain holds"), out

@@ -43,6 +43,7 @@ import aiohttp
 import grpc
 
 from regions.config import load_regions
+from regions.provisioning import provision
 from tools.chaos_checks import (
     ClearingReport,
     Finding,
@@ -349,6 +350,7 @@ def read_ledger(path: Path) -> list[LedgerRow]:
 
 async def run(options: Options) -> int:
     options.data_dir.mkdir(parents=True, exist_ok=True)
+    provision(options.data_dir, load_regions())  # what `yikatong up` makes first: region-link TLS, secrets, keys
     print(
         f"chaos: seed {options.seed}, {options.seconds:g} s, {options.callers} callers; data and logs in"
         f" {options.data_dir}; sandbox restarts left out (their books live in memory)",

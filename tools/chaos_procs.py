@@ -69,13 +69,14 @@ class Sandbox:
     """One region's sandbox process and its admin API (fault knobs, the region's own books)."""
 
     def __init__(self, region: str, data_dir: Path) -> None:
-        self.region, self.log = region, data_dir / f"{region}.log"
+        self.region, self.data_dir, self.log = region, data_dir, data_dir / f"{region}.log"
         self.address = self.admin_url = ""
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         args = ["sandbox", "serve", "--region", self.region, "--port", "0", "--admin-port", "0"]
+        args += ["--data-dir", str(self.data_dir)]  # its TLS certificate and secrets, from `provision`
         self._process, words, self._reader = await _spawn(self.region, args, self.log, f"{self.region} sandbox ")
         self.address, self.admin_url = words[2], words[4]
 
@@ -112,7 +113,7 @@ class Sandbox:
 
 
 class HubProcess:
-    """The hub (``yikatong serve --insecure``) over one data folder; killed and restarted on the same ports."""
+    """The hub (``yikatong serve --insecure --dev``) over one data folder; killed and restarted on the same ports."""
 
     def __init__(self, data_dir: Path, endpoints: dict[str, str]) -> None:
         self.data_dir, self.endpoints, self.log = data_dir, endpoints, data_dir / "hub.log"
@@ -126,7 +127,7 @@ class HubProcess:
 
     async def start(self, attempts: int = 5) -> None:
         """Start the hub (free ports the first time, the same ones afterwards); retried while a port is busy."""
-        args = ["serve", "--insecure", "--data-dir", str(self.data_dir)]
+        args = ["serve", "--insecure", "--dev", "--data-dir", str(self.data_dir)]  # --dev: the sandboxes' e-card key
         args += ["--port", str(self.port), "--admin-port", str(self.admin_port)]
         for region, address in self.endpoints.items():
             args += ["--endpoint", f"{region}={address}"]

@@ -7,8 +7,9 @@ the caller, an HTTP/2 server, an HTTP/2 client to the region, and one event-loop
 
 It listens the way the hub does — mutual TLS with the hub's certificate from a development PKI (``yikatong pki
 init``), client certificates required to chain to the federation CA — on the same event loop (uvloop where it is
-installed), so that ``tools/bench.py`` compares like with like. The target is called in plaintext, as the hub's
-Beijing–Tianjin–Hebei adapter calls its sandbox.
+installed), so that ``tools/bench.py`` compares like with like. The target is called over mutual TLS with the
+hub's client certificate to the regions (``hub-client.pem`` of the same folder, as ``yikatong up`` makes it), as the
+hub's Beijing–Tianjin–Hebei adapter calls its sandbox.
 
 Usage: ``python tools/passthrough.py --target HOST:PORT --pki DIR [--port P]``; prints
 ``passthrough gRPC ADDRESS -> TARGET`` once listening, then serves until SIGINT or SIGTERM.
@@ -77,7 +78,12 @@ def server_credentials(pki: Path) -> grpc.ServerCredentials:
 
 async def serve(target: str, pki: Path, host: str, port: int) -> None:
     """Forward calls on ``host:port`` to ``target`` until SIGINT or SIGTERM."""
-    channel = grpc.aio.insecure_channel(target)
+    channel = grpc.aio.secure_channel(
+        target,
+        grpc.ssl_channel_credentials(
+            (pki / "ca.pem").read_bytes(), (pki / "hub-client.key").read_bytes(), (pki / "hub-client.pem").read_bytes()
+        ),
+    )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((PassThrough(channel),))
     bound = server.add_secure_port(f"{host}:{port}", server_credentials(pki))

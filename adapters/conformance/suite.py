@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.conformance import card_rules, settlement_rules, wire_rules
+from adapters.conformance import card_rules, link_rules, settlement_rules, wire_rules
 from adapters.conformance.rule import Rule, RuleViolation, Unmet, describe
 from adapters.conformance.target import open_target, resolve_region
 from adapters.interface import RegionAdapter
@@ -23,7 +23,7 @@ from regions.config import RegionConfig
 
 RULE_SECONDS = 30.0  # a rule still running after this long fails (an adapter that hangs)
 
-_RULES: tuple[Rule, ...] = card_rules.RULES + settlement_rules.RULES + wire_rules.RULES
+_RULES: tuple[Rule, ...] = card_rules.RULES + settlement_rules.RULES + wire_rules.RULES + link_rules.RULES
 
 
 def rules(*ids: str) -> list[Rule]:

@@ -1,7 +1,10 @@
 """What a conformance rule runs against: one adapter, started against its region's sandbox, and sample people.
 
-Every rule gets a fresh :class:`Target` (:func:`open_target`): a sandbox started from the region's
-configuration on free loopback ports, the adapter under test built for it and started, and
+Every rule gets a fresh :class:`Target` (:func:`open_target`): a data directory of its own with what
+``yikatong up`` would generate for the region (:func:`regions.provisioning.provision`: the sandbox's TLS
+certificate, the hub's client certificate, the secrets the region file references), a sandbox started from the
+region's configuration resolved against it on free loopback ports (TLS when the region file says so, as the
+shipped ones do), the adapter under test built for it and started, and
 :class:`Samples` — people picked from the region's seeded population (:func:`regions.seed.people_of`),
 which is exactly what the sandbox holds when it starts. Checks call the adapter, then read the sandbox's
 own systems (``sandbox.system``, ``sandbox.medical``) to see what the region really did.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +35,9 @@ from adapters.identifiers import card_number_check, ssn_check
 from adapters.interface import AdapterSettings, RegionAdapter
 from regions.config import RegionConfig, load_region, load_regions
 from regions.policy import Accumulator
+from regions.provisioning import Links, provision
 from regions.sandbox import RunningSandbox, start_sandbox
+from regions.secrets import resolve_region as resolve_references
 from regions.seed import SeededPerson, people_of
 
 TIMEOUT = 5.0  # seconds an adapter call may take when nothing is wrong on purpose
@@ -150,6 +156,7 @@ class Target:
         sandbox: the region's sandbox, serving on free loopback ports.
         adapter: an instance of ``adapter_class``, started, pointed at the sandbox.
         samples: people to test with.
+        data_dir: the rule's data directory, which ``config``'s references were resolved against.
         timeout: seconds an adapter call may take when nothing is wrong on purpose.
     """
 
@@ -158,7 +165,13 @@ class Target:
     sandbox: RunningSandbox
     adapter: RegionAdapter
     samples: Samples
+    data_dir: Path
     timeout: float = TIMEOUT
+
+    @property
+    def links(self) -> Links:
+        """The TLS files of the link to the sandbox: its CA, the hub's client certificate."""
+        return Links(self.data_dir)
 
     @property
     def region_id(self) -> str:
@@ -230,12 +243,27 @@ def resolve_region(region: str | Path | RegionConfig) -> RegionConfig:
 
 @contextlib.asynccontextmanager
 async def open_target(adapter_class: type[RegionAdapter], config: RegionConfig) -> AsyncIterator[Target]:
-    """A fresh sandbox of the region and a started adapter for it; both stopped on exit.
+    """A fresh data directory, sandbox of the region and started adapter for it; all removed on exit.
 
     Raises:
         Unmet: the samples, the sandbox or the adapter could not be set up (reported as the rule failing).
     """
     samples = pick_samples(config)
+    with tempfile.TemporaryDirectory(prefix="yikatong-conformance-") as folder:
+        data_dir = Path(folder)
+        try:
+            provision(data_dir, [config])
+            config = resolve_references(config, data_dir)
+        except Exception as exc:
+            raise Unmet(f"the {config.region_id} region file's references to resolve", describe(exc)) from exc
+        async with _started(adapter_class, config, samples, data_dir) as target:
+            yield target
+
+
+@contextlib.asynccontextmanager
+async def _started(
+    adapter_class: type[RegionAdapter], config: RegionConfig, samples: Samples, data_dir: Path
+) -> AsyncIterator[Target]:
     try:
         sandbox = await start_sandbox(config, port=0, admin_port=0)
     except Exception as exc:
@@ -247,7 +275,7 @@ async def open_target(adapter_class: type[RegionAdapter], config: RegionConfig) 
         except Exception as exc:
             raise Unmet(f"{adapter_class.__name__} to start", describe(exc)) from exc
         try:
-            yield Target(adapter_class, config, sandbox, adapter, samples)
+            yield Target(adapter_class, config, sandbox, adapter, samples, data_dir)
         finally:
             with contextlib.suppress(Exception):  # a failing close must not hide what the rule found
                 await adapter.close()

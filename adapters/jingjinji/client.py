@@ -1,12 +1,14 @@
 """The 京津冀 Beijing–Tianjin–Hebei adapter: the region's native gRPC API (``jingjinji.v1``).
 
 The card centre (``CardCenterService``) and the medical-insurance centre (``MedicalInsuranceService``) are
-served at the same address, so one insecure ``grpc.aio`` channel per adapter carries both stubs; it is
-opened in ``start`` and closed in ``close``. Every call goes through :meth:`JingjinjiAdapter._invoke`, the
-one place where gRPC errors, refusal codes and unreadable answers become errors of ``adapters.errors``:
+served at the same address, so one TLS ``grpc.aio`` channel per adapter carries both stubs (its options: see
+:class:`JingjinjiAdapter`); it is opened in ``start`` and closed in ``close``. Every call goes through
+:meth:`JingjinjiAdapter._invoke`, the one place where gRPC errors, refusal codes and unreadable answers become
+errors of ``adapters.errors``:
 
 ==========================  ==============================================
-no connection in time       ``RegionUnavailable`` (not reached: the request was never written; retryable)
+no connection in time       ``RegionUnavailable`` (not reached: the request was never written; retryable),
+                            a failed TLS handshake (e.g. an untrusted certificate) included
 gRPC ``UNAVAILABLE``        ``RegionUnavailable`` (connected, so it may have been reached; retryable)
 gRPC ``DEADLINE_EXCEEDED``  ``RegionTimeout`` (may have reached the region)
 any other gRPC status       ``RegionProtocolError``
@@ -44,6 +46,7 @@ from adapters.domain import (
 from adapters.errors import AdapterError, RegionProtocolError, RegionTimeout, RegionUnavailable
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.jingjinji import codec
+from adapters.tls import ClientTls
 from jingjinji.v1 import card_center_pb2 as pb
 from jingjinji.v1 import medical_insurance_pb2 as mpb
 from jingjinji.v1.card_center_pb2_grpc import CardCenterServiceStub
@@ -90,12 +93,21 @@ def rpc_error(region: str, error: grpc.aio.AioRpcError) -> AdapterError:
 class JingjinjiAdapter(RegionAdapter):
     """京津冀's card centre and medical-insurance centre, spoken to over their native gRPC API.
 
+    The channel is TLS: ``tls_ca`` vouches for the centres' certificate (default: the system's roots), and
+    ``tls_cert`` with ``tls_key`` is the hub's client certificate, which the centres require (:mod:`adapters.tls`).
+    Only ``plaintext = "true"`` opens an unencrypted channel, for a sandbox without TLS.
+
     Args:
-        settings: ``endpoint`` is the region's ``host:port``, where both centres answer; no options are read.
+        settings: ``endpoint`` is the region's ``host:port``, where both centres answer; options as above.
+
+    Raises:
+        ValueError: only one of ``tls_cert`` and ``tls_key`` is given.
     """
 
     def __init__(self, settings: AdapterSettings) -> None:
         super().__init__(settings)
+        self._tls = ClientTls.from_options(settings.options, settings.region_id)
+        self._plaintext = settings.options.get("plaintext", "") == "true"
         self._channel: grpc.aio.Channel | None = None
         self._stub: CardCenterServiceAsyncStub | None = None
         self._medical: MedicalInsuranceServiceAsyncStub | None = None
@@ -103,7 +115,14 @@ class JingjinjiAdapter(RegionAdapter):
     async def start(self) -> None:
         """Open the channel to the region (connecting lazily, on the first call)."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.settings.endpoint, options=RECONNECT)
+            if self._plaintext:
+                self._channel = grpc.aio.insecure_channel(self.settings.endpoint, options=RECONNECT)
+            else:
+                tls = self._tls
+                credentials = grpc.ssl_channel_credentials(
+                    tls.ca.encode() or None, tls.key.encode() or None, tls.cert.encode() or None
+                )
+                self._channel = grpc.aio.secure_channel(self.settings.endpoint, credentials, options=RECONNECT)
             self._stub = CardCenterServiceStub(self._channel)
             self._medical = MedicalInsuranceServiceStub(self._channel)
 

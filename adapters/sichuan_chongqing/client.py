@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
+from yarl import URL
+
 from adapters import http
 from adapters.domain import (
     Application,
@@ -49,6 +51,7 @@ from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.jsonwire import ErrorAnswer, Fields, WireError, dumps
 from adapters.sichuan_chongqing import codec, protocol
 from adapters.sichuan_chongqing.signing import signed_headers
+from adapters.tls import ClientTls
 
 T = TypeVar("T")
 
@@ -111,15 +114,18 @@ def _option(settings: AdapterSettings, key: str) -> str:
 class SichuanChongqingAdapter(RegionAdapter):
     """Speaks the 川渝 region's signed REST protocol.
 
-    Settings: ``endpoint`` is the region's base URL (``http://host:port``); ``options`` must hold
-    ``paas_id`` (the hub's platform id at the region) and ``secret`` (the shared signing secret).
+    Settings: ``endpoint`` is the region's base URL (``https://host:port``); ``options`` must hold
+    ``paas_id`` (the hub's platform id at the region) and ``secret`` (the shared signing secret), and may hold
+    ``tls_ca``, ``tls_cert`` and ``tls_key`` (:mod:`adapters.tls`; the region authenticates the hub by its
+    signatures and asks for no client certificate).
 
     Args:
         settings: what the hub gives every adapter.
         clock: unix time in seconds, used to timestamp signatures; injectable for tests.
 
     Raises:
-        ValueError: ``paas_id`` or ``secret`` is missing from the options.
+        ValueError: ``paas_id`` or ``secret`` is missing from the options, or only one of ``tls_cert`` and
+            ``tls_key`` is given.
     """
 
     def __init__(self, settings: AdapterSettings, *, clock: Callable[[], float] = time.time) -> None:
@@ -128,7 +134,7 @@ class SichuanChongqingAdapter(RegionAdapter):
         self._secret = _option(settings, "secret")
         self._base = settings.endpoint.rstrip("/")
         self._clock = clock
-        self._http = http.HttpSession(settings.region_id)
+        self._http = http.HttpSession(settings.region_id, ClientTls.from_options(settings.options, settings.region_id))
 
     async def start(self) -> None:
         """Open the HTTP session every call shares."""
@@ -333,18 +339,23 @@ class SichuanChongqingAdapter(RegionAdapter):
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> T:
-        """Send one signed request and decode the ``data`` of its reply."""
+        """Send one signed request and decode the ``data`` of its reply.
+
+        The URL is sent as built (``encoded=True``), so the path the region reads is the path signed.
+        """
         raw = b"" if body is None else dumps(body)
-        headers = signed_headers(self._paas_id, self._secret, raw, self._clock())
+        url = URL(self._base + path, encoded=True)
+        query = dict(params or {})
+        headers = signed_headers(self._paas_id, self._secret, method, url.raw_path, query, raw, self._clock())
         if body is not None:
             headers["Content-Type"] = "application/json"
         request_id = str(body.get("requestId", "")) if body else ""
         with translated_errors(self.region_id, request_id):
             status, payload = await self._http.exchange(
                 method,
-                self._base + path,
+                url,
                 timeout=timeout,
-                params=params,
+                params=query or None,
                 data=raw if body is not None else None,
                 headers=headers,
             )

@@ -11,10 +11,27 @@ HTTP status's three, then a detail digit. Card statuses travel as two-character 
 settlement states likewise (``"01"`` settled, ``"02"`` reversed, ``"03"`` corrected), genders as
 ``"M"``/``"F"``, dates as ``YYYY-MM-DD`` and times as RFC 3339. Money is integer fen in fields ending ``Fen``.
 
-Every request carries three signing headers: :data:`PAAS_ID_HEADER`, the caller's platform id agreed with the
-region; :data:`TIMESTAMP_HEADER`, unix seconds when it was signed; :data:`SIGNATURE_HEADER`, lower-case hex
-HMAC-SHA256, keyed with the shared secret, over the timestamp's decimal digits followed by the raw request body
-(empty for ``GET``). The query string is not signed; it carries only look-up keys, never a write.
+Every request carries four signing headers: :data:`PAAS_ID_HEADER`, the caller's platform id agreed with the
+region; :data:`TIMESTAMP_HEADER`, unix seconds when it was signed; :data:`NONCE_HEADER`, 16 to 64 characters of
+``A-Z a-z 0-9 _ -`` never used before by that caller (the hub sends 128 random bits); :data:`SIGNATURE_HEADER`,
+lower-case hex HMAC-SHA256, keyed with the shared secret, of the canonical request — six lines joined by
+``\n``::
+
+    GET                                          the method, upper case
+    /v2/cards/B7K334774                          the path exactly as sent, percent-encoding included
+    idNo=51010119900101123X&name=%E5%BC%A0%E4%B8%89   the query: each name and value decoded, then
+                                                 percent-encoded keeping only A-Z a-z 0-9 - _ . ~, the pairs
+                                                 sorted by name then value and joined by & (empty: no query)
+    1767225600                                   the timestamp, as in X-Timestamp
+    3q2-7wT0b9-hkH0Xr5C1eA                       the nonce, as in X-Nonce
+    e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855   SHA-256 of the raw body, lower-case hex
+                                                 (here of the empty body of a GET)
+
+The region refuses a request whose signature does not match (401 :data:`BAD_SIGNATURE`), whose timestamp is
+more than :data:`MAX_SKEW_SECONDS` from its clock (401 :data:`STALE_TIMESTAMP`), and one whose nonce it has
+already accepted from that caller within the timestamp window (401 :data:`REPLAYED_NONCE`): it remembers each
+nonce until the request's timestamp has left the window, after which the timestamp alone refuses it. So a captured
+request can be neither sent again nor pointed at another resource (another ``msgId`` in the path) or another query.
 """
 
 from __future__ import annotations
@@ -125,13 +142,24 @@ SETTLEMENT_STATE_CODES = {state: code for code, state in SETTLEMENT_STATES.items
 
 PAAS_ID_HEADER = "X-Paas-Id"
 TIMESTAMP_HEADER = "X-Timestamp"
+NONCE_HEADER = "X-Nonce"
 SIGNATURE_HEADER = "X-Signature"
+
+NONCE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+NONCE_LENGTHS = range(16, 65)
+"""How long a nonce may be; its characters are :data:`NONCE_ALPHABET`'s."""
+
+QUERY_SAFE = "-_.~"
+"""Besides letters and digits, the characters the canonical query leaves unencoded (RFC 3986's unreserved)."""
 
 MAX_SKEW_SECONDS = 300
 """How far a request's timestamp may be from the region's clock, either way."""
 
 BAD_SIGNATURE = "4010"
-"""Code of a request whose signature, platform id or timestamp is missing, malformed or wrong."""
+"""Code of a request whose signature, platform id, timestamp or nonce is missing, malformed or wrong."""
 
 STALE_TIMESTAMP = "4011"
 """Code of a correctly signed request whose timestamp is too far from the region's clock."""
+
+REPLAYED_NONCE = "4012"
+"""Code of a correctly signed, fresh request whose nonce the region already accepted within the window."""

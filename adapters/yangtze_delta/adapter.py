@@ -23,6 +23,7 @@ from adapters.domain import (
     StandInAdvice,
 )
 from adapters.interface import AdapterSettings, RegionAdapter
+from adapters.tls import ClientTls
 from adapters.yangtze_delta import codec
 from adapters.yangtze_delta.client import EnvelopeClient
 from adapters.yangtze_delta.protocol import (
@@ -58,14 +59,19 @@ class YangtzeDeltaAdapter(RegionAdapter):
     fen.
 
     Args:
-        settings: ``endpoint`` is the region's base URL (``http://host:port``); the option ``hub_area``
-            (default ``"000000"``) is sent as ``mdtrtarea_admvs``.
+        settings: ``endpoint`` is the region's base URL (``https://host:port``); the option ``hub_area``
+            (default ``"000000"``) is sent as ``mdtrtarea_admvs``; ``tls_ca``, ``tls_cert`` and ``tls_key``
+            (:mod:`adapters.tls`) secure the link: the region asks for the hub's client certificate.
+
+    Raises:
+        ValueError: only one of ``tls_cert`` and ``tls_key`` is given.
     """
 
     def __init__(self, settings: AdapterSettings) -> None:
         super().__init__(settings)
         hub_area = settings.options.get("hub_area", "000000")
-        self._client = EnvelopeClient(settings.region_id, settings.endpoint, hub_area)
+        tls = ClientTls.from_options(settings.options, settings.region_id)
+        self._client = EnvelopeClient(settings.region_id, settings.endpoint, hub_area, tls)
 
     async def start(self) -> None:
         """Open the HTTP session used by every call."""

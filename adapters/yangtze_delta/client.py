@@ -24,6 +24,7 @@ from adapters.errors import (
     YikatongError,
 )
 from adapters.http import HttpSession, transport_errors
+from adapters.tls import ClientTls
 from adapters.yangtze_delta.codec import decode_state
 from adapters.yangtze_delta.protocol import ERR_CODES, INFVER, PATH
 
@@ -35,15 +36,16 @@ class EnvelopeClient:
 
     Args:
         region_id: the region's id, named in every error raised.
-        endpoint: the region's base URL, e.g. ``http://127.0.0.1:7111``.
+        endpoint: the region's base URL, e.g. ``https://127.0.0.1:7111``.
         hub_area: the area code sent as ``mdtrtarea_admvs`` (where the request comes from).
+        tls: the link's TLS, for an ``https://`` endpoint (None: the system's roots, no client certificate).
     """
 
-    def __init__(self, region_id: str, endpoint: str, hub_area: str) -> None:
+    def __init__(self, region_id: str, endpoint: str, hub_area: str, tls: ClientTls | None = None) -> None:
         self.region_id = region_id
         self.url = endpoint.rstrip("/") + PATH
         self.hub_area = hub_area
-        self._http = HttpSession(region_id)
+        self._http = HttpSession(region_id, tls)
 
     async def start(self) -> None:
         """Open the HTTP session."""

@@ -61,6 +61,7 @@ from regions.jingjinji.wire import (
     parse_time,
     person_info,
 )
+from regions.wiretap import Wiretap
 
 FAULT_DETAILS = {"down": "centre is down", "busy": "centre is busy, try again"}
 STOP_GRACE_SECONDS = 0.5
@@ -208,11 +209,13 @@ class JingjinjiServer:
 
     Attributes:
         address: ``host:port`` it listens on, what the adapter's endpoint setting should be.
+        wiretap: every call that reached it, as received (:mod:`regions.wiretap`).
     """
 
-    def __init__(self, server: grpc.aio.Server, address: str) -> None:
+    def __init__(self, server: grpc.aio.Server, address: str, wiretap: Wiretap) -> None:
         self._server = server
         self.address = address
+        self.wiretap = wiretap
 
     async def stop(self) -> None:
         """Stop accepting calls and give those in flight a short grace to finish."""
@@ -224,16 +227,28 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
 
     Args:
         backend: the region's card and medical systems and its fault knobs.
-        config: the region's configuration (unused: the centres need nothing from it).
+        config: the region's configuration (resolved): ``sandbox.tls_cert`` and ``sandbox.tls_key`` make the port
+            TLS, ``sandbox.tls_client_ca`` names the CA whose client certificate it requires (its only
+            authentication of callers); without a certificate the port is plaintext.
         host: interface to listen on.
         port: port to listen on; 0 picks a free one.
 
     Returns:
         The running server; ``address`` names the port actually bound.
     """
-    server = grpc.aio.server(interceptors=[FaultGate(backend.faults)])
+    wiretap = Wiretap()
+    server = grpc.aio.server(interceptors=[wiretap.interceptor(), FaultGate(backend.faults)])
     add_CardCenterServiceServicer_to_server(CardCenter(backend.cards), server)
     add_MedicalInsuranceServiceServicer_to_server(MedicalInsurance(backend.medical), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    tls = config.sandbox
+    if tls.tls_cert:
+        credentials = grpc.ssl_server_credentials(
+            [(tls.tls_key.encode(), tls.tls_cert.encode())],
+            root_certificates=tls.tls_client_ca.encode() or None,
+            require_client_auth=bool(tls.tls_client_ca),
+        )
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    return JingjinjiServer(server, f"{host}:{bound}")
+    return JingjinjiServer(server, f"{host}:{bound}", wiretap)

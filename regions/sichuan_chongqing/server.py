@@ -45,11 +45,12 @@ region could not be reached::
 on) are RFC 3339 times with an offset, kept as sent.
 
 Error codes (HTTP status, code): bad input 400 ``4000``; bad signature 401 ``4010``; stale timestamp 401
-``4011``; holder mismatch 403 ``4030``; card, person, application not found 404 ``4040``/``4041``/``4042``;
-no medical insurance 404 ``4043``; settlement not found 404 ``4044`` (data: requestId); state conflict 409
-``4090`` (data: action and status); already holds a card 409 ``4091``; requestId reused with another body 409
-``4092`` (data: requestId); settlement not settled (reversed or corrected) 409 ``4093`` (data: requestId and
-state); settlement corrected, never to settle 409 ``4094`` (data: requestId); down or busy 503 ``5030``.
+``4011``; nonce already used 401 ``4012``; holder mismatch 403 ``4030``; card, person, application not found
+404 ``4040``/``4041``/``4042``; no medical insurance 404 ``4043``; settlement not found 404 ``4044`` (data:
+requestId); state conflict 409 ``4090`` (data: action and status); already holds a card 409 ``4091``; requestId
+reused with another body 409 ``4092`` (data: requestId); settlement not settled (reversed or corrected) 409
+``4093`` (data: requestId and state); settlement corrected, never to settle 409 ``4094`` (data: requestId); down
+or busy 503 ``5030``.
 ``requestId`` is the card or medical system's message id. Every request that passes the signature check is
 processed, then answered after the fault knobs' answer delay.
 """
@@ -70,7 +71,7 @@ from adapters.sichuan_chongqing import codec, protocol
 from regions.backend import Backend
 from regions.config import ConfigError, RegionConfig
 from regions.faults import Faults
-from regions.sandbox import HttpServer, serve_http
+from regions.sandbox import HttpServer, serve_http, server_tls
 from regions.sichuan_chongqing import signature, wire
 
 log = logging.getLogger(__name__)
@@ -118,25 +119,36 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _guard(faults: Faults, paas_id: str, secret: str, now: Callable[[], float]) -> Middleware:
-    """Faults first (a down system reads nothing), then the signature and the timestamp.
+    """Faults first (a down system reads nothing), then the signature, the timestamp and the nonce.
 
     A request that gets through is processed, refusals included, and only then waits out the answer delay:
     the region has acted even when the caller gives up first.
     """
 
+    nonces = signature.NonceWindow()
+
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if await faults.before_call() is not None:
             return wire.reply(protocol.UNAVAILABLE, "system busy, try again later", status=503)
-        raw = await request.read()
-        problem = signature.check(request.headers, raw, paas_id=paas_id, secret=secret, now=now())
+        received = signature.Received(
+            request.method, request.rel_url.raw_path, request.query.items(), request.headers, await request.read()
+        )
+        problem = signature.check(received, paas_id=paas_id, secret=secret, now=now(), nonces=nonces)
         if problem is not None:
-            return wire.reply(problem, "request signature refused", status=401)
+            return wire.reply(problem, REFUSED_SIGNATURES[problem], status=401)
         response = await _answer(request, handler)
         await faults.after_call(settlement=request.path.startswith(protocol.MEDICAL_PREFIXES))
         return response
 
     return guard
+
+
+REFUSED_SIGNATURES = {
+    protocol.BAD_SIGNATURE: "request signature refused",
+    protocol.STALE_TIMESTAMP: "request signature refused: timestamp outside the window",
+    protocol.REPLAYED_NONCE: "request signature refused: nonce already used",
+}
 
 
 class Resources:
@@ -272,7 +284,9 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
 
     Args:
         backend: the region's card and medical systems and its fault knobs.
-        config: the region's configuration; ``options.paas_id`` and ``options.secret`` sign requests.
+        config: the region's configuration (resolved); ``options.paas_id`` and ``options.secret`` sign requests,
+            ``sandbox.tls_cert`` and ``sandbox.tls_key`` make it HTTPS (the region asks for no client certificate:
+            it authenticates callers by their signatures).
         host: interface to listen on.
         port: port to listen on.
 
@@ -280,4 +294,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         The running server, with its address.
     """
     app = create_app(backend, paas_id=_option(config, "paas_id"), secret=_option(config, "secret"))
-    return await serve_http(app, host, port)
+    return await serve_http(app, host, port, server_tls(config))

@@ -80,7 +80,7 @@ from adapters.yangtze_delta import protocol
 from adapters.yangtze_delta.protocol import BEIJING_TIME, ERR_CODES, FAULT_CODES, MAKE_STAS_CODES, OPT_TIME, PATH
 from regions.backend import Backend
 from regions.config import RegionConfig
-from regions.sandbox import HttpServer, serve_http
+from regions.sandbox import HttpServer, serve_http, server_tls
 from regions.yangtze_delta import advice, fields, settlement
 from regions.yangtze_delta.fields import BadInput
 
@@ -286,11 +286,13 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
 
     Args:
         backend: the region's card and medical systems and its fault knobs.
-        config: the region's configuration (unused: the protocol has no per-deployment settings).
+        config: the region's configuration (resolved): ``sandbox.tls_cert`` and ``sandbox.tls_key`` make it HTTPS,
+            ``sandbox.tls_client_ca`` names the CA whose client certificate it requires (its only authentication
+            of callers).
         host: address to listen on.
         port: port to listen on; 0 picks a free one.
 
     Returns:
         The running server; ``address`` says where it listens, ``stop()`` shuts it down.
     """
-    return await serve_http(YangtzeDeltaServer(backend).app(), host, port)
+    return await serve_http(YangtzeDeltaServer(backend).app(), host, port, server_tls(config))

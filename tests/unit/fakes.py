@@ -36,7 +36,10 @@ from gateway.ledger.postgres import PostgresLedger
 from gateway.metrics import Metrics
 from gateway.services import Services, assemble
 from gateway.services.call import Call
+from regions import ecard
 from regions.agreements import load_agreements
+from regions.config import load_regions
+from regions.provisioning import provision
 from regions.seed import SeededPerson, generate
 
 REGIONS = {
@@ -358,6 +361,7 @@ def fake_registry(regions: dict[str, FakeRegion]) -> AdapterRegistry:
 async def harness(tmp_path: Path, postgres: str = "", **config_changes: Any) -> Harness:
     """Every service of a hub over fake regions, with the ledger open and nothing started in the background: a
     SQLite ledger in memory, or the PostgreSQL store at ``postgres``."""
+    provision(tmp_path, load_regions(), ecard_key=ecard.SANDBOX_KEY)  # what the configuration's references name
     config = load_hub_config(data_dir=tmp_path)
     config = dataclasses.replace(config, **config_changes)
     regions = {r.region_id: FakeRegion(AdapterSettings(r.region_id, "fake://", {})) for r in config.regions}

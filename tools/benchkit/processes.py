@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regions.config import load_regions
+from regions.provisioning import provision
+
 REPO = Path(__file__).resolve().parents[2]
 YIKATONG = str(Path(sys.executable).parent / "yikatong")
 PASSTHROUGH = str(REPO / "tools" / "passthrough.py")
@@ -146,12 +149,15 @@ class Fleet:
         )
         if await pki.wait() != 0:
             raise StartError(f"yikatong pki init --dir {self.pki} failed")
+        # What `yikatong up` makes before anything starts: region-link certificates, sandbox secrets, e-card key.
+        provision(self.data_dir, load_regions())
         sandboxes = await self._start_all(
             {
-                f"sandbox-{r}": [YIKATONG, "sandbox", "serve", "--region", r, "--port", "0", "--admin-port", "0"]
+                f"sandbox-{r}": [YIKATONG, "sandbox", "serve", "--region", r, "--port", "0", "--admin-port", "0",
+                                 "--data-dir", str(self.data_dir)]
                 for r in region_ids
             }
-        )
+        )  # fmt: skip
         for region, process in zip(region_ids, sandboxes, strict=True):
             self.sandboxes[region] = process
             self.regions[region] = _word_after(process.first_line, "sandbox")
@@ -159,7 +165,7 @@ class Fleet:
         hub, proxy = await self._start_all(
             {
                 "hub": [YIKATONG, "serve", "--data-dir", str(self.data_dir), "--port", "0", "--admin-port", "0",
-                        *endpoints],
+                        "--dev", *endpoints],
                 "passthrough": [sys.executable, PASSTHROUGH, "--target", self.regions[proxy_region], "--pki",
                                 str(self.pki)],
             }

@@ -26,6 +26,7 @@ from jingjinji.v1 import card_center_pb2 as jpb
 from jingjinji.v1.card_center_pb2_grpc import CardCenterServiceStub
 from regions.config import RegionConfig, load_regions
 from regions.ecard import credential_of
+from regions.secrets import resolve_region
 from regions.seed import SeededPerson, people_of
 from yikatong.v1 import (
     card_pb2,
@@ -148,7 +149,8 @@ class Workload:
         registry = AdapterRegistry.from_entry_points()
         for region, config in self.configs.items():
             cls = registry.get(config.adapter)
-            adapter = cls(AdapterSettings(region, self.fleet.regions[region], dict(config.options)))
+            options = resolve_region(config, self.fleet.data_dir).options  # TLS files, secrets: as the hub reads them
+            adapter = cls(AdapterSettings(region, self.fleet.regions[region], dict(options)))
             await adapter.start()
             self.adapters[region] = adapter
 

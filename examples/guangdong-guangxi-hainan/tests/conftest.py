@@ -20,10 +20,13 @@ from adapters.domain import (
     VisitType,
 )
 from adapters.interface import AdapterSettings
+from adapters.tls import ClientTls
 from regions.backend import Backend
 from regions.cardsystem import CardRow
 from regions.config import RegionConfig, load_region
+from regions.provisioning import provision
 from regions.sandbox import HttpServer, build_backend
+from regions.secrets import resolve_region
 
 REGION = "guangdong-guangxi-hainan"
 REGION_FILE = Path(__file__).resolve().parents[1] / "config" / f"{REGION}.toml"
@@ -40,8 +43,24 @@ def installed_entry_point(group: str) -> EntryPoint:
 
 
 @pytest.fixture(scope="session")
-def config() -> RegionConfig:
-    return load_region(REGION_FILE)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with what ``yikatong up`` would generate for the region: its sandbox's certificate, the
+    hub's client certificate and the channel key, which the region file references."""
+    folder = tmp_path_factory.mktemp("var")
+    provision(folder, [load_region(REGION_FILE)])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def config(data_dir: Path) -> RegionConfig:
+    """The region file, its references resolved: the sandbox serves HTTPS and the adapter has the keys."""
+    return resolve_region(load_region(REGION_FILE), data_dir)
+
+
+@pytest.fixture(scope="session")
+def https(config: RegionConfig) -> ClientTls:
+    """TLS as the hub speaks it to the region: the CA it trusts and its client certificate."""
+    return ClientTls.from_options(config.options, REGION)
 
 
 @pytest.fixture

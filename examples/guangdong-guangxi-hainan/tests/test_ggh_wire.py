@@ -26,6 +26,7 @@ from adapters.errors import (
     YikatongError,
 )
 from adapters.jsonwire import ErrorAnswer, WireError
+from adapters.tls import ClientTls
 from regions.backend import Backend
 from regions.config import RegionConfig
 from regions.sandbox import HttpServer
@@ -33,8 +34,14 @@ from regions.sandbox import HttpServer
 Answer = tuple[int, dict[str, Any]]
 
 
-async def post(server: HttpServer, body: bytes, headers: dict[str, str]) -> Answer:
-    async with aiohttp.ClientSession() as http, http.post(server.address + "/rpc", data=body, headers=headers) as r:
+async def post(server: HttpServer, config: RegionConfig, body: bytes, headers: dict[str, str]) -> Answer:
+    """One POST over TLS as the hub makes it (the region file's CA and client certificate)."""
+    tls = ClientTls.from_options(config.options, config.region_id)
+    connector = aiohttp.TCPConnector(ssl=tls.ssl_context())
+    async with (
+        aiohttp.ClientSession(connector=connector) as http,
+        http.post(server.address + "/rpc", data=body, headers=headers) as r,
+    ):
         return r.status, json.loads(await r.read())
 
 
@@ -46,7 +53,7 @@ async def rpc(
     if key:
         headers["Idempotency-Key"] = key
     body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
-    return await post(server, json.dumps(body, ensure_ascii=False).encode(), headers)
+    return await post(server, config, json.dumps(body, ensure_ascii=False).encode(), headers)
 
 
 async def test_a_card_travels_in_status_letters_and_compact_dates(
@@ -105,7 +112,7 @@ async def test_a_settlement_travels_in_integer_fen_under_its_idempotency_key(
 async def test_an_unreadable_request_is_answered_with_a_null_id(
     server: HttpServer, config: RegionConfig, body: bytes, code: int
 ) -> None:
-    status, answer = await post(server, body, {"Authorization": f"Bearer {config.options['api_key']}"})
+    status, answer = await post(server, config, body, {"Authorization": f"Bearer {config.options['api_key']}"})
 
     assert status == 200
     assert answer["id"] is None and answer["error"]["code"] == code

@@ -28,6 +28,7 @@ from adapters.domain import (
 )
 from adapters.interface import AdapterSettings, RegionAdapter
 from adapters.jsonwire import Fields
+from adapters.tls import ClientTls
 from yikatong_ggh import codec
 from yikatong_ggh.client import RpcClient
 from yikatong_ggh.dialect import Method
@@ -44,11 +45,12 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
     name its ``request_id`` as ``msg_id``. Money is integer fen; dates are ``YYYYMMDD`` on the wire.
 
     Args:
-        settings: ``endpoint`` is the region's base URL (``http://host:port``); ``options`` must hold
-            ``api_key``, the channel key the region issued to the hub.
+        settings: ``endpoint`` is the region's base URL (``https://host:port``); ``options`` must hold
+            ``api_key``, the channel key the region issued to the hub, and may hold ``tls_ca``, ``tls_cert`` and
+            ``tls_key`` (:mod:`adapters.tls`: the region requires the hub's client certificate too).
 
     Raises:
-        ValueError: ``api_key`` is missing from the options.
+        ValueError: ``api_key`` is missing from the options, or only one of ``tls_cert`` and ``tls_key`` is given.
     """
 
     def __init__(self, settings: AdapterSettings) -> None:
@@ -56,7 +58,8 @@ class GuangdongGuangxiHainanAdapter(RegionAdapter):
         api_key = settings.options.get("api_key", "")
         if not api_key:
             raise ValueError(f"region {settings.region_id}: adapter option 'api_key' is required")
-        self._rpc = RpcClient(settings.region_id, settings.endpoint, api_key)
+        tls = ClientTls.from_options(settings.options, settings.region_id)
+        self._rpc = RpcClient(settings.region_id, settings.endpoint, api_key, tls)
 
     async def start(self) -> None:
         """Open the HTTP session every call shares."""

@@ -37,6 +37,7 @@ from adapters.errors import (
     YikatongError,
 )
 from adapters.jsonwire import ErrorAnswer, Fields, WireError, dumps, loads
+from adapters.tls import ClientTls
 from yikatong_ggh import dialect
 
 T = TypeVar("T")
@@ -130,16 +131,17 @@ class RpcClient:
 
     Args:
         region_id: the region's id, named in every error raised.
-        endpoint: the region's base URL, e.g. ``http://127.0.0.1:7114``; calls go to ``<endpoint>/rpc``.
+        endpoint: the region's base URL, e.g. ``https://127.0.0.1:7114``; calls go to ``<endpoint>/rpc``.
         api_key: the channel key the region issued to the hub, sent as ``Authorization: Bearer``.
+        tls: the link's TLS (None: the system's roots, no client certificate).
     """
 
-    def __init__(self, region_id: str, endpoint: str, api_key: str) -> None:
+    def __init__(self, region_id: str, endpoint: str, api_key: str, tls: ClientTls | None = None) -> None:
         self.region_id = region_id
         self.url = endpoint.rstrip("/") + dialect.PATH
         self._authorization = f"Bearer {api_key}"
         self._ids = itertools.count(1)
-        self._http = http.HttpSession(region_id)
+        self._http = http.HttpSession(region_id, tls)
 
     async def start(self) -> None:
         """Open the HTTP session."""

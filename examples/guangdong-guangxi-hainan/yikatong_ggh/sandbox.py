@@ -88,7 +88,7 @@ from adapters.errors import CardStateConflict, IdempotencyKeyReused, Refusal, Se
 from adapters.jsonwire import FieldError, Fields, is_message_id
 from regions.backend import Backend
 from regions.config import ConfigError, RegionConfig
-from regions.sandbox import HttpServer, serve_http
+from regions.sandbox import HttpServer, serve_http, server_tls
 from yikatong_ggh import dialect
 from yikatong_ggh.dialect import Code, Method
 from yikatong_ggh.methods import Methods
@@ -229,7 +229,9 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
 
     Args:
         backend: the region's card and medical systems and its fault knobs.
-        config: the region's configuration; ``options.api_key`` is the channel key callers must present.
+        config: the region's configuration (resolved); ``options.api_key`` is the channel key callers must present,
+            ``sandbox.tls_cert`` and ``sandbox.tls_key`` make it HTTPS and ``sandbox.tls_client_ca`` names the CA
+            whose client certificate it requires as well.
         host: interface to listen on.
         port: port to listen on.
 
@@ -244,4 +246,4 @@ async def serve(backend: Backend, config: RegionConfig, host: str, port: int) ->
         raise ConfigError(
             config.source, "options.api_key", api_key, "is required by the guangdong-guangxi-hainan sandbox"
         )
-    return await serve_http(create_app(backend, api_key=api_key), host, port)
+    return await serve_http(create_app(backend, api_key=api_key), host, port, server_tls(config))

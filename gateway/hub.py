@@ -230,7 +230,10 @@ class Hub:
         await self.broadcast.start(self.services.resident.hear)
         await self.federation.start()
         # With one process on its own ledger, no call of an earlier run is still going: every unresolved row is
-        # swept now. Replicas share theirs: only rows past their lease are (another replica may be on the others).
+        # swept now, and what it had claimed of the outbox is free again. Replicas share theirs: only rows and
+        # outbox items past their lease are taken (another replica may be on the others).
+        if not self.ledger.shared:
+            await self.ledger.release_outbox_claims()
         resolved = await self.services.sweeper.sweep(everything=not self.ledger.shared)
         if resolved:
             log.warning("resolved %d settlements an earlier run left unanswered", resolved)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from gateway.ledger.records import PRIORITY, OutboxItem
 from gateway.ledger.worker import Db, locking
 
@@ -20,13 +22,16 @@ def enqueue(db: Db, kind: str, key: str, region: str, now: float, payload: str =
 _DUE = "delivered_at IS NULL AND next_attempt_at <= ? AND claim_until <= ?"
 
 
-def claim_due(db: Db, now: float, per_region: int, replica: str, lease_seconds: float) -> list[OutboxItem]:
-    """Claim for ``replica`` up to ``per_region`` due items of each region — money (corrections, reversals) before
-    advices, oldest first — so one region's backlog never takes another's turn. An item claimed by another replica
-    is not due until that replica's lease is over; rows another transaction holds are passed over."""
+def claim_due(
+    db: Db, now: float, per_region: int, replica: str, lease_seconds: float, skip: Collection[str] = ()
+) -> list[OutboxItem]:
+    """Claim for ``replica`` up to ``per_region`` due items of each region but those in ``skip`` (backed off) —
+    money (corrections, reversals) before advices, oldest first — so one region's backlog never takes another's
+    turn. An item claimed by another replica is not due until that replica's lease is over; rows another
+    transaction holds are passed over."""
     regions = db.execute(f"SELECT DISTINCT region FROM outbox WHERE {_DUE}", (now, now)).fetchall()
     claimed: list[OutboxItem] = []
-    for (region,) in sorted(regions):
+    for (region,) in sorted(r for r in regions if r[0] not in skip):
         rows = db.execute(
             f"SELECT {_ITEM} FROM outbox WHERE region = ? AND {_DUE} ORDER BY priority, next_attempt_at LIMIT ?"
             f"{locking(db, skip=True)}",
@@ -39,6 +44,17 @@ def claim_due(db: Db, now: float, per_region: int, replica: str, lease_seconds: 
             )
             claimed.append(OutboxItem(*row))
     return claimed
+
+
+def unclaim(db: Db, items: Sequence[OutboxItem]) -> None:
+    """Free claimed items that were not tried (their region failed first): due again at once for anyone."""
+    for item in items:
+        db.execute("UPDATE outbox SET claim_until = 0 WHERE kind = ? AND item_key = ?", (item.kind, item.key))
+
+
+def release_claims(db: Db) -> None:
+    """Free every claim (a process on its own ledger starting: whoever claimed them is gone)."""
+    db.execute("UPDATE outbox SET claim_until = 0 WHERE delivered_at IS NULL AND claim_until > 0")
 
 
 def get(db: Db, kind: str, key: str) -> OutboxItem | None:

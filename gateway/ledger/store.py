@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
 from adapters.domain import Split
@@ -102,7 +102,11 @@ class LedgerStore(Protocol):
         self, kind: str, key: str, region: str, payload: str, now: float, audit: AuditEntry | None = None
     ) -> None: ...
 
-    async def claim_outbox(self, now: float, per_region: int) -> list[OutboxItem]: ...
+    async def claim_outbox(self, now: float, per_region: int, skip: Collection[str] = ()) -> list[OutboxItem]: ...
+
+    async def release_outbox_claims(self) -> None: ...
+
+    async def outbox_unclaim(self, items: Sequence[OutboxItem]) -> None: ...
 
     async def outbox_delivered(self, item: OutboxItem, now: float, audit: AuditEntry | None = None) -> None: ...
 
@@ -300,11 +304,20 @@ class Ledger:
     ) -> None:
         await self._audited(lambda db: outbox.enqueue(db, kind, key, region, now, payload), audit, now)
 
-    async def claim_outbox(self, now: float, per_region: int) -> list[OutboxItem]:
-        """Claim for this replica, for ``lease_seconds``, each region's share of the due items (``outbox``)."""
+    async def claim_outbox(self, now: float, per_region: int, skip: Collection[str] = ()) -> list[OutboxItem]:
+        """Claim for this replica, for ``lease_seconds``, each region's share of the due items, but of the regions
+        in ``skip`` (``outbox``)."""
         return await self._write(
-            lambda db: outbox.claim_due(db, now, per_region, self.replica, self.outbox_lease_seconds)
+            lambda db: outbox.claim_due(db, now, per_region, self.replica, self.outbox_lease_seconds, skip)
         )
+
+    async def release_outbox_claims(self) -> None:
+        """Free the outbox claims of earlier runs (``outbox.release_claims``): for a store no other process uses."""
+        await self._write(outbox.release_claims)
+
+    async def outbox_unclaim(self, items: Sequence[OutboxItem]) -> None:
+        """Free claimed items this replica did not try (``outbox.unclaim``)."""
+        await self._write(lambda db: outbox.unclaim(db, items))
 
     async def outbox_delivered(self, item: OutboxItem, now: float, audit: AuditEntry | None = None) -> None:
         """An item acknowledged, with what it settles: a correction makes its settlement CORRECTED, a reversal

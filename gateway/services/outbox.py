@@ -104,10 +104,10 @@ class Outbox:
     async def deliver_due(self) -> int:
         """Try the due items of every region not backed off, once; returns how many were acknowledged."""
         now = self.clock()
-        due = await self.ledger.claim_outbox(now, self.per_region)
+        backed_off = {region for region, at in self._region_retry_at.items() if at > now}  # not even claimed
+        due = await self.ledger.claim_outbox(now, self.per_region, backed_off)
         by_region = [list(items) for _, items in groupby(due, lambda i: i.region)]
-        ready = [items for items in by_region if self._region_retry_at.get(items[0].region, 0.0) <= now]
-        delivered = sum(await asyncio.gather(*(self._deliver_in_order(items) for items in ready)))
+        delivered = sum(await asyncio.gather(*(self._deliver_in_order(items) for items in by_region)))
         await self.refresh_gauges()
         return delivered
 
@@ -131,7 +131,7 @@ class Outbox:
 
     async def _deliver_in_order(self, items: list[OutboxItem]) -> int:
         delivered, region = 0, items[0].region
-        for item in items:
+        for n, item in enumerate(items):
             failure = await self._deliver(item)
             if failure is None:
                 delivered += 1
@@ -139,6 +139,8 @@ class Outbox:
             elif not failure.answered:  # the region is failing or was not asked: back it off as a whole
                 failures = self._region_failures[region] = self._region_failures.get(region, 0) + 1
                 self._region_retry_at[region] = self.clock() + self._delay(failures - 1)
+                if rest := items[n + 1 :]:  # not tried: free for the round after the backoff, not the lease
+                    await self.ledger.outbox_unclaim(rest)
                 break
             # else the region refused this one item: it waits for its own retry, the others go on
         return delivered

@@ -151,7 +151,6 @@ async def _hubs(
         finally:
             await hub.stop()
         return
-    assert config.ledger_url is not None
     port = port or _free_port(config.host)
     command = [sys.executable, "-c", "from gateway.cli import main; raise SystemExit(main())", "serve"]
     command += ["--config", str(config_file), "--ledger", config.ledger_url, "--data-dir", str(config.data_dir)]
@@ -327,9 +326,15 @@ async def serve_sandbox(
 
 
 async def migrate_ledger(url: str) -> int:
-    """Bring the ledger at ``url`` to the current schema version."""
-    config = with_ledger(load_hub_config(DEFAULT_FILE), url)
-    store: Ledger = PostgresLedger(config.ledger_url) if config.ledger_url else SqliteLedger(config.ledger_path)
+    """Bring the ledger at ``url`` (``sqlite:///PATH`` or ``postgresql://…``; a password from the URL or libpq's
+    ``PGPASSWORD``/``~/.pgpass``) to the current schema version."""
+    if url.startswith("sqlite:///"):
+        store: Ledger = SqliteLedger(Path(url.removeprefix("sqlite:///")))
+    elif url.startswith(("postgresql://", "postgres://")):
+        store = PostgresLedger(url)
+    else:
+        print("ledger migrate: --ledger sqlite:///PATH or postgresql://…", file=sys.stderr)
+        return 2
     await store.open()
     try:
         print(f"ledger at schema version {await store.schema_version()}")
@@ -339,7 +344,8 @@ async def migrate_ledger(url: str) -> int:
 
 
 def copy_ledger(source: str, destination: str) -> int:
-    """Copy an embedded ledger into an empty PostgreSQL one, and verify it (``gateway.ledger.copy``)."""
+    """Copy an embedded ledger into an empty PostgreSQL one, and verify it (``gateway.ledger.copy``); a password
+    from the URL or libpq's ``PGPASSWORD``/``~/.pgpass``."""
     if not source.startswith("sqlite:///") or not destination.startswith(("postgresql://", "postgres://")):
         print("ledger copy: --from sqlite:///PATH --to postgresql://…", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.participants import PARTICIPANTS_FILE
 from regions.agreements import AGREEMENTS_FILE
 from regions.config import ConfigError, RegionConfig, Table, load_regions
-from regions.secrets import resolve, resolve_region
+from regions.secrets import is_reference, resolve, resolve_region
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 
@@ -71,6 +71,8 @@ class HubConfig:
         data_dir: folder for the ledger and the directory key.
         ledger_path: the SQLite ledger file (the embedded store, the default for one process).
         ledger_url: a PostgreSQL URL (``postgresql://…``) for a ledger several replicas share; "" for SQLite.
+        ledger_password: the PostgreSQL password when the URL holds none, resolved from its ``env:``/``file:``
+            reference (``[ledger] password``); "" to leave it to the URL or libpq (``PGPASSWORD``, ``~/.pgpass``).
         idempotency_lease_seconds: age after which an unfinished idempotency record may be taken over.
         ledger_busy_timeout_ms: how long a ledger statement waits for another process's lock on the file before
             the call is answered ``UNAVAILABLE`` / ``LEDGER_UNAVAILABLE``.
@@ -86,6 +88,9 @@ class HubConfig:
         regions: the federated regions, their references resolved (``repr`` shows no secret).
         agreements_file: the resident-service agreements (reloaded on SIGHUP).
         status_cache_seconds: how long a card status confirmed by its region answers resident services.
+        settlement_card_reuse_seconds: how long a settlement may reuse the card record its issuing region just
+            answered for the same credential (``[settlement] card_reuse_seconds``; 0, the default: never —
+            ``gateway.services.cards`` says why).
         status_cache_max_entries: size bound of that cache.
         stand_in_seconds: how old a confirmed NORMAL status may be for a stand-in grant while the card's region
             is unreachable.
@@ -117,6 +122,7 @@ class HubConfig:
     data_dir: Path = Path("var")
     ledger_path: Path = Path("var/ledger.sqlite3")
     ledger_url: str = ""
+    ledger_password: str = ""
     idempotency_lease_seconds: float = 60.0
     ledger_busy_timeout_ms: int = 5000
     directory_key_file: Path = Path("var/directory.key")
@@ -131,6 +137,7 @@ class HubConfig:
     regions: tuple[RegionConfig, ...] = field(default_factory=tuple)
     agreements_file: Path = AGREEMENTS_FILE
     status_cache_seconds: float = 5.0
+    settlement_card_reuse_seconds: float = 0.0
     status_cache_max_entries: int = 200_000
     stand_in_seconds: float = 1800.0
     ecard_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
@@ -160,6 +167,13 @@ def _ledger_url(t: Table) -> str:
     if url and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(t.path, t.prefix + "url", url, "must be a postgresql:// URL (SQLite is the [ledger] path)")
     return url
+
+
+def _password(t: Table, data_dir: Path) -> str:
+    value = t.get("password", str, "")
+    if value and not is_reference(value):
+        raise ConfigError(t.path, t.prefix + "password", "***", "must be an env: or file: reference, not the password")
+    return resolve(value, data_dir=data_dir, source=t.path, key=t.prefix + "password") if value else ""
 
 
 def with_ledger(config: HubConfig, url: str) -> HubConfig:
@@ -242,6 +256,7 @@ def load_hub_config(
     root = Table.load(path)
     server, ledger, directory, regions = (root.table(k) for k in ("server", "ledger", "directory", "regions"))
     ecard, resident, tls, retention = (root.table(k) for k in ("ecard", "resident", "tls", "retention"))
+    settlement = root.table("settlement")
     agreements = resident.get("agreements_file", str, "")
     participants = root.table("participants").get("file", str, "")
     return HubConfig(
@@ -254,6 +269,7 @@ def load_hub_config(
         data_dir=data_dir,
         ledger_path=data_dir / ledger.get("path", str, "ledger.sqlite3"),
         ledger_url=_ledger_url(ledger),
+        ledger_password=_password(ledger, data_dir),
         idempotency_lease_seconds=ledger.positive("idempotency_lease_seconds", float, 60.0),
         ledger_busy_timeout_ms=ledger.positive("busy_timeout_ms", int, 5000),
         directory_key_file=data_dir / directory.get("key_file", str, "directory.key"),
@@ -270,6 +286,9 @@ def load_hub_config(
         ),
         agreements_file=(path.parent / agreements).resolve() if agreements else AGREEMENTS_FILE,
         status_cache_seconds=_non_negative(resident, "status_cache_seconds", 5.0),
+        settlement_card_reuse_seconds=_at_most(
+            settlement, "card_reuse_seconds", _non_negative(settlement, "card_reuse_seconds", 0.0), 60.0
+        ),
         status_cache_max_entries=resident.positive("status_cache_max_entries", int, 200_000),
         stand_in_seconds=_non_negative(resident, "stand_in_seconds", 1800.0),
         ecard_keys=_ecard_keys(ecard.table("keys"), data_dir),

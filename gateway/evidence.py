@@ -30,7 +30,8 @@ def _reading(data_dir: Path, ledger: str | None) -> Iterator[sqlite3.Connection 
     config = with_ledger(config, ledger) if ledger else config
     if config.ledger_url:
         try:
-            pg = postgres.PgDb(postgres.connect(config.ledger_url))
+            options = {"password": config.ledger_password} if config.ledger_password else {}
+            pg = postgres.PgDb(postgres.connect(config.ledger_url, **options))
         except psycopg.Error as exc:
             raise Unreadable(f"the ledger does not answer: {str(exc).strip().splitlines()[0]}") from exc
         try:

@@ -128,6 +128,7 @@ class Hub:
         if config.ledger_url:
             self.ledger = PostgresLedger(
                 config.ledger_url,
+                password=config.ledger_password,
                 lease_seconds=config.idempotency_lease_seconds,
                 clock=now,
                 on_commit=self.metrics.ledger_commit,
@@ -144,7 +145,9 @@ class Hub:
         self._agreements = load_agreements(self.agreements_file, config.regions)
         self.participants = load_participants(config.participants_file)
         self.broadcast: Broadcast = (
-            PostgresBroadcast(config.ledger_url, self.ledger.replica) if config.ledger_url else Alone()
+            PostgresBroadcast(config.ledger_url, self.ledger.replica, config.ledger_password)
+            if config.ledger_url
+            else Alone()
         )
         self.services = assemble(
             config,

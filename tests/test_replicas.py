@@ -24,6 +24,7 @@ from adapters.domain import CardStatus
 from gateway.api.status import error_reason
 from gateway.config import DEFAULT_FILE, load_hub_config, with_ledger
 from gateway.hub import Hub
+from gateway.ledger.schema import MIGRATIONS
 from gateway.participants import PARTICIPANTS_FILE
 from gateway.periods import period_end
 from regions.agreements import AGREEMENTS_FILE
@@ -422,3 +423,13 @@ async def test_ledger_copy_moves_an_embedded_ledger_whole(start_region: StartSan
         )
         out, _ = await verify.communicate()
         assert verify.returncode == 0 and out.startswith(b"audit chain holds"), out
+
+
+async def test_ledger_migrate_brings_either_store_to_the_current_schema(tmp_path: Path) -> None:
+    with postgres.fresh_schema() as url:
+        for ledger in (f"sqlite:///{tmp_path / 'new.sqlite3'}", url):
+            migrate = await asyncio.create_subprocess_exec(
+                YIKATONG, "ledger", "migrate", "--ledger", ledger, stdout=asyncio.subprocess.PIPE
+            )
+            out, _ = await migrate.communicate()
+            assert (migrate.returncode, out.decode().strip()) == (0, f"ledger at schema version {len(MIGRATIONS)}")

@@ -230,3 +230,22 @@ def test_serve_serves_with_the_national_keys_by_file_reference_or_with_dev(up_da
 
     assert line.startswith("hub gRPC 127.0.0.1:"), process.stderr.read() if process.stderr else ""
     assert process.returncode == 0
+
+
+def test_the_ledger_password_is_a_reference_never_the_password(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub_file = data_dir / "hub.toml"
+    shipped = DEFAULT_FILE.read_text().replace('file = "participants.toml"', f'file = "{PARTICIPANTS_FILE}"')
+    shipped = shipped.replace(
+        'agreements_file = "../regions/agreements.toml"', f'agreements_file = "{AGREEMENTS_FILE}"'
+    )
+    with_password = shipped.replace('path = "ledger.sqlite3"', 'path = "ledger.sqlite3"\npassword = "{}"', 1)
+
+    monkeypatch.setenv("YIKATONG_LEDGER_PASSWORD", "s3cret-from-env")
+    hub_file.write_text(with_password.format("env:YIKATONG_LEDGER_PASSWORD"))
+    config = load_hub_config(hub_file, data_dir=data_dir)
+    assert config.ledger_password == "s3cret-from-env" and "s3cret" not in repr(config)
+
+    hub_file.write_text(with_password.format("hunter2"))
+    with pytest.raises(ConfigError) as written_out:
+        load_hub_config(hub_file, data_dir=data_dir)
+    assert "ledger.password" in str(written_out.value) and "hunter2" not in str(written_out.value)

@@ -37,7 +37,7 @@ class Copied:
     head: tuple[int, str]
 
 
-def copy(source: Path, destination: str, password: str = "") -> Copied:
+def copy(source: Path, destination: str) -> Copied:
     """Copy the SQLite ledger at ``source`` into the empty PostgreSQL ledger at ``destination``; verified.
 
     Raises:
@@ -46,7 +46,7 @@ def copy(source: Path, destination: str, password: str = "") -> Copied:
     if not source.exists():
         raise CopyError(f"no SQLite ledger at {source}")
     src = connect_sqlite(source)  # brings it to the current schema version first
-    dst = postgres.PgDb(postgres.connect(destination, **({"password": password} if password else {})))
+    dst = postgres.PgDb(postgres.connect(destination))
     try:
         postgres.migrate(dst.conn)
         if any(dst.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in TABLES):

@@ -20,7 +20,7 @@ from gateway.personal import KeyedHash, Sealer, load_key
 from gateway.services.affairs import CardAffairs
 from gateway.services.audit import Auditor, load_signing_key
 from gateway.services.broadcast import Alone, Broadcast
-from gateway.services.cards import Cards
+from gateway.services.cards import Cards, RecentRecords
 from gateway.services.clearing import Clearing
 from gateway.services.directory import HolderDirectory
 from gateway.services.ecard import TokenVerifier
@@ -92,14 +92,21 @@ def assemble(
         skew_seconds=config.ecard_clock_skew_seconds,
         max_ttl_seconds=config.ecard_max_ttl_seconds,
     )
-    cards = Cards(federation, directory, tokens, metrics)
+    statuses = StatusCache(key, config.status_cache_max_entries, clock)
+    cards = Cards(
+        federation,
+        directory,
+        tokens,
+        metrics,
+        RecentRecords(config.settlement_card_reuse_seconds, statuses.key_of, clock=clock),
+    )
     idempotency = Idempotency(ledger, sealer, auditor)
     outbox = Outbox(ledger, federation, metrics, sealer, auditor, clock)
     resident = Resident(
         cards,
         directory,
         agreements,
-        StatusCache(key, config.status_cache_max_entries, clock),
+        statuses,
         ledger,
         outbox,
         metrics,

@@ -81,6 +81,10 @@ class StatusCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def key_of(self, card_number: str) -> str:
+        """The keyed hash a card is kept by, as hex (what replicas tell each other)."""
+        return self._hash(card_number).hex()
+
     def forget(self, card_number: str) -> str:
         """Drop a card's status (its region published a change); the keyed hash it was kept by, as hex."""
         key = self._hash(card_number)
@@ -208,12 +212,15 @@ class Resident:
 
     async def card_changed(self, card_number: str) -> None:
         """A card's status changed: forget it here, and tell the other replicas to (DESIGN §8)."""
-        await self.broadcast.publish("card", {"card": self.cache.forget(card_number)})
+        key = self.cache.forget(card_number)
+        self.cards.recent.forget_hash(key)
+        await self.broadcast.publish("card", {"card": key})
 
     def hear(self, kind: str, fields: dict[str, str]) -> None:
         """What another replica learnt: a card whose status changed, or a person's region."""
         if kind == "card":
             self.cache.forget_hash(fields["card"])
+            self.cards.recent.forget_hash(fields["card"])
         elif kind == "holder":
             self.directory.learn_hash(fields["holder"], fields["region"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from adapters.errors import (
 from gateway.domain import ReverseRequest
 from gateway.errors import SettlementOutcomeUnknown, StoredRefusal
 from gateway.ledger import SettlementState
-from tests.unit.fakes import Harness, bill, split_of
+from tests.unit.fakes import Harness, bill, harness, split_of
 
 SICHUAN = "sichuan-chongqing"
 
@@ -223,3 +224,27 @@ async def test_a_settlement_takes_two_ledger_commits_the_intent_and_the_booking(
     assert hub.ledger.worker.commits - before == 2  # claim + intent, then booking + answer (+ their audit records)
     rows = await hub.ledger.worker.run(lambda db: db.execute("SELECT reason FROM audit").fetchall(), write=False)
     assert [r[0] for r in rows] == ["SETTLED"]
+
+
+@pytest.mark.parametrize("reuse_seconds", [0, 5])
+async def test_a_settlement_asks_the_issuing_region_for_the_card_unless_told_it_may_reuse_its_answer(
+    tmp_path: Path, reuse_seconds: float
+) -> None:
+    hub = await harness(tmp_path, settlement_card_reuse_seconds=reuse_seconds)
+    try:
+        request, region = insured(hub)
+        asked = region.calls.count
+
+        await hub.services.cards.verify(hub.call(), request.credential, request.treatment_area)  # read at the desk
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
+        assert asked("get_card") == (1 if reuse_seconds else 2)
+
+        await hub.services.resident.card_changed(request.credential.card_number)  # a change heard of: forgotten
+        await hub.services.settlements.settle(hub.call(), request.credential, replace(request, request_id="req-2"))
+        assert asked("get_card") == (2 if reuse_seconds else 3)
+
+        hub.clock.advance(reuse_seconds + 1)  # too old to reuse
+        await hub.services.settlements.settle(hub.call(), request.credential, replace(request, request_id="req-3"))
+        assert asked("get_card") == (3 if reuse_seconds else 4)
+    finally:
+        await hub.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import canonical
-from gateway.ledger.worker import Db, serialize
+from gateway.ledger.worker import SERIAL, Db, serialize
 
 GENESIS = "0" * 64
 
@@ -79,8 +79,8 @@ def head(db: Db) -> tuple[int, str]:
 
 def append(db: Db, entry: AuditEntry, now: float) -> AuditRecord:
     """Add a record after the head, in the caller's transaction; replicas append in one serial order (the
-    transaction holds the chain's lock until it commits)."""
-    serialize(db, "audit")
+    transaction holds the chain's lock until it commits; the worker took it first, for a job marked serial)."""
+    serialize(db, SERIAL)
     seq, prev = head(db)
     seq += 1
     digest = record_hash(seq, now, entry, prev)

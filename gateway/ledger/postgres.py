@@ -45,8 +45,9 @@ class PgDb:
         return self.conn.execute(query, parameters)
 
     def lock(self, name: str) -> None:
-        """Hold the transaction-long advisory lock ``name``."""
-        self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+        """Hold the transaction-long advisory lock ``name`` of this schema's ledger (advisory locks are the
+        database's: another ledger in another schema has locks of its own)."""
+        self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(%s))", (name,))
 
     @property
     def broken(self) -> bool:
@@ -63,7 +64,7 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
     """Run the pending migrations under an advisory lock; returns the schema version."""
-    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (_MIGRATION_LOCK,))
+    conn.execute("SELECT pg_advisory_lock(hashtext(current_schema()), hashtext(%s))", (_MIGRATION_LOCK,))
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = conn.execute("SELECT version FROM schema_version").fetchone()
@@ -78,7 +79,7 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
                     conn.execute(statement)
                 conn.execute("UPDATE schema_version SET version = %s", (target,))
     finally:
-        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_MIGRATION_LOCK,))
+        conn.execute("SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext(%s))", (_MIGRATION_LOCK,))
     return len(MIGRATIONS)
 
 

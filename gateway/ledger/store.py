@@ -173,8 +173,8 @@ class Ledger:
     async def close(self) -> None:
         await self.worker.close()
 
-    async def _write(self, operation: Callable[[Db], T]) -> T:
-        return await self.worker.run(operation, write=True)
+    async def _write(self, operation: Callable[[Db], T], *, serial: bool = False) -> T:
+        return await self.worker.run(operation, write=True, serial=serial)
 
     async def _read(self, operation: Callable[[Db], T]) -> T:
         return await self.worker.run(operation, write=False)
@@ -198,7 +198,7 @@ class Ledger:
                 audit_chain.append(db, audit, self._clock() if now is None else now)
             return result
 
-        return await self._write(audited)
+        return await self._write(audited, serial=audit is not None)
 
     async def complete(self, key: RequestKey, outcome: bytes, audit: AuditEntry | None = None) -> None:
         await self._audited(lambda db: idempotency.complete(db, key, outcome), audit)
@@ -370,7 +370,7 @@ class Ledger:
     # --- the audit chain --------------------------------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry, now: float) -> None:
-        await self._write(lambda db: audit_chain.append(db, entry, now))
+        await self._write(lambda db: audit_chain.append(db, entry, now), serial=True)
 
     async def audit_head(self) -> tuple[int, str]:
         return await self._read(audit_chain.head)

@@ -54,6 +54,12 @@ def locking(db: Db, *, skip: bool = False) -> str:
     return clause + " SKIP LOCKED" if clause and skip else clause
 
 
+SERIAL = "serial"
+"""The lock that puts the transactions appending to the audit chain in one order across replicas. A transaction
+takes it first of all (a job marked ``serial``), before any row lock: one that held rows and then waited for it
+could deadlock with one that held it and then wanted those rows."""
+
+
 def serialize(db: Db, name: str) -> None:
     """Hold a lock named ``name`` until the transaction ends (nothing to do for a single writer)."""
     lock = getattr(db, "lock", None)
@@ -68,6 +74,7 @@ Operation = Callable[[Db], T]
 class _Job(Generic[T]):
     operation: Operation[T]
     write: bool
+    serial: bool
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T] = field(init=False)
 
@@ -112,11 +119,12 @@ class ConnectionWorker:
         self._thread.start()
         await self.run(lambda db: None, write=False)
 
-    async def run(self, operation: Operation[T], *, write: bool) -> T:
-        """Run ``operation(db)`` on the worker; a write is answered once its transaction is committed."""
+    async def run(self, operation: Operation[T], *, write: bool, serial: bool = False) -> T:
+        """Run ``operation(db)`` on the worker; a write is answered once its transaction is committed. A
+        ``serial`` write appends to the audit chain: its transaction takes :data:`SERIAL` first."""
         if self._thread is None:
             raise LedgerUnavailable("the ledger is not open")
-        job = _Job(operation, write, asyncio.get_running_loop())
+        job = _Job(operation, write, serial, asyncio.get_running_loop())
         self._queue.put(job)
         return await job.future
 
@@ -164,6 +172,8 @@ class ConnectionWorker:
         try:
             if writes:
                 db.execute(self._begin)
+                if any(job.serial for job in batch):
+                    serialize(db, SERIAL)
             for job in batch:
                 results.append((job, *self._one(db, job, savepoint=writes)))
             if writes:

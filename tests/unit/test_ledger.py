@@ -4,15 +4,17 @@ commits — on a real SQLite file and on the machine's PostgreSQL (a fresh schem
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.api.status import code_of
 from gateway.errors import LedgerUnavailable
-from gateway.ledger import Claim, ClaimResult, LedgerConflict, RequestKey, SqliteLedger
+from gateway.ledger import Claim, ClaimResult, LedgerConflict, RequestKey, SqliteLedger, audit
+from gateway.ledger.audit import AuditEntry
 from gateway.ledger.postgres import PostgresLedger
 from gateway.ledger.schema import MIGRATIONS
 from gateway.ledger.store import Ledger
@@ -141,5 +143,30 @@ async def test_concurrent_claims_of_one_request_id_from_two_connections_make_one
     claims = await asyncio.gather(*(ledger.claim(key, "fp") for ledger in (first, second) for _ in range(10)))
 
     assert [c.claim for c in claims].count(Claim.NEW) == 1
+    await first.close()
+    await second.close()
+
+
+async def test_replicas_appending_to_the_audit_chain_while_locking_rows_do_not_deadlock(store: Opens) -> None:
+    """Each replica's commits mix audit appends with writes to a row the other replica's commits also write: the
+    chain's lock is taken before any row lock, so neither waits for the other in a circle."""
+    first, second = store(), store()
+    await first.open()
+    await second.open()
+
+    def touch(db: Db) -> None:
+        db.execute("UPDATE schema_version SET version = version")  # the row every commit of this test wants
+
+    def work(ledger: Ledger, n: int) -> Awaitable[object]:
+        if n % 2:
+            return ledger.worker.run(touch, write=True)
+        return ledger.append_audit(AuditEntry("hub", "Test", f"{id(ledger)}-{n}", "OK", "WRITTEN"), float(n))
+
+    # One replica's commits start with an append, the other's with the row.
+    await asyncio.gather(*(work(ledger, n + shift) for n in range(200) for shift, ledger in enumerate((first, second))))
+
+    records = await first.worker.run(lambda db: audit.records(db, 0, 1000), write=False)
+    assert [r.seq for r in records] == list(range(1, 201))
+    assert all(r.prev == before.hash for before, r in itertools.pairwise(records))
     await first.close()
     await second.close()

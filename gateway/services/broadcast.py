@@ -5,14 +5,15 @@ reported lost through any replica is refused by all) and a person whose region w
 holder directory learns it). Only keyed hashes travel, never a card number or an SSN.
 
 With one process there is nobody to tell (:class:`Alone`). Replicas sharing a PostgreSQL ledger use its
-``LISTEN``/``NOTIFY`` (:class:`PostgresBroadcast`): a notification is delivered to every listening connection,
-the sender's own included, which ignores it by the sender's name.
+``LISTEN``/``NOTIFY`` (:class:`PostgresBroadcast`) on a channel of the ledger's schema: a notification is delivered
+to every listening connection, the sender's own included, which ignores it by the sender's name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -61,14 +62,19 @@ class PostgresBroadcast:
         self._listen: Any = None
         self._publish: Any = None
         self._task: asyncio.Task[None] | None = None
+        self.channel = CHANNEL
 
     async def start(self, listener: Listener) -> None:
         import psycopg
+        import psycopg.sql
 
         password = self.password or None
         self._listen = await psycopg.AsyncConnection.connect(self.url, autocommit=True, password=password)
         self._publish = await psycopg.AsyncConnection.connect(self.url, autocommit=True, password=password)
-        await self._listen.execute(f"LISTEN {CHANNEL}")
+        schema = (await (await self._listen.execute("SELECT current_schema()")).fetchone())[0]
+        # Notifications are the database's, a ledger is a schema of it: a channel of the schema's own (a short name).
+        self.channel = f"{CHANNEL}_{hashlib.sha256(schema.encode()).hexdigest()[:16]}"
+        await self._listen.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel)))
         self._task = asyncio.create_task(self._hear(listener))
 
     async def _hear(self, listener: Listener) -> None:
@@ -85,7 +91,7 @@ class PostgresBroadcast:
             return
         payload = json.dumps({"from": self.replica, "kind": kind, "fields": fields})
         try:
-            await self._publish.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            await self._publish.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
         except Exception:  # the others learn it from the region in a few seconds anyway (the cache expires)
             log.warning("could not tell the other replicas (%s)", kind, exc_info=True)
 

@@ -63,8 +63,11 @@ class Answer:
 
     @property
     def heard(self) -> bool:
-        """Whether this is the hub's word: not a connection a kill cut, nor the caller's own deadline or cancel."""
-        return not self.cut and (bool(self.reason) or self.code not in ("DEADLINE_EXCEEDED", "CANCELLED"))
+        """Whether this is the hub's word on the request: not a connection a kill cut, nor the caller's own deadline
+        or cancel, nor "still being processed" (REQUEST_IN_PROGRESS: an earlier call of it has not finished)."""
+        if self.cut or self.reason == "REQUEST_IN_PROGRESS":
+            return False
+        return bool(self.reason) or self.code not in ("DEADLINE_EXCEEDED", "CANCELLED")
 
     def detail(self) -> str:
         """The answer with the error's message."""

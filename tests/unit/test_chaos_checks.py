@@ -112,7 +112,8 @@ def test_a_bill_the_hub_did_not_confirm_but_the_region_kept_is_found_and_so_is_t
 
 def test_a_request_the_hub_never_answered_is_judged_by_the_ledger_alone() -> None:
     w = world()
-    w.settles.append(ask("lost", Answer("UNAVAILABLE", cut=True), Answer("DEADLINE_EXCEEDED")))
+    in_progress = Answer("ABORTED", "REQUEST_IN_PROGRESS")  # a retry while the first call was still going
+    w.settles.append(ask("lost", Answer("UNAVAILABLE", cut=True), Answer("DEADLINE_EXCEEDED"), in_progress))
     w.region.append(RegionRow("sichuan-chongqing", "lost", "SETTLED", Money(0, 5, 0, 0)))
 
     assert w.differences() == ["lost: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"]

@@ -44,6 +44,8 @@ ROW_FIGURES = (
     "verify_hub_cpu_busy",
     "settle_hub_cpu_busy",
     "loadgen_cpu_busy",
+    "verify_machine_cpu_busy",
+    "settle_machine_cpu_busy",
     "commits_per_settlement",
     "verify_errors",
     "settle_errors",

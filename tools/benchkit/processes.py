@@ -77,6 +77,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent so far, every CPU, every process (``/proc/stat``: all but idle and
+    iowait; steal counts, as time this machine could not have)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 async def start(name: str, argv: Sequence[str], log_dir: Path) -> Process:
     """Start ``argv`` and wait for its first line of output (where it listens).
 

@@ -22,6 +22,7 @@ per-round ratios to the reference phase measured beside it; other figures are me
 ``verify_cpu_ms_per_call``       CPU ms of the hub processes, all replicas, per VerifyCard (``settle_…``)
 ``verify_hub_cpu_busy``          CPUs the hub processes kept busy during VerifyCard (``settle_…``)
 ``loadgen_cpu_busy``             CPUs the load generator kept busy during VerifyCard
+``verify_machine_cpu_busy``      CPUs busy on the whole machine during VerifyCard, whoever used them (``settle_…``)
 ``commits_per_settlement``       ledger commits, summed over replicas, per settled settlement
 ``verify_errors``                VerifyCard calls that failed, over every round (``settle_errors``: Settle)
 ``verify_ratio_to_sqlite``       postgres rows: calls/s over the reference's (``settle_…``)
@@ -228,6 +229,8 @@ def _target(r: Rounds, name: str) -> dict[str, float]:
         "verify_hub_cpu_busy": r.of(verify, "cpu_busy:hub"),
         "settle_hub_cpu_busy": r.of(settle, "cpu_busy:hub"),
         "loadgen_cpu_busy": r.of(verify, "cpu_busy:loadgen"),
+        "verify_machine_cpu_busy": r.of(verify, "cpu_busy:machine"),
+        "settle_machine_cpu_busy": r.of(settle, "cpu_busy:machine"),
         "commits_per_settlement": round(commits / settled, 3) if settled else math.nan,
         "verify_errors": r.total((verify,), "errors"),
         "settle_errors": r.total((settle,), "errors"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,26 +133,34 @@ def replicas_table(row: dict[str, Any], cpus: int) -> list[str]:
 def _replicas_note(row: dict[str, Any], cpus: int) -> list[str]:
     """Where the CPUs went with the most replicas, and what a CPU per replica would give."""
     n = max(row["counts"])
-    f = row[f"postgres_{n}"]
-    pg_ms = f["postgres_cpu_ms_per_settle"]
-    pg_busy = "?" if pg_ms is None or math.isnan(pg_ms) else f"{f['settle_per_second'] * pg_ms / 1000:.2f}"
+    most = row[f"postgres_{n}"]
+    sound = [k for k in row["counts"] if not row[f"postgres_{k}"]["settle_errors"]]
     note = [
-        "  (×sqlite: calls/s over the SQLite hub's measured beside it; CPU ms: every replica's, per call; PG ms:"
-        " PostgreSQL's backends per Settle; busiest: the busiest replica's share of calls)",
-        f"  With {n} replicas on {cpus} CPUs: VerifyCard kept {f['verify_hub_cpu_busy']:.2f} CPUs busy in the hubs and"
-        f" {f['loadgen_cpu_busy']:.2f} in the load generator; Settle {f['settle_hub_cpu_busy']:.2f} in the hubs and"
-        f" {pg_busy} in PostgreSQL.",
-        f"  A busy hub CPU gives {1000 / f['verify_cpu_ms_per_call']:.0f} VerifyCard/s or"
-        f" {1000 / f['settle_cpu_ms_per_call']:.0f} Settle/s here; with a CPU per replica, n replicas would give"
-        f" about n times that, as long as the calls spread and the shared ledger keeps up.",
+        "(×sqlite: calls/s over those of the SQLite hub measured beside it; CPU ms: every replica's, per call; PG ms:"
+        " PostgreSQL's backends per Settle; busiest: the busiest replica's share of the calls.)",
+        f"With {n} replicas, VerifyCard kept {most['verify_machine_cpu_busy']:.2f} of the machine's {cpus} CPUs busy:"
+        f" {most['verify_hub_cpu_busy']:.2f} in the hubs, {most['loadgen_cpu_busy']:.2f} in the load generator, the"
+        " rest in the sandboxes, PostgreSQL and whatever else runs here.",
     ]
-    failing = [f"postgres_{k}" for k in row["counts"] if row[f"postgres_{k}"]["settle_errors"]]
+    per_cpu = f"A hub CPU serves {1000 / most['verify_cpu_ms_per_call']:.0f} VerifyCard/s (postgres_{n})"
+    if sound:
+        k = max(sound)
+        settle = row[f"postgres_{k}"]
+        pg_ms = settle["postgres_cpu_ms_per_settle"]
+        per_cpu += f" and {1000 / settle['settle_cpu_ms_per_call']:.0f} Settle/s (postgres_{k})"
+        if pg_ms:
+            per_cpu += f", a PostgreSQL CPU {1000 / pg_ms:.0f} Settle/s"
+    note.append(
+        per_cpu + ": with a CPU for each replica and the callers elsewhere, n replicas would serve about n times a"
+        " hub CPU's figure, as far as the connections spread (busiest) and the shared ledger keeps up."
+    )
+    failing = [f"postgres_{k}" for k in row["counts"] if k not in sound]
     if failing:
         note.append(
-            f"  Settle FAILED on {', '.join(failing)} (ERRORS below): those figures show replicas getting in each"
-            f" other's way, not their capacity."
+            f"Settle FAILED on {', '.join(failing)} (ERRORS below): its figures there show replicas in each other's"
+            " way, not what they can do."
         )
-    return note
+    return [textwrap.fill(line, 118, initial_indent="  ", subsequent_indent="  ") for line in note]
 
 
 def soak_table(results: dict[str, Any]) -> str:

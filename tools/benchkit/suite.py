@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .load import Call, Tally, closed_loop, fixed_rate
-from .processes import Fleet, cpu_seconds, metrics_at
+from .processes import Fleet, cpu_seconds, machine_cpu_seconds, metrics_at
 from .workload import JJJ, Workload
 
 Figures = dict[str, float]
@@ -97,7 +97,10 @@ class Meter:
         return cls(pids, [fleet.hub_admin])
 
     def cpu(self) -> dict[str, float]:
-        return {name: sum(map(cpu_seconds, pids)) for name, pids in self.pids.items()}
+        """CPU seconds so far of each group, and of the whole machine (``machine``: the shared machine's other load
+        shows there)."""
+        groups = {name: sum(map(cpu_seconds, pids)) for name, pids in self.pids.items()}
+        return groups | {"machine": machine_cpu_seconds()}
 
     async def counters(self) -> dict[str, float]:
         hubs = await asyncio.gather(*map(metrics_at, self.admins))

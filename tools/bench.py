@@ -32,6 +32,12 @@ phase, divided by its calls; ledger commits per settlement are the hub's ``yikat
 ``settle.p50_added_ms``                hub p50 − direct p50 at the fixed rate
 =====================================  =====================================================================
 
+Then the replicas row (``tools/benchkit/replicas.py``): VerifyCard and Settle through 1, 2 and 3 hub replicas on one
+port sharing a PostgreSQL ledger (a fresh schema on ``--ledger-server`` per count), each measured beside this hub on
+its SQLite ledger, over several connections, into ``replicas.sqlite_1`` and ``replicas.postgres_<n>`` (e.g.
+``replicas.postgres_3.settle_per_second``, ``replicas.postgres_3.settle_ratio_to_sqlite``). ``--no-replicas`` skips
+it, and so does a run where no PostgreSQL answers, saying so.
+
 ``--soak SECONDS`` instead drives mixed load (VerifyCard, AuthorizeService, Settle) through the hub at
 ``--soak-rate`` and reports, window by window, p50/p99, errors and the hub's RSS (``VmRSS``), into
 ``var/soak.json``.
@@ -52,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.benchkit.processes import REPO, Fleet
+from tools.benchkit.replicas import RowSettings, replicas_row
 from tools.benchkit.report import bench_table, soak_table, write_json
 from tools.benchkit.soak import soak
 from tools.benchkit.suite import Settings, measure, report
@@ -69,11 +76,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify-rate", type=float, default=d.verify_rate, help="calls/s of fixed-rate VerifyCard")
     parser.add_argument("--settle-rate", type=float, default=d.settle_rate, help="calls/s of fixed-rate Settle")
     parser.add_argument("--rate-seconds", type=float, default=d.rate_seconds, help="length of a fixed-rate phase")
+    r, row = RowSettings(), parser.add_argument_group("the replicas row (tools/benchkit/replicas.py)")
+    row.add_argument("--no-replicas", action="store_true", help="skip the replicas row")
+    row.add_argument("--ledger-server", default=r.server, help=f"its PostgreSQL, a schema per count ({r.server})")
+    row.add_argument("--replicas", type=_counts, default=r.counts, metavar="N,N,…", help="replica counts (1,2,3)")
+    row.add_argument("--replica-rounds", type=int, default=r.rounds, help=f"rounds per count ({r.rounds})")
+    row.add_argument("--connections", type=int, default=r.connections, help="connections per phase (0: one a caller)")
+    row.add_argument("--replica-seconds", type=float, default=r.seconds, help=f"no call starts later ({r.seconds:g} s)")
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="run the soak for this long instead")
     parser.add_argument("--soak-rate", type=float, default=200.0, help="calls/s of the soak (default 200)")
     parser.add_argument("--data-dir", type=Path, default=REPO / "var" / "bench", help="hub data, PKI and logs")
     parser.add_argument("--out", type=Path, help="JSON output (default var/bench.json, or var/soak.json)")
     return parser
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: replica counts are numbers from 1, e.g. 1,2,3")
+    return counts
 
 
 def fresh(data_dir: Path) -> None:
@@ -121,6 +145,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 results = report(await measure(work, settings, _say), settings, list(VENUES))
                 meta |= {"calls": settings.calls, "concurrency": settings.concurrency, "rounds": settings.rounds}
+                if not args.no_replicas:
+                    row = RowSettings(
+                        args.ledger_server, args.replicas, args.replica_rounds, args.connections, args.replica_seconds
+                    )
+                    results["replicas"] = await replicas_row(work, settings, row, _say)
+                    results["errors"] |= results["replicas"].pop("errors", {})
         finally:
             await work.close()
     finally:

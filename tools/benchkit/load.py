@@ -58,20 +58,26 @@ async def _timed(call: Call, i: int, started: float, tally: Tally) -> None:
     tally.latencies.append(time.perf_counter() - started)
 
 
-async def closed_loop(call: Call, calls: int, concurrency: int, tally: Tally | None = None) -> tuple[Tally, float]:
-    """``concurrency`` callers share ``calls`` calls, each starting its next call when the last one answered.
+async def closed_loop(
+    call: Call, calls: int, concurrency: int, tally: Tally | None = None, seconds: float = math.inf
+) -> tuple[Tally, float]:
+    """``concurrency`` callers share ``calls`` calls, each starting its next call when the last one answered; none
+    starts after ``seconds`` (a server that stalls cuts the phase short rather than stretching the run).
 
     Returns:
         The tally and the seconds the whole took.
     """
     tally = tally if tally is not None else Tally()
     numbers = iter(range(calls))
+    started = time.perf_counter()
+    last_start = started + seconds
 
     async def caller() -> None:
         for i in numbers:
-            await _timed(call, i, time.perf_counter(), tally)
+            if (now := time.perf_counter()) > last_start:
+                return
+            await _timed(call, i, now, tally)
 
-    started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return tally, time.perf_counter() - started
 

@@ -1,5 +1,6 @@
 """The processes a benchmark runs against, each on its own: the three regions' sandboxes, the hub, the pass-through
-proxy; and what the load generator reads of them while it runs (``/proc`` CPU time and RSS, the hub's metrics).
+proxy, and hub replicas sharing a PostgreSQL ledger; and what the load generator reads of them while it runs
+(``/proc`` CPU time and RSS, the hubs' metrics).
 
 Each is started with the command a user would type, on free ports; its first line of output says where it listens.
 Its standard error goes to ``<data_dir>/<name>.log``, kept after the run.
@@ -11,6 +12,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 import urllib.request
 from collections.abc import Sequence
@@ -73,6 +75,13 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent so far, every CPU, every process (``/proc/stat``: all but idle and
+    iowait; steal counts, as time this machine could not have)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 async def start(name: str, argv: Sequence[str], log_dir: Path) -> Process:
@@ -161,11 +170,9 @@ class Fleet:
         for region, process in zip(region_ids, sandboxes, strict=True):
             self.sandboxes[region] = process
             self.regions[region] = _word_after(process.first_line, "sandbox")
-        endpoints = [f"--endpoint={r}={address}" for r, address in self.regions.items()]
         hub, proxy = await self._start_all(
             {
-                "hub": [YIKATONG, "serve", "--data-dir", str(self.data_dir), "--port", "0", "--admin-port", "0",
-                        "--dev", *endpoints],
+                "hub": self._hub_argv(0),
                 "passthrough": [sys.executable, PASSTHROUGH, "--target", self.regions[proxy_region], "--pki",
                                 str(self.pki)],
             }
@@ -175,6 +182,33 @@ class Fleet:
         self.hub_admin = _word_after(hub.first_line, "admin")
         self.proxy_address = _word_after(proxy.first_line, "gRPC")
         await self.wait_ready()
+
+    def _hub_argv(self, port: int, ledger: str = "") -> list[str]:
+        """``yikatong serve`` against the sandboxes, on this data folder (its PKI, keys and, without ``ledger``,
+        its SQLite ledger)."""
+        endpoints = [f"--endpoint={r}={address}" for r, address in self.regions.items()]
+        ledger_args = ["--ledger", ledger] if ledger else []
+        return [YIKATONG, "serve", "--data-dir", str(self.data_dir), "--port", str(port), "--admin-port", "0",
+                "--dev", *ledger_args, *endpoints]  # fmt: skip
+
+    async def start_replicas(self, name: str, count: int, ledger: str) -> Replicas:
+        """``count`` hubs on one port sharing the PostgreSQL ``ledger`` and this data folder (its keys must be
+        theirs), as ``yikatong up --replicas`` runs them; returned once every one is ready.
+
+        The hub binds with SO_REUSEPORT when its ledger is PostgreSQL, so the kernel hands each new connection to
+        one of them. Their logs are ``<name>-<i>.log``.
+        """
+        port = _free_port()
+        started = await self._start_all({f"{name}-{i}": self._hub_argv(port, ledger) for i in range(count)})
+        replicas = Replicas(started, _word_after(started[0].first_line, "gRPC"))
+        try:
+            await asyncio.gather(
+                *(self.wait_ready(admin, p.log) for p, admin in zip(started, replicas.admins, strict=True))
+            )
+        except BaseException:
+            await replicas.stop()
+            raise
+        return replicas
 
     async def _start_all(self, commands: dict[str, list[str]]) -> list[Process]:
         """Start the commands at once; when one fails, stop those that came up and raise its error."""
@@ -188,16 +222,17 @@ class Fleet:
             raise failed[0]
         return up
 
-    async def wait_ready(self, timeout: float = START_SECONDS) -> None:
-        """Until the hub's ``/readyz`` answers 200 (ledger open, every region probed)."""
+    async def wait_ready(self, admin: str = "", log: Path | None = None, timeout: float = START_SECONDS) -> None:
+        """Until the hub's ``/readyz`` (at ``admin``, the fleet's hub by default) answers 200: ledger open, every
+        region probed."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
-                await asyncio.to_thread(_get, f"{self.hub_admin}/readyz")
+                await asyncio.to_thread(_get, f"{admin or self.hub_admin}/readyz")
                 return
             except OSError:
                 if asyncio.get_running_loop().time() > deadline:
-                    log = self.data_dir / "hub.log"
+                    log = log or self.data_dir / "hub.log"
                     raise StartError(f"the hub is not ready after {timeout:.0f} s; see {log}") from None
                 await asyncio.sleep(0.2)
 
@@ -208,9 +243,42 @@ class Fleet:
                 await process.stop()
         await asyncio.gather(*(p.stop() for p in self.sandboxes.values()))
 
-    async def hub_metrics(self) -> dict[str, float]:
-        """The hub's ``/metrics`` samples, summed over label sets per name plus ``name{label="value"}`` entries."""
-        return parse_metrics(await asyncio.to_thread(_get, f"{self.hub_admin}/metrics"))
+
+@dataclass
+class Replicas:
+    """Hub processes sharing one port and one PostgreSQL ledger.
+
+    Attributes:
+        processes: one per replica; ``admins`` their admin URLs, in the same order.
+        address: the gRPC address they share.
+    """
+
+    processes: list[Process]
+    address: str
+
+    @property
+    def admins(self) -> list[str]:
+        return [_word_after(p.first_line, "admin") for p in self.processes]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    async def stop(self) -> None:
+        """All at once: each drains for a second before it stops."""
+        await asyncio.gather(*(p.stop() for p in self.processes))
+
+
+async def metrics_at(admin: str) -> dict[str, float]:
+    """A hub's ``/metrics`` samples, summed over label sets per name plus ``name{label="value"}`` entries."""
+    return parse_metrics(await asyncio.to_thread(_get, f"{admin}/metrics"))
+
+
+def _free_port() -> int:
+    """A port free now on loopback, for processes that must all be told the same one."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def lookup(results: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _num(value: float, width: int = 9, places: int = 2) -> str:
+def _num(value: float | None, width: int = 9, places: int = 2) -> str:
     return f"{'-':>{width}}" if value is None or math.isnan(value) else f"{value:{width}.{places}f}"
 
 
@@ -101,9 +102,65 @@ def bench_table(results: dict[str, Any]) -> str:
         f"  ledger: {s['commits_per_settlement']:.2f} commits and {s['writes_per_settlement']:.2f} writes per"
         f" settlement over {s['settlements']:.0f} settlements"
     )
+    if "replicas" in results:
+        out += replicas_table(results["replicas"], run["cpus"])
     for phase, error in results["errors"].items():
         add(f"ERRORS in {phase}: {error['errors']}, the first: {error['first']}")
     return "\n".join(out)
+
+
+def replicas_table(row: dict[str, Any], cpus: int) -> list[str]:
+    """The replicas row (``tools/benchkit/replicas.py``): a line per ``replicas.<row>`` of ``var/bench.json``, and
+    what the figures say of a bigger machine."""
+    if "skipped" in row:
+        return [f"replicas row skipped: {row['skipped']}"]
+    out = [
+        f"{'Replicas, ' + str(row['connections']) + ' connections':<26}{'verify/s':>9}{'×sqlite':>8}{'CPU ms':>8}"
+        f"{'settle/s':>10}{'×sqlite':>8}{'CPU ms':>8}{'PG ms':>7}{'commits':>9}{'busiest':>9}{'errors':>8}"
+    ]
+    for name in ["sqlite_1", *(f"postgres_{n}" for n in row["counts"])]:
+        f = row[name]
+        out.append(
+            f"  replicas.{name:<15}{_num(f['verify_per_second'], 9, 0)}{_num(f.get('verify_ratio_to_sqlite'), 8)}"
+            f"{_num(f['verify_cpu_ms_per_call'], 8)}{_num(f['settle_per_second'], 10, 0)}"
+            f"{_num(f.get('settle_ratio_to_sqlite'), 8)}{_num(f['settle_cpu_ms_per_call'], 8)}"
+            f"{_num(f.get('postgres_cpu_ms_per_settle'), 7)}{_num(f['commits_per_settlement'], 9)}"
+            f"{_num(f.get('busiest_replica_share'), 9)}{f['verify_errors'] + f['settle_errors']:8.0f}"
+        )
+    return out + _replicas_note(row, cpus)
+
+
+def _replicas_note(row: dict[str, Any], cpus: int) -> list[str]:
+    """Where the CPUs went with the most replicas, and what a CPU per replica would give."""
+    n = max(row["counts"])
+    most = row[f"postgres_{n}"]
+    sound = [k for k in row["counts"] if not row[f"postgres_{k}"]["settle_errors"]]
+    note = [
+        "(×sqlite: calls/s over those of the SQLite hub measured beside it; CPU ms: every replica's, per call; PG ms:"
+        " PostgreSQL's backends per Settle; busiest: the busiest replica's share of the calls.)",
+        f"With {n} replicas, VerifyCard kept {most['verify_machine_cpu_busy']:.2f} of the machine's {cpus} CPUs busy:"
+        f" {most['verify_hub_cpu_busy']:.2f} in the hubs, {most['loadgen_cpu_busy']:.2f} in the load generator, the"
+        " rest in the sandboxes, PostgreSQL and whatever else runs here.",
+    ]
+    per_cpu = f"A hub CPU serves {1000 / most['verify_cpu_ms_per_call']:.0f} VerifyCard/s (postgres_{n})"
+    if sound:
+        k = max(sound)
+        settle = row[f"postgres_{k}"]
+        pg_ms = settle["postgres_cpu_ms_per_settle"]
+        per_cpu += f" and {1000 / settle['settle_cpu_ms_per_call']:.0f} Settle/s (postgres_{k})"
+        if pg_ms:
+            per_cpu += f", a PostgreSQL CPU {1000 / pg_ms:.0f} Settle/s"
+    note.append(
+        per_cpu + ": with a CPU for each replica and the callers elsewhere, n replicas would serve about n times a"
+        " hub CPU's figure, as far as the connections spread (busiest) and the shared ledger keeps up."
+    )
+    failing = [f"postgres_{k}" for k in row["counts"] if k not in sound]
+    if failing:
+        note.append(
+            f"Settle FAILED on {', '.join(failing)} (ERRORS below): its figures there show replicas in each other's"
+            " way, not what they can do."
+        )
+    return [textwrap.fill(line, 118, initial_indent="  ", subsequent_indent="  ") for line in note]
 
 
 def soak_table(results: dict[str, Any]) -> str:

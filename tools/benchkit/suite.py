@@ -3,7 +3,8 @@
 A *phase* is one kind of call (e.g. VerifyCard through the hub) under one load shape: ``calls`` calls from
 ``concurrency`` callers back to back (throughput), or calls started at a fixed rate (latency). Around each phase
 the load generator reads the CPU time of the hub, the proxy, the sandboxes and itself from ``/proc``, and, around
-the hub's settlement phases, the hub's ledger counters from its ``/metrics``.
+the hub's settlement phases, the hub's ledger counters from its ``/metrics`` (``Meter``; the replicas row,
+``replicas``, meters its own processes with it).
 
 Each round runs every phase once, odd rounds in reverse order, so that a pair (hub and its reference) is measured
 seconds apart and a drift of the shared machine falls on both sides alike. A figure is the median over rounds of
@@ -13,15 +14,16 @@ differences.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .load import Call, Tally, closed_loop, fixed_rate
-from .processes import Fleet, cpu_seconds
+from .processes import Fleet, cpu_seconds, machine_cpu_seconds, metrics_at
 from .workload import JJJ, Workload
 
 Figures = dict[str, float]
@@ -61,40 +63,59 @@ class Phase:
     concurrency: int = 0  # callers back to back; 0 = at ``rate``
     rate: float = 0.0
     ledger: bool = False  # read the hub's ledger counters around it
+    seconds: float = math.inf  # no call of a throughput phase starts later
 
 
 class Meter:
-    """CPU seconds of every process of the run, and the hub's counters, read before and after a phase."""
+    """CPU seconds of processes, summed by name, and hubs' counters, read before and after a phase.
+
+    Args:
+        pids: name → the processes whose CPU time is summed under it (e.g. ``hub`` → every replica).
+        admins: the admin URLs of the hubs whose counters are summed; with several, ``served:<i>`` is also the
+            number of calls the ``i``-th began (how the kernel spread the connections).
+    """
 
     COUNTERS = (
         "yikatong_ledger_commits_total",
         "yikatong_ledger_writes_total",
         'yikatong_settlements_total{outcome="settled"}',
     )
+    SERVED = "grpc_server_started_total"
 
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self.pids = {
-            "hub": fleet.hub.pid if fleet.hub else 0,
-            "proxy": fleet.proxy.pid if fleet.proxy else 0,
-            "loadgen": os.getpid(),
-            **{f"sandbox:{r}": p.pid for r, p in fleet.sandboxes.items()},
+    def __init__(self, pids: Mapping[str, Sequence[int]], admins: Sequence[str]) -> None:
+        self.pids, self.admins = pids, admins
+
+    @classmethod
+    def of(cls, fleet: Fleet) -> Meter:
+        """Every process of the fleet, and its hub's counters."""
+        pids = {
+            "hub": [fleet.hub.pid] if fleet.hub else [],
+            "proxy": [fleet.proxy.pid] if fleet.proxy else [],
+            "loadgen": [os.getpid()],
+            **{f"sandbox:{r}": [p.pid] for r, p in fleet.sandboxes.items()},
         }
+        return cls(pids, [fleet.hub_admin])
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        """CPU seconds so far of each group, and of the whole machine (``machine``: the shared machine's other load
+        shows there)."""
+        groups = {name: sum(map(cpu_seconds, pids)) for name, pids in self.pids.items()}
+        return groups | {"machine": machine_cpu_seconds()}
 
     async def counters(self) -> dict[str, float]:
-        samples = await self.fleet.hub_metrics()
-        return {name: samples.get(name, 0.0) for name in self.COUNTERS}
+        hubs = await asyncio.gather(*map(metrics_at, self.admins))
+        counters = {name: sum(samples.get(name, 0.0) for samples in hubs) for name in self.COUNTERS}
+        if len(hubs) > 1:
+            counters |= {f"served:{i}": samples.get(self.SERVED, 0.0) for i, samples in enumerate(hubs)}
+        return counters
 
     async def run(self, phase: Phase) -> tuple[Figures, str]:
-        """Run the phase: its rate, latencies, errors, CPU per call of each process, ledger counter deltas; and
-        the first error ("" when none)."""
+        """Run the phase: its rate, latencies, errors, CPU per call of each process, counter deltas; and the first
+        error ("" when none)."""
         before = await self.counters() if phase.ledger else {}
         cpu = self.cpu()
         if phase.concurrency:
-            tally, seconds = await closed_loop(phase.call, phase.calls, phase.concurrency)
+            tally, seconds = await closed_loop(phase.call, phase.calls, phase.concurrency, seconds=phase.seconds)
         else:
             tally = await fixed_rate(phase.call, phase.rate, phase.calls)
             seconds = phase.calls / phase.rate
@@ -102,7 +123,7 @@ class Meter:
         figures = _figures(tally, seconds, spent)
         if phase.ledger:
             after = await self.counters()
-            figures |= {name: after[name] - before[name] for name in self.COUNTERS}
+            figures |= {name: after[name] - before[name] for name in after}
         return figures, tally.first_error
 
 
@@ -166,25 +187,37 @@ class Measured:
 
 async def measure(work: Workload, settings: Settings, progress: Progress) -> Measured:
     """Warm every phase up, then run the rounds."""
-    meter = Meter(work.fleet)
-    plan = phases(work, settings)
-    for phase in plan:  # connections, caches, first-call costs: none of it in a measured phase
-        await closed_loop(phase.call, min(phase.calls, 100), min(settings.concurrency, 4))
-    measured = Measured({phase.name: [] for phase in plan}, {})
-    for r in range(settings.rounds):
-        for phase in plan if r % 2 == 0 else reversed(plan):
-            figures, first_error = await meter.run(phase)
-            measured.rounds[phase.name].append(figures)
-            if first_error:
-                measured.first_errors.setdefault(phase.name, first_error)
-            progress(f"round {r + 1}/{settings.rounds} {phase.name:<36} {_progress_line(figures)}")
+    meter = Meter.of(work.fleet)
+    plan = [(phase, meter) for phase in phases(work, settings)]
+    measured = Measured({phase.name: [] for phase, _ in plan}, {})
+    await run_rounds(plan, settings.rounds, settings.concurrency, measured, progress)
     return measured
 
 
+async def run_rounds(
+    plan: Sequence[tuple[Phase, Meter]], rounds: int, concurrency: int, measured: Measured, progress: Progress
+) -> None:
+    """Warm every phase of ``plan`` up, then run it ``rounds`` times (odd rounds reversed), each phase metered by
+    its meter, into ``measured``."""
+    for phase, _ in plan:  # connections, caches, first-call costs: none of it in a measured phase
+        await closed_loop(phase.call, min(phase.calls, 100), min(concurrency, 4))
+    for r in range(rounds):
+        for phase, meter in plan if r % 2 == 0 else reversed(plan):
+            figures, first_error = await meter.run(phase)
+            measured.rounds.setdefault(phase.name, []).append(figures)
+            if first_error:
+                measured.first_errors.setdefault(phase.name, first_error)
+            progress(f"round {r + 1}/{rounds} {phase.name:<36} {_progress_line(figures)}")
+
+
 def _progress_line(f: Figures) -> str:
+    cpu = " / ".join(
+        f"{name} {f[key]:5.2f}" for name in ("hub", "proxy", "postgres") if (key := f"cpu_ms_per_call:{name}") in f
+    )
+    served = [f"{v:.0f}" for k, v in f.items() if k.startswith("served:")]
     return (
-        f"{f['per_second']:8.0f}/s  p50 {f['p50_ms']:6.2f} ms  p99 {f['p99_ms']:6.2f} ms"
-        f"  hub {f['cpu_ms_per_call:hub']:5.2f} / proxy {f['cpu_ms_per_call:proxy']:5.2f} CPU ms per call"
+        f"{f['per_second']:8.0f}/s  p50 {f['p50_ms']:6.2f} ms  p99 {f['p99_ms']:6.2f} ms  {cpu} CPU ms per call"
+        + (f"  calls by replica {'/'.join(served)}" if served else "")
         + (f"  errors {f['errors']:.0f}" if f["errors"] else "")
     )
 
@@ -204,7 +237,8 @@ class Rounds:
         self.rounds = rounds
 
     def of(self, phase: str, figure: str) -> float:
-        return _median([f[figure] for f in self.rounds[phase]])
+        """The median over rounds; NaN when no round has the figure (e.g. CPU of processes out of sight)."""
+        return _median([f.get(figure, math.nan) for f in self.rounds[phase]])
 
     def ratio(self, top: tuple[str, str], bottom: tuple[str, str]) -> float:
         pairs = zip(self.rounds[top[0]], self.rounds[bottom[0]], strict=True)
@@ -281,11 +315,17 @@ def report(measured: Measured, settings: Settings, regions: list[str]) -> dict[s
         "p50_added_ms": r.difference(("settle:hub@rate", "p50_ms"), ("settle:direct@rate", "p50_ms")),
         "p99_added_ms": r.difference(("settle:hub@rate", "p99_ms"), ("settle:direct@rate", "p99_ms")),
     }
-    errors = {
+    errors = errors_of(measured)
+    return {"verify": verify, "authorize": authorize, "settle": settle, "errors": errors, "phases": rounds}
+
+
+def errors_of(measured: Measured) -> dict[str, dict[str, Any]]:
+    """Phase → how many of its calls failed, over every round, and the first failure."""
+    r = Rounds(measured.rounds)
+    return {
         name: {"errors": int(r.total((name,), "errors")), "first": first}
         for name, first in measured.first_errors.items()
     }
-    return {"verify": verify, "authorize": authorize, "settle": settle, "errors": errors, "phases": rounds}
 
 
 def _region_phases(region: str) -> tuple[str, str]:

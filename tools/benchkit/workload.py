@@ -7,6 +7,10 @@
   card's own region verifies and authorises (``museum-beijing``, ``transit-hangzhou``, ``park-chengdu``), a
   Shanghai hospital (``hospital-shanghai-xuhui``, 310104, H3101040001) settles.
 
+Hub calls go over one channel per participant, or, where the load must reach several processes behind one port
+(replicas), over ``connections`` channels of their own: gRPC channels with the same target and arguments share one
+TCP connection, and the kernel spreads *connections* over the replicas, not calls.
+
 Call ``i`` uses the ``i``-th sandbox person (cyclically) with a NORMAL card, and for settlement an insured one from
 outside Shanghai, so every settlement crosses provinces. An answer that is not the success the call expects raises:
 the load generator counts it as an error rather than timing a refusal.
@@ -160,9 +164,16 @@ class Workload:
         for channel in self._channels.values():
             await channel.close(None)
 
-    def _channel(self, address: str, participant: str) -> grpc.aio.Channel:
-        """A mutual-TLS channel to ``address`` with the participant's certificate (one per pair, kept open)."""
-        key = f"{address}|{participant}"
+    async def forget(self, address: str) -> None:
+        """Close the channels to ``address`` (processes that were stopped), so none keeps reconnecting."""
+        for key in [k for k in self._channels if k.startswith(f"{address}|")]:
+            await self._channels.pop(key).close(None)
+
+    def _channel(self, address: str, participant: str, connection: int | None = None) -> grpc.aio.Channel:
+        """A mutual-TLS channel to ``address`` with the participant's certificate, kept open: the one of the pair,
+        or with ``connection`` the pair's ``connection``-th channel with a TCP connection of its own (a local
+        subchannel pool, so it shares no connection with the pair's other channels)."""
+        key = f"{address}|{participant}|{connection}"
         if key not in self._channels:
             pki = self.fleet.pki
             credentials = grpc.ssl_channel_credentials(
@@ -170,8 +181,16 @@ class Workload:
                 (pki / "participants" / f"{participant}.key").read_bytes(),
                 (pki / "participants" / f"{participant}.pem").read_bytes(),
             )
-            self._channels[key] = grpc.aio.secure_channel(address, credentials)
+            options = [] if connection is None else [("grpc.use_local_subchannel_pool", 1)]
+            self._channels[key] = grpc.aio.secure_channel(address, credentials, options)
         return self._channels[key]
+
+    def _hub_channels(self, address: str, participant: str, connections: int) -> list[grpc.aio.Channel]:
+        """The channels hub calls go over: the pair's one (``connections`` 0), or that many of their own."""
+        address = address or self.fleet.hub_address
+        if not connections:
+            return [self._channel(address, participant)]
+        return [self._channel(address, participant, n) for n in range(connections)]
 
     def _person(self, region: str, i: int) -> SeededPerson:
         people = self.people[region]
@@ -204,15 +223,16 @@ class Workload:
 
         return call
 
-    def hub_verify(self, region: str) -> Call:
-        """``CardService.VerifyCard`` at the region's venue, as that venue."""
+    def hub_verify(self, region: str, address: str = "", connections: int = 0) -> Call:
+        """``CardService.VerifyCard`` at the region's venue, as that venue, at the fleet's hub or ``address``; call
+        ``i`` over channel ``i`` mod ``connections`` when there are several (``_hub_channels``)."""
         venue = VENUES[region]
-        stub = card_pb2_grpc.CardServiceStub(self._channel(self.fleet.hub_address, venue.participant))
+        stubs = [card_pb2_grpc.CardServiceStub(c) for c in self._hub_channels(address, venue.participant, connections)]
         where = common_pb2.Venue(area_code=venue.area)
 
         async def call(i: int) -> object:
             request = card_pb2.VerifyCardRequest(card=card(self._person(region, i)), venue=where)
-            return await stub.VerifyCard(request, timeout=TIMEOUT)
+            return await stubs[i % len(stubs)].VerifyCard(request, timeout=TIMEOUT)
 
         return call
 
@@ -252,13 +272,15 @@ class Workload:
 
         return call
 
-    def hub_settle(self) -> Call:
-        """``MedicalSettlementService.Settle`` of the same bill, as the Shanghai hospital."""
-        stub = settlement_pb2_grpc.MedicalSettlementServiceStub(self._channel(self.fleet.hub_address, HOSPITAL))
+    def hub_settle(self, address: str = "", connections: int = 0) -> Call:
+        """``MedicalSettlementService.Settle`` of the same bill, as the Shanghai hospital (``address`` and
+        ``connections`` as for :meth:`hub_verify`)."""
+        channels = self._hub_channels(address, HOSPITAL, connections)
+        stubs = [settlement_pb2_grpc.MedicalSettlementServiceStub(c) for c in channels]
 
         async def call(i: int) -> object:
             _, person = self.insured[i % len(self.insured)]
-            answer = await stub.Settle(settle_request(person), timeout=TIMEOUT)
+            answer = await stubs[i % len(stubs)].Settle(settle_request(person), timeout=TIMEOUT)
             if answer.settlement.state != settlement_pb2.SETTLEMENT_STATE_SETTLED:
                 state = settlement_pb2.SettlementState.Name(answer.settlement.state)
                 raise CallFailed(f"Settle answered {state}")

@@ -208,7 +208,9 @@ class NotSupported(YikatongError):
 
 
 class LedgerUnavailable(YikatongError):
-    """The ledger could not be read or written (locked, corrupt, disk full, connection lost); nothing was done."""
+    """The ledger could not be read or written (locked, corrupt, disk full, connection lost): what was asked is not
+    recorded. Retry with the same request id: a settlement a region made meanwhile is found and booked, never made
+    twice."""
 
     reason = "LEDGER_UNAVAILABLE"
     retryable = True

@@ -29,14 +29,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from itertools import product
 
 from adapters import domain
 from adapters.errors import RegionSplitInvalid, SettlementCorrected, SettlementNotFound, YikatongError
 from gateway.domain import CardWrite, ECardToken, FiledCare, PresentedCard, PreSettled
-from gateway.errors import CallerOutOfScope, CorrectionPending, RequestInProgress, SettlementOutcomeUnknown
+from gateway.errors import CallerOutOfScope, CorrectionPending, SettlementOutcomeUnknown
 from gateway.ledger import Claim, LedgerConflict, LedgerStore, RequestKey, SettlementRecord, SettlementState
 from gateway.ledger.audit import AuditEntry
 from gateway.masking import mask_text
@@ -124,7 +124,12 @@ class Settlements:
         self.federation.note_venue(call, bill.treatment_area)
         self.federation.region_for_area(bill.treatment_area)
         credential = await self.cards.credential(card)
-        insurance, region = await self.cards.insurance(call, credential)
+        try:
+            insurance, region = await self.cards.insurance(call, credential)
+        except YikatongError as exc:  # a retry of a request already answered is answered so, the region aside
+            if exc.retryable and (replayed := await self.idempotency.replayed(key, fingerprint, SettlementRecord)):
+                return replayed
+            raise
         record = self._intent(call, bill, credential, insurance.insured_area, region)
         started = await self.ledger.start_settlement(key, fingerprint, record)
         if started.claim.claim is not Claim.NEW:
@@ -134,6 +139,8 @@ class Settlements:
         )
         try:
             if started.existing is not None:
+                if started.existing.state is SettlementState.PENDING:  # an earlier call ended before its booking
+                    return await self._once(started.existing, key, self._settle_pending(call, started.existing, key))
                 answer = _settled_before(started.existing)
                 await self.ledger.complete(key, self.idempotency.sealed(answer))
                 return answer
@@ -141,7 +148,7 @@ class Settlements:
                 if not await self.outbox.deliver_now(started.owed):
                     raise CorrectionPending(region)
                 await self.ledger.begin_settlement(record)
-            return await self._send_once(call, record, bill, key)
+            return await self._once(record, key, self._send(call, record, bill, key))
         except YikatongError as exc:
             await self.idempotency.failed(key, exc)
             raise
@@ -171,11 +178,12 @@ class Settlements:
             person_key=self.person_key(credential.social_security_number),
         )
 
-    async def _send_once(
-        self, call: Call, record: SettlementRecord, bill: domain.Bill, key: RequestKey
+    async def _once(
+        self, record: SettlementRecord, key: RequestKey, step: Awaitable[SettlementRecord]
     ) -> SettlementRecord:
+        """``step`` — sending a PENDING settlement, or resolving one — unless the sweeper took the row over."""
         try:
-            return await self._send(call, record, bill, key)
+            return await step
         except LedgerConflict:  # the sweeper took the row over (the call outlived its lease): answer as it stands
             now = await self.ledger.settlement(record.settlement_id)
             if now is not None and now.state is SettlementState.SETTLED:
@@ -199,10 +207,15 @@ class Settlements:
         else:
             return await self._book(call, record, answer, key)
         try:
-            settled = await self.resolve(call, record, key)
+            return await self._settle_pending(call, record, key)
         except asyncio.CancelledError:
             await asyncio.shield(self._abandon(call, record, "the caller cancelled while the outcome was asked"))
             raise
+
+    async def _settle_pending(self, call: Call, record: SettlementRecord, key: RequestKey) -> SettlementRecord:
+        """A retry finding its PENDING row, the earlier call over (it lost its ledger at the booking, or its
+        process): the region's outcome is asked and booked now, as the sweeper would later."""
+        settled = await self.resolve(call, record, key)
         if settled.state is not SettlementState.SETTLED:
             raise SettlementOutcomeUnknown(record.settlement_id, record.insured_region)
         return settled
@@ -313,11 +326,9 @@ def _violations(bill_total_fen: int, split: domain.Split) -> list[str]:
 
 
 def _settled_before(record: SettlementRecord) -> SettlementRecord:
-    """What a request id that already has a settlement row answers (a retry after a crash or a void)."""
+    """What a request id that already has a finished settlement row answers (a retry after a crash or a void)."""
     if record.state in (SettlementState.SETTLED, SettlementState.REVERSING, SettlementState.REVERSED):
         return record
-    if record.state is SettlementState.PENDING:
-        raise RequestInProgress(record.request_id)
     raise SettlementCorrected(
         f"settlement {record.settlement_id} was voided ({record.void_reason}); settle again under a new request_id",
         metadata={"settlement_id": record.settlement_id, "state": record.state.value},

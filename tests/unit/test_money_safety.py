@@ -13,7 +13,7 @@ from adapters import domain
 from adapters.errors import RegionTimeout, RegionUnavailable, SettlementNotSettled
 from gateway import canonical
 from gateway.domain import ReverseRequest
-from gateway.errors import CorrectionPending, SettlementOutcomeUnknown
+from gateway.errors import CorrectionPending, LedgerUnavailable, SettlementOutcomeUnknown
 from gateway.ledger import ADVICE, CORRECTION, REVERSAL, RequestKey, SettlementRecord, SettlementState
 from gateway.periods import period_of
 from tests.unit.fakes import FakeRegion, Harness, bill, split_of
@@ -103,6 +103,35 @@ async def test_a_failed_book_is_resolved_by_the_sweeper_while_the_hub_runs(hub: 
     assert await state(hub, request) is SettlementState.SETTLED
     again = await hub.services.settlements.settle(hub.call(), request.credential, request)  # the caller's retry
     assert again.state is SettlementState.SETTLED and region.calls.count("settle") == 1
+
+
+async def test_a_retry_after_the_booking_lost_its_ledger_books_the_regions_settlement_at_once(hub: Harness) -> None:
+    region, request = patient(hub)
+    original = hub.ledger.book_settlement
+
+    async def ledger_fails(*args: object, **kwargs: object) -> SettlementRecord:
+        raise LedgerUnavailable("deadlock detected")  # after the region settled
+
+    hub.ledger.book_settlement = ledger_fails  # type: ignore[method-assign]
+    with pytest.raises(LedgerUnavailable):
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
+    hub.ledger.book_settlement = original  # type: ignore[method-assign]
+
+    again = await hub.services.settlements.settle(hub.call(), request.credential, request)  # no lease to wait out
+
+    [booked] = region.books.values()
+    assert again.state is SettlementState.SETTLED and again.split == booked.settlement.split
+    assert (region.calls.count("settle"), region.calls.count("settlement_outcome")) == (1, 1)
+
+
+async def test_a_retry_of_a_settled_request_is_answered_while_the_cards_region_is_down(hub: Harness) -> None:
+    region, request = patient(hub)
+    first = await hub.services.settlements.settle(hub.call(), request.credential, request)
+    region.fail("get_card", RegionUnavailable(SC, "down"), times=10)
+
+    again = await hub.services.settlements.settle(hub.call(), request.credential, request)
+
+    assert again == first
 
 
 # --- crash windows of a reversal -------------------------------------------------------------------------------

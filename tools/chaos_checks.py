@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 # API's REVERSAL_PENDING).
 UNFINISHED = ("PENDING", "REVERSING", "REVERSAL_PENDING", "CORRECTION_PENDING")
 FORBIDDEN_CODES = ("INTERNAL", "UNKNOWN")
+TRANSPORT_CODES = ("DEADLINE_EXCEEDED", "CANCELLED", "UNAVAILABLE")  # without a reason, not the hub's word
 VISITS = ("OUTPATIENT", "INPATIENT")
 
 
@@ -63,8 +64,11 @@ class Answer:
 
     @property
     def heard(self) -> bool:
-        """Whether this is the hub's word: not a connection a kill cut, nor the caller's own deadline or cancel."""
-        return not self.cut and (bool(self.reason) or self.code not in ("DEADLINE_EXCEEDED", "CANCELLED"))
+        """Whether this is the hub's word: not a connection a kill cut, nor the caller's own deadline or cancel, nor
+        an UNAVAILABLE without a reason — the hub gives each of its errors an ``ErrorInfo``
+        (``gateway/api/status.py``), so that one is the channel's (still backing off from a restarted hub: "failed
+        to connect to all addresses"; or a connection that ended under the call)."""
+        return not self.cut and (bool(self.reason) or self.code not in TRANSPORT_CODES)
 
     def detail(self) -> str:
         """The answer with the error's message."""

@@ -364,13 +364,17 @@ class _Caller:
 
 
 def dump(journal: Journal) -> str:
-    """The journal's settles and reversals as JSON lines (kept in the data folder for a post-mortem)."""
+    """The journal's settles and reversals as JSON lines, each answer with its error's message (kept in the data
+    folder for a post-mortem)."""
     lines = [
-        json.dumps({"settle": ask.request_id, "answers": [str(a) for a in ask.answers]})
+        json.dumps({"settle": ask.request_id, "answers": [a.detail() for a in ask.answers]}, ensure_ascii=False)
         for ask in journal.settles.values()
     ]
     lines += [
-        json.dumps({"reverse": r.request_id, "of": r.settle_request_id, "answers": [str(a) for a in r.answers]})
+        json.dumps(
+            {"reverse": r.request_id, "of": r.settle_request_id, "answers": [a.detail() for a in r.answers]},
+            ensure_ascii=False,
+        )
         for r in journal.reversals
     ]
     return "\n".join(lines) + "\n"

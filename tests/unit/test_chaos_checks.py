@@ -124,6 +124,22 @@ def test_a_request_the_hub_never_answered_is_judged_by_the_ledger_alone() -> Non
     assert w.differences() == []
 
 
+def test_an_unavailable_without_a_reason_is_the_channels_word_so_the_ledger_judges_the_request() -> None:
+    w = world()
+    cut, refused = Answer("UNAVAILABLE", cut=True), Answer("UNAVAILABLE", message="failed to connect to all addresses")
+    w.settles.append(ask("retried", cut, cut, refused))
+    w.region.append(RegionRow("sichuan-chongqing", "retried", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences()[0].startswith("retried: no ledger row; region holds SETTLED")
+
+    w.settles[-1].answers.append(Answer("UNAVAILABLE", "REGION_UNAVAILABLE"))
+
+    assert (
+        w.differences()[0] == "retried: hub said UNAVAILABLE/REGION_UNAVAILABLE; region holds SETTLED (fund 5 /"
+        " account 0 / cash 0 / deductible 0)"
+    )
+
+
 def test_a_reversal_the_hub_answered_but_the_region_never_applied_is_found() -> None:
     w = world()
     w.region[1] = replace(w.region[1], state="SETTLED")

@@ -28,13 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import random
-import sqlite3
 import sys
 import time
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +54,7 @@ from tools.chaos_checks import (
     check_ledger,
     check_people,
 )
+from tools.chaos_ledger import read_sqlite
 from tools.chaos_load import Callers, Cast, Journal, dump, error_info
 from tools.chaos_procs import HubProcess, Sandbox, StartFailed
 from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, settlement_pb2, settlement_pb2_grpc
@@ -330,24 +328,6 @@ async def _reports(stub: clearing_pb2_grpc.ClearingServiceAsyncStub, periods: li
     return reports
 
 
-def read_ledger(path: Path) -> list[LedgerRow]:
-    """The hub's settlement rows, read once the hub has stopped (only the columns the checks need)."""
-    with closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute(
-            "SELECT settlement_id, participant, request_id, region_request_id, state, split, period FROM settlements"
-        ).fetchall()
-    found = []
-    for settlement_id, _participant, request_id, region_request_id, state, split, period in rows:
-        parts = json.loads(split) if split else None
-        money = (
-            Money(parts["deductible_fen"], parts["fund_pay_fen"], parts["account_pay_fen"], parts["cash_pay_fen"])
-            if parts
-            else None
-        )
-        found.append(LedgerRow(settlement_id, request_id, region_request_id, state, money, period))
-    return found
-
-
 async def run(options: Options) -> int:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     provision(options.data_dir, load_regions())  # what `yikatong up` makes first: region-link TLS, secrets, keys
@@ -365,7 +345,7 @@ async def run(options: Options) -> int:
             code = await chaos.hub.stop()
             if code != 0:
                 chaos.notes.append(f"the hub exited {code} on SIGTERM")
-            ledger = read_ledger(options.data_dir / "ledger.sqlite3")
+            ledger = read_sqlite(options.data_dir / "ledger.sqlite3")
             rows, books = await chaos.region_books(http)
         except (StartFailed, aiohttp.ClientError, grpc.aio.AioRpcError, OSError) as exc:
             print(f"chaos run broken off: {exc}; logs in {options.data_dir}", file=sys.stderr)

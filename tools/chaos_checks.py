@@ -4,7 +4,8 @@ Pure functions over plain data, so they are tested with planted differences (``t
 
 * the **journal** — every settle and reversal the run sent and what the hub answered (a call whose connection a
   hub kill cut is marked ``cut``: the hub never answered it);
-* the **ledger** — the hub's settlement rows, read from its SQLite file after it stopped;
+* the **ledger** — the hub's settlement rows, read after it stopped from its SQLite file or, with replicas, the
+  PostgreSQL schema they share (``tools/chaos_ledger.py``);
 * the **region books** — each sandbox's ``GET /admin/settlements`` and ``GET /admin/accumulators``;
 * the **seed** — each person's accumulators and account when the sandbox started;
 * the **clearing reports** — ``GetClearingReport`` of every period the run touched.

@@ -1,9 +1,14 @@
 """The chaos run's checker (tools/chaos_checks.py) on hand-made books: a consistent world passes, and every kind of
-difference planted in it is found and named — so the checker cannot pass a broken hub silently."""
+difference planted in it is found and named — so the checker cannot pass a broken hub silently. Also the run's other
+pure parts: the ledger's rows as the checks read them, the replicas' schema, the choice of the replica a kill takes.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from tools.chaos_checks import (
     Answer,
@@ -21,6 +26,7 @@ from tools.chaos_checks import (
     check_ledger,
     check_people,
 )
+from tools.chaos_ledger import QUERY, ledger_rows, read_sqlite
 
 SSN = "510104198803150011"
 KEPT, UNDONE = Money(20_000, 50_000, 3_000, 7_000), Money(0, 12_000, 1_000, 500)
@@ -200,3 +206,23 @@ def test_an_internal_answer_is_found_but_a_call_a_kill_cut_is_not_the_hubs_answe
     [finding] = [f for f in w.findings() if f.title.startswith("no call")]
 
     assert finding.differences == ["VerifyCard (read): INTERNAL/-: boom"]
+
+
+def test_ledger_rows_read_the_split_and_leave_none_where_the_region_never_answered(tmp_path: Path) -> None:
+    split = '{"deductible_fen": 20000, "fund_pay_fen": 50000, "account_pay_fen": 3000, "cash_pay_fen": 7000}'
+    raw = [
+        ("stl-kept", "dev", "kept", "kept", "SETTLED", split, "2026-12"),
+        ("stl-unknown", "dev", "unknown", "unknown~1", "CORRECTED", "", ""),
+    ]
+    path = tmp_path / "ledger.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        columns = QUERY.removeprefix("SELECT ").split(" FROM ")[0]
+        conn.execute(f"CREATE TABLE settlements ({columns}, created_at REAL)")
+        conn.executemany("INSERT INTO settlements VALUES (?, ?, ?, ?, ?, ?, ?, 0)", raw)
+        conn.commit()
+
+    assert ledger_rows(raw) == [
+        LedgerRow("stl-kept", "kept", "kept", "SETTLED", KEPT, "2026-12"),
+        LedgerRow("stl-unknown", "unknown", "unknown~1", "CORRECTED", None, ""),
+    ]
+    assert read_sqlite(path) == ledger_rows(raw)

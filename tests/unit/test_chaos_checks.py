@@ -5,11 +5,15 @@ pure parts: the ledger's rows as the checks read them, the replicas' schema, the
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pytest
+
+from tools.chaos import parse
 from tools.chaos_checks import (
     Answer,
     ClearingReport,
@@ -26,7 +30,8 @@ from tools.chaos_checks import (
     check_ledger,
     check_people,
 )
-from tools.chaos_ledger import QUERY, ledger_rows, read_sqlite
+from tools.chaos_ledger import DEFAULT_SERVER, QUERY, ledger_rows, read_sqlite, schema_name
+from tools.chaos_procs import choose_victim
 
 SSN = "510104198803150011"
 KEPT, UNDONE = Money(20_000, 50_000, 3_000, 7_000), Money(0, 12_000, 1_000, 500)
@@ -208,6 +213,18 @@ def test_an_internal_answer_is_found_but_a_call_a_kill_cut_is_not_the_hubs_answe
     assert finding.differences == ["VerifyCard (read): INTERNAL/-: boom"]
 
 
+def test_a_kill_takes_one_replica_chosen_by_the_seed_and_leaves_a_single_hubs_dice_alone() -> None:
+    victims = [choose_victim(random.Random("1:faults"), 3) for _ in range(2)]
+    dice = random.Random("1:faults")
+    many = [choose_victim(dice, 3) for _ in range(60)]
+    single = random.Random("1:faults")
+
+    assert victims[0] == victims[1] == many[0]
+    assert set(many) == {0, 1, 2}
+    assert choose_victim(single, 1) == 0
+    assert single.random() == random.Random("1:faults").random()
+
+
 def test_ledger_rows_read_the_split_and_leave_none_where_the_region_never_answered(tmp_path: Path) -> None:
     split = '{"deductible_fen": 20000, "fund_pay_fen": 50000, "account_pay_fen": 3000, "cash_pay_fen": 7000}'
     raw = [
@@ -226,3 +243,31 @@ def test_ledger_rows_read_the_split_and_leave_none_where_the_region_never_answer
         LedgerRow("stl-unknown", "unknown", "unknown~1", "CORRECTED", None, ""),
     ]
     assert read_sqlite(path) == ledger_rows(raw)
+
+
+def test_replicas_get_a_fresh_schema_first_on_the_search_path_and_one_hub_keeps_sqlite() -> None:
+    one, three = parse(["--seed", "7"]), parse(["--replicas", "3", "--seed", "7"])
+    elsewhere = parse(["--replicas", "2", "--seed", "-3", "--ledger", "postgresql://u@db:5433/x?sslmode=disable"])
+
+    assert (one.replicas, one.ledger) == (1, None)
+    assert three.schema.startswith("chaos_7_") and three.schema.replace("_", "").isalnum()
+    assert three.ledger == f"{DEFAULT_SERVER}?options=-csearch_path%3D{three.schema}"
+    assert elsewhere.ledger == f"postgresql://u@db:5433/x?sslmode=disable&options=-csearch_path%3D{elsewhere.schema}"
+    assert schema_name(-3, "20261206-144601") == "chaos_m3_20261206_144601"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--replicas", "0"], "--replicas 0: at least 1"),
+        (["--replicas", "2", "--ledger", "sqlite:///var/x.sqlite3"], "a postgresql:// URL (replicas share"),
+    ],
+)
+def test_replicas_without_a_postgresql_ledger_are_refused(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(argv)
+
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err

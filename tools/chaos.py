@@ -15,10 +15,11 @@ very settlements the run checks.
 
 Then every fault is cleared, the hub is given time to drain (no settlement it was asked about left pending, outbox
 depth 0), the clearing reports are read, the hub is stopped, its ledger read (``tools/chaos_ledger.py``: SQLite,
-or the replicas' PostgreSQL schema), and the invariants of ``tools/chaos_checks.py`` are checked against the
-regions' own books (``GET /admin/settlements``, ``GET /admin/accumulators``). The result is printed as a table;
-any difference exits 1 and lists the first few. Choices of people, operations and faults come from
-``random.Random`` seeded with ``--seed``; the interleaving of concurrent calls is the machine's.
+or the replicas' PostgreSQL schema) and its audit chain verified (``yikatong audit verify``: a broken chain is a
+difference), and the invariants of ``tools/chaos_checks.py`` are checked against the regions' own books
+(``GET /admin/settlements``, ``GET /admin/accumulators``). The result is printed as a table; any difference exits
+1 and lists the first few. Choices of people, operations and faults come from ``random.Random`` seeded with
+``--seed``; the interleaving of concurrent calls is the machine's.
 
 With ``--replicas N`` (N ≥ 2) the hub is N ``yikatong serve`` processes on one port sharing the data folder and a
 PostgreSQL ledger (``--ledger``, the machine's test server by default) in a fresh schema ``chaos_<seed>_<time>``;
@@ -58,6 +59,7 @@ from tools.chaos_checks import (
     PersonBooks,
     RegionRow,
     check_answers,
+    check_audit,
     check_clearing,
     check_codes,
     check_ledger,
@@ -73,7 +75,7 @@ from tools.chaos_ledger import (
     schema_name,
 )
 from tools.chaos_load import Callers, Cast, Journal, dump, error_info
-from tools.chaos_procs import Hubs, Sandbox, StartFailed, choose_victim
+from tools.chaos_procs import Hubs, Sandbox, StartFailed, audit_verify, choose_victim
 from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -378,15 +380,16 @@ async def _reports(stub: clearing_pb2_grpc.ClearingServiceAsyncStub, periods: li
 
 
 async def finish(chaos: Run, http: aiohttp.ClientSession) -> tuple[list[Finding], list[LedgerRow]]:
-    """Drain, stop the hub, read its ledger and the regions' books; check."""
+    """Drain, stop the hub, read its ledger and have its audit chain verified, read the regions' books; check."""
     options = chaos.options
     reports = await chaos.drain(http)
     for replica, code in zip(chaos.hubs.replicas, await chaos.hubs.stop(), strict=True):
         if code != 0:
             chaos.notes.append(f"{replica.name} exited {code} on SIGTERM")
     ledger = read_postgres(options.ledger) if options.ledger else read_sqlite(options.data_dir / "ledger.sqlite3")
+    audit = check_audit(*await audit_verify(options.data_dir, options.ledger))
     rows, books = await chaos.region_books(http)
-    return chaos.check(ledger, rows, books, reports), ledger
+    return [*chaos.check(ledger, rows, books, reports), audit], ledger
 
 
 async def run(options: Options) -> int:

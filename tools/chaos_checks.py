@@ -8,7 +8,8 @@ Pure functions over plain data, so they are tested with planted differences (``t
   PostgreSQL schema they share (``tools/chaos_ledger.py``);
 * the **region books** — each sandbox's ``GET /admin/settlements`` and ``GET /admin/accumulators``;
 * the **seed** — each person's accumulators and account when the sandbox started;
-* the **clearing reports** — ``GetClearingReport`` of every period the run touched.
+* the **clearing reports** — ``GetClearingReport`` of every period the run touched;
+* the **audit verdict** — what ``yikatong audit verify`` said of the ledger's audit chain.
 
 Each check returns a :class:`Finding`: how many things it looked at and the differences, in words that name the
 request id, what the hub said and what the region holds.
@@ -16,6 +17,7 @@ request id, what the hub said and what the region holds.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -336,4 +338,17 @@ def check_codes(answers: Iterable[tuple[str, str, Answer]]) -> Finding:
         finding.checked += 1
         if answer.code in FORBIDDEN_CODES and not answer.cut:
             finding.differences.append(f"{method} {request_id or '(read)'}: {answer.detail()}")
+    return finding
+
+
+def check_audit(exit_code: int, output: str) -> Finding:
+    """``yikatong audit verify`` exited 0 saying the chain holds; anything else is a difference in its own words (a
+    broken chain names its first bad record). Checked: the records it recomputed."""
+    finding = Finding("audit chain holds (yikatong audit verify)")
+    held = re.search(r"audit chain holds: (\d+) records", output)
+    broken = re.search(r"broken at record (\d+)", output)
+    finding.checked = int(held.group(1)) if held else int(broken.group(1)) if broken else 0
+    if exit_code != 0 or held is None:
+        said = " / ".join(line.strip() for line in output.splitlines() if line.strip()) or "nothing"
+        finding.differences.append(f"audit verify exited {exit_code}: {said}")
     return finding

@@ -26,6 +26,7 @@ import aiohttp
 
 YIKATONG = str(Path(sys.executable).parent / "yikatong")
 START_SECONDS = 30.0
+AUDIT_SECONDS = 300.0
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
@@ -69,6 +70,21 @@ async def _terminate(process: asyncio.subprocess.Process, seconds: float = 20.0)
         except TimeoutError:
             process.kill()
     return await process.wait()
+
+
+async def audit_verify(data_dir: Path, ledger: str | None) -> tuple[int, str]:
+    """``yikatong audit verify`` of the hub's ledger (read-only); its exit code and what it printed."""
+    args = ["audit", "verify", "--data-dir", str(data_dir)] + (["--ledger", ledger] if ledger else [])
+    process = await asyncio.create_subprocess_exec(
+        YIKATONG, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), AUDIT_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return -1, f"no verdict in {AUDIT_SECONDS:g} s"
+    return await process.wait(), output.decode(errors="replace")
 
 
 class Sandbox:

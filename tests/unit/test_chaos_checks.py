@@ -25,6 +25,7 @@ from tools.chaos_checks import (
     ReverseAsk,
     SettleAsk,
     check_answers,
+    check_audit,
     check_clearing,
     check_codes,
     check_ledger,
@@ -211,6 +212,17 @@ def test_an_internal_answer_is_found_but_a_call_a_kill_cut_is_not_the_hubs_answe
     [finding] = [f for f in w.findings() if f.title.startswith("no call")]
 
     assert finding.differences == ["VerifyCard (read): INTERNAL/-: boom"]
+
+
+def test_audit_verifys_verdict_is_a_check_and_a_broken_chain_a_difference_in_its_own_words() -> None:
+    held = check_audit(0, "audit chain holds: 127 records, head 9f2c, 3 signed checkpoints\n")
+    broken = check_audit(1, "audit chain broken at record 42: entry hash differs\n")
+    unread = check_audit(2, "audit: the ledger does not answer: connection refused\n")
+
+    assert (held.passed, held.checked) == (True, 127)
+    assert broken.differences == ["audit verify exited 1: audit chain broken at record 42: entry hash differs"]
+    assert broken.checked == 42
+    assert unread.differences == ["audit verify exited 2: audit: the ledger does not answer: connection refused"]
 
 
 def test_a_kill_takes_one_replica_chosen_by_the_seed_and_leaves_a_single_hubs_dice_alone() -> None:

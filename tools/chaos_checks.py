@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 UNFINISHED = ("PENDING", "REVERSING", "REVERSAL_PENDING", "CORRECTION_PENDING")
 FORBIDDEN_CODES = ("INTERNAL", "UNKNOWN")
 TRANSPORT_CODES = ("DEADLINE_EXCEEDED", "CANCELLED", "UNAVAILABLE")  # without a reason, not the hub's word
+IN_PROGRESS = "REQUEST_IN_PROGRESS"  # the hub's word that another call of the request id is not finished
 VISITS = ("OUTPATIENT", "INPATIENT")
 
 
@@ -92,9 +93,14 @@ class SettleAsk:
     settlement_id: str = ""
 
     def last_word(self) -> Answer | None:
-        """The hub's last answer for the request id (None when it never answered one of its calls)."""
-        spoken = [a for a in self.answers if a.heard]
-        return spoken[-1] if spoken else None
+        """The hub's last answer on the request's outcome (None when it never gave one). REQUEST_IN_PROGRESS gives
+        none: another call of the request id — one a kill cut, on a replica whose claim outlives it until its lease
+        ends — is still being carried out, so what the hub said before is no longer its last word either."""
+        word = None
+        for answer in self.answers:
+            if answer.heard:
+                word = None if answer.reason == IN_PROGRESS else answer
+        return word
 
     def answered_settled(self) -> Answer | None:
         """The hub's last word when it was a settlement (SETTLED, or REVERSED on a replay)."""

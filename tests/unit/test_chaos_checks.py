@@ -152,6 +152,23 @@ def test_an_unavailable_without_a_reason_is_the_channels_word_so_the_ledger_judg
     )
 
 
+def test_request_in_progress_leaves_the_outcome_to_the_ledger_whatever_the_hub_said_before() -> None:
+    w = world()
+    busy = Answer("ABORTED", "REQUEST_IN_PROGRESS")
+    w.settles.append(ask("claimed", Answer("UNAVAILABLE", "REGION_UNAVAILABLE"), Answer("UNAVAILABLE", cut=True), busy))
+    w.region.append(RegionRow("sichuan-chongqing", "claimed", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences() == [
+        "claimed: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"
+    ]
+
+    w.settles[-1].answers.append(Answer("UNAVAILABLE", "SETTLEMENT_OUTCOME_UNKNOWN"))
+
+    assert w.differences()[0].startswith(
+        "claimed: hub said UNAVAILABLE/SETTLEMENT_OUTCOME_UNKNOWN; region holds SETTLED"
+    )
+
+
 def test_a_reversal_the_hub_answered_but_the_region_never_applied_is_found() -> None:
     w = world()
     w.region[1] = replace(w.region[1], state="SETTLED")

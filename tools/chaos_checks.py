@@ -93,14 +93,14 @@ class SettleAsk:
     settlement_id: str = ""
 
     def last_word(self) -> Answer | None:
-        """The hub's last answer on the request's outcome (None when it never gave one). REQUEST_IN_PROGRESS gives
-        none: another call of the request id — one a kill cut, on a replica whose claim outlives it until its lease
-        ends — is still being carried out, so what the hub said before is no longer its last word either."""
-        word = None
-        for answer in self.answers:
-            if answer.heard:
-                word = None if answer.reason == IN_PROGRESS else answer
-        return word
+        """The hub's answer to the request's last call, when that answer tells the outcome; else None, and the
+        ledger alone judges the request. A last call the hub did not answer (cut by a kill, or the channel's error)
+        may have reached it and settled after what it said to an earlier call — with replicas, an earlier call's
+        REGION_CIRCUIT_OPEN from one replica and a last call that another carried out to the region before it was
+        killed. REQUEST_IN_PROGRESS tells no outcome either: another call of the request id (one a kill cut, on a
+        replica whose claim outlives it until its lease ends) is still being carried out."""
+        last = self.answers[-1] if self.answers else None
+        return last if last is not None and last.heard and last.reason != IN_PROGRESS else None
 
     def answered_settled(self) -> Answer | None:
         """The hub's last word when it was a settlement (SETTLED, or REVERSED on a replay)."""

@@ -169,6 +169,19 @@ def test_request_in_progress_leaves_the_outcome_to_the_ledger_whatever_the_hub_s
     )
 
 
+def test_a_last_call_a_kill_cut_may_have_settled_after_what_the_hub_said_to_an_earlier_one() -> None:
+    w = world()
+    refused = Answer("UNAVAILABLE", "REGION_CIRCUIT_OPEN", message="circuit half-open: a trial call is in progress")
+    w.settles.append(ask("late", refused, Answer("UNAVAILABLE", cut=True, message="Stream removed (Socket closed)")))
+    w.region.append(RegionRow("sichuan-chongqing", "late", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences() == ["late: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"]
+
+    w.settles[-1].answers.append(refused)
+
+    assert w.differences()[0].startswith("late: hub said UNAVAILABLE/REGION_CIRCUIT_OPEN; region holds SETTLED")
+
+
 def test_a_reversal_the_hub_answered_but_the_region_never_applied_is_found() -> None:
     w = world()
     w.region[1] = replace(w.region[1], state="SETTLED")

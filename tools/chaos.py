@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import datetime as dt
 import random
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -67,11 +68,10 @@ from tools.chaos_checks import (
 )
 from tools.chaos_ledger import (
     DEFAULT_SERVER,
+    LedgerSource,
     create_schema,
     drop_schema,
     in_schema,
-    read_postgres,
-    read_sqlite,
     schema_name,
 )
 from tools.chaos_load import Callers, Cast, Journal, dump, error_info
@@ -162,6 +162,7 @@ class Run:
         self.regions = load_regions()
         self.sandboxes = {r.region_id: Sandbox(r.region_id, options.data_dir) for r in self.regions}
         self.hubs = Hubs(options.data_dir, options.replicas, options.ledger)
+        self.ledger = LedgerSource(options.ledger, options.data_dir / "ledger.sqlite3")
         self.journal = Journal()
         self.cast = Cast.choose(self.regions, random.Random(f"{options.seed}:cast"))
         self.rounds = 0
@@ -228,7 +229,9 @@ class Run:
     # --- drain -----------------------------------------------------------------------------------------------
 
     async def drain(self, http: aiohttp.ClientSession) -> list[ClearingReport]:
-        """Clear every fault, wait until nothing is pending and the outbox is empty; the clearing reports."""
+        """Clear every fault, wait until nothing is pending — neither a settlement the run was told of nor a ledger
+        row (with replicas, one a killed replica claimed waits for its lease to end) — and the outbox is empty; the
+        clearing reports."""
         for sandbox in self.sandboxes.values():
             await sandbox.set_faults(http, {})
         await self.hubs.start()  # any replica still down
@@ -239,7 +242,7 @@ class Run:
             stub = settlement_pb2_grpc.MedicalSettlementServiceStub(channel)
             calm = 0  # polls in a row with nothing pending: two, a second apart, so a gauge not yet refreshed
             while True:  # after a restart cannot pass for an empty outbox
-                unfinished = await _unfinished(stub, ids)
+                unfinished = await _unfinished(stub, ids) + await asyncio.to_thread(self.ledger.unfinished)
                 depth = await self.hubs.outbox_depth(http)
                 calm = calm + 1 if not unfinished and depth == 0 else 0
                 if calm == 2:
@@ -386,7 +389,7 @@ async def finish(chaos: Run, http: aiohttp.ClientSession) -> tuple[list[Finding]
     for replica, code in zip(chaos.hubs.replicas, await chaos.hubs.stop(), strict=True):
         if code != 0:
             chaos.notes.append(f"{replica.name} exited {code} on SIGTERM")
-    ledger = read_postgres(options.ledger) if options.ledger else read_sqlite(options.data_dir / "ledger.sqlite3")
+    ledger = chaos.ledger.rows()
     audit = check_audit(*await audit_verify(options.data_dir, options.ledger))
     rows, books = await chaos.region_books(http)
     return [*chaos.check(ledger, rows, books, reports), audit], ledger
@@ -414,7 +417,7 @@ async def run(options: Options) -> int:
             await chaos.start(http)
             await chaos.chaos(http)
             findings, ledger = await finish(chaos, http)
-        except (StartFailed, aiohttp.ClientError, grpc.aio.AioRpcError, OSError, psycopg.Error) as exc:
+        except (StartFailed, aiohttp.ClientError, grpc.aio.AioRpcError, OSError, psycopg.Error, sqlite3.Error) as exc:
             kept = f"; ledger schema {options.schema} kept" if options.ledger else ""
             print(f"chaos run broken off: {exc}; logs in {options.data_dir}{kept}", file=sys.stderr)
             return 2

@@ -1,6 +1,7 @@
-"""The hub's ledger as a chaos run (``tools/chaos.py``) reads it once the hub has stopped: the data folder's SQLite
-file for a single hub, or the PostgreSQL schema the replicas share. Both give the same columns, turned into the
-checks' :class:`~tools.chaos_checks.LedgerRow` by one function, so the checks have one code path whatever the store.
+"""The hub's ledger as a chaos run (``tools/chaos.py``) reads it: the data folder's SQLite file for a single hub, or
+the PostgreSQL schema the replicas share (:class:`LedgerSource`). Both give the same columns, turned into the checks'
+:class:`~tools.chaos_checks.LedgerRow` by one function, so the checks have one code path whatever the store. While
+the hub drains, the run asks which rows are still unfinished; the rows it checks are read once the hub has stopped.
 
 A run with replicas gets a schema of its own, ``chaos_<seed>_<time>``, created empty before the first replica
 starts (the hub migrates it) and put first on the search path by the ledger URL's ``options``, as
@@ -13,13 +14,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from tools.chaos_checks import LedgerRow, Money
+from tools.chaos_checks import UNFINISHED, LedgerRow, Money
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 QUERY = "SELECT settlement_id, participant, request_id, region_request_id, state, split, period FROM settlements"
@@ -39,16 +41,32 @@ def ledger_rows(rows: Iterable[Sequence[Any]]) -> list[LedgerRow]:
     return found
 
 
-def read_sqlite(path: Path) -> list[LedgerRow]:
-    """A single hub's settlement rows, from its SQLite file."""
-    with closing(sqlite3.connect(path)) as conn:
-        return ledger_rows(conn.execute(QUERY).fetchall())
+@dataclass(frozen=True)
+class LedgerSource:
+    """Where the hub's ledger is: ``url``, the PostgreSQL schema replicas share, or else the SQLite file ``path``
+    (opened read-only: the hub may still be writing it)."""
 
+    url: str | None
+    path: Path
 
-def read_postgres(url: str) -> list[LedgerRow]:
-    """The replicas' settlement rows, from the schema ``url`` puts first on the search path."""
-    with psycopg.connect(url, connect_timeout=10) as conn:
-        return ledger_rows(conn.execute(QUERY).fetchall())
+    def fetch(self, query: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``query``'s rows (written with SQLite's ``?`` placeholders)."""
+        if self.url:
+            with psycopg.connect(self.url, connect_timeout=10) as conn:
+                return conn.execute(query.replace("?", "%s"), parameters).fetchall()
+        with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)) as db:
+            return db.execute(query, parameters).fetchall()
+
+    def rows(self) -> list[LedgerRow]:
+        """Every settlement row, as the checks read them."""
+        return ledger_rows(self.fetch(QUERY))
+
+    def unfinished(self) -> list[str]:
+        """The rows still in a state the drain waits out (e.g. PENDING, claimed by a replica a kill took down until
+        its lease ends), as ``request_id (STATE)``."""
+        marks = ", ".join("?" * len(UNFINISHED))
+        found = self.fetch(f"SELECT request_id, state FROM settlements WHERE state IN ({marks})", UNFINISHED)
+        return [f"{request_id} (ledger {state})" for request_id, state in sorted(found)]
 
 
 def schema_name(seed: int, stamp: str) -> str:

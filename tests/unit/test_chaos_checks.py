@@ -31,7 +31,7 @@ from tools.chaos_checks import (
     check_ledger,
     check_people,
 )
-from tools.chaos_ledger import DEFAULT_SERVER, QUERY, ledger_rows, read_sqlite, schema_name
+from tools.chaos_ledger import DEFAULT_SERVER, QUERY, LedgerSource, ledger_rows, schema_name
 from tools.chaos_procs import choose_victim
 
 SSN = "510104198803150011"
@@ -267,11 +267,12 @@ def test_a_kill_takes_one_replica_chosen_by_the_seed_and_leaves_a_single_hubs_di
     assert single.random() == random.Random("1:faults").random()
 
 
-def test_ledger_rows_read_the_split_and_leave_none_where_the_region_never_answered(tmp_path: Path) -> None:
+def test_ledger_rows_read_the_split_and_the_drain_sees_what_is_unfinished(tmp_path: Path) -> None:
     split = '{"deductible_fen": 20000, "fund_pay_fen": 50000, "account_pay_fen": 3000, "cash_pay_fen": 7000}'
     raw = [
         ("stl-kept", "dev", "kept", "kept", "SETTLED", split, "2026-12"),
         ("stl-unknown", "dev", "unknown", "unknown~1", "CORRECTED", "", ""),
+        ("stl-claimed", "dev", "claimed", "claimed", "PENDING", "", ""),
     ]
     path = tmp_path / "ledger.sqlite3"
     with closing(sqlite3.connect(path)) as conn:
@@ -283,8 +284,10 @@ def test_ledger_rows_read_the_split_and_leave_none_where_the_region_never_answer
     assert ledger_rows(raw) == [
         LedgerRow("stl-kept", "kept", "kept", "SETTLED", KEPT, "2026-12"),
         LedgerRow("stl-unknown", "unknown", "unknown~1", "CORRECTED", None, ""),
+        LedgerRow("stl-claimed", "claimed", "claimed", "PENDING", None, ""),
     ]
-    assert read_sqlite(path) == ledger_rows(raw)
+    assert LedgerSource(None, path).rows() == ledger_rows(raw)
+    assert LedgerSource(None, path).unfinished() == ["claimed (ledger PENDING)"]
 
 
 def test_replicas_get_a_fresh_schema_first_on_the_search_path_and_one_hub_keeps_sqlite() -> None:

@@ -186,9 +186,10 @@ def check_answers(
     settles: Iterable[SettleAsk], reversals: Iterable[ReverseAsk], region_rows: Iterable[RegionRow]
 ) -> tuple[Finding, Finding]:
     """Every request the hub answered SETTLED is settled (or, once reversed, reversed) at the region with the same
-    split; every request it answered otherwise is absent, corrected or reversed there. A request the hub never
-    answered (every call cut by a kill or the caller's deadline) is left to :func:`check_ledger`: the hub may have
-    settled it, and a retry would have been told so."""
+    split; every request it answered otherwise is absent, corrected or reversed there. "Answered" is the hub's word
+    to the request's last call (:meth:`SettleAsk.last_word`); a request without one (its last call cut by a kill,
+    the caller's deadline, or told REQUEST_IN_PROGRESS) is left to :func:`check_ledger`: the hub may have settled
+    it, and a retry would have been told so."""
     at_region = _index_regions(region_rows)
     reversed_ok = {r.settle_request_id for r in reversals if r.answered_reversed()}
     reversal_asked = {r.settle_request_id for r in reversals}

@@ -105,7 +105,8 @@ bench: $(STAMP)
 
 # The hub and the sandboxes in their own processes under mixed load, random faults and hub kills, then the hub's books
 # reconciled with the regions' (tools/chaos.py); a seeded round of about a minute unless ARGS says otherwise, e.g.
-# ARGS="--seconds 600 --seed 7". Exits 1 on any difference; logs stay in var/chaos/.
+# ARGS="--seconds 600 --seed 7", or ARGS="--replicas 3" for three hub replicas on one PostgreSQL ledger. Exits 1 on
+# any difference; logs stay in var/chaos/.
 chaos: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH PYTHONPATH=. $(BIN)/python tools/chaos.py $(ARGS)
 

@@ -14,13 +14,22 @@ Sandbox restarts are left out: a sandbox keeps its books in memory only, so a re
 very settlements the run checks.
 
 Then every fault is cleared, the hub is given time to drain (no settlement it was asked about left pending, outbox
-depth 0), the clearing reports are read, the hub is stopped, its ledger read, and the invariants of
-``tools/chaos_checks.py`` are checked against the regions' own books (``GET /admin/settlements``,
-``GET /admin/accumulators``). The result is printed as a table; any difference exits 1 and lists the first few.
-Choices of people, operations and faults come from ``random.Random`` seeded with ``--seed``; the interleaving of
-concurrent calls is the machine's.
+depth 0), the clearing reports are read, the hub is stopped, its ledger read (``tools/chaos_ledger.py``: SQLite,
+or the replicas' PostgreSQL schema) and its audit chain verified (``yikatong audit verify``: a broken chain is a
+difference), and the invariants of ``tools/chaos_checks.py`` are checked against the regions' own books
+(``GET /admin/settlements``, ``GET /admin/accumulators``). The result is printed as a table; any difference exits
+1 and lists the first few. Choices of people, operations and faults come from ``random.Random`` seeded with
+``--seed``; the interleaving of concurrent calls is the machine's.
 
-Usage: ``PYTHONPATH=. python tools/chaos.py [--seconds N] [--seed S] [--callers C] [--data-dir D]``.
+With ``--replicas N`` (N ≥ 2) the hub is N ``yikatong serve`` processes on one port sharing the data folder and a
+PostgreSQL ledger (``--ledger``, the machine's test server by default) in a fresh schema ``chaos_<seed>_<time>``;
+every caller has its own connection, so the kernel spreads the load over the replicas. A kill takes one replica,
+chosen by the dice, down for the round's down time while the others serve on. The schema is dropped when the run
+passes and kept, with its name printed, when it fails or is broken off, beside the logs, for a post-mortem.
+``--ledger`` without ``--replicas`` runs the single hub on PostgreSQL the same way.
+
+Usage: ``PYTHONPATH=. python tools/chaos.py [--seconds N] [--seed S] [--callers C] [--data-dir D]
+[--replicas N [--ledger postgresql://…]]``.
 """
 
 from __future__ import annotations
@@ -28,19 +37,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import random
 import sqlite3
 import sys
 import time
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
+import psycopg
 
 from regions.config import load_regions
 from regions.provisioning import provision
@@ -52,13 +60,22 @@ from tools.chaos_checks import (
     PersonBooks,
     RegionRow,
     check_answers,
+    check_audit,
     check_clearing,
     check_codes,
     check_ledger,
     check_people,
 )
+from tools.chaos_ledger import (
+    DEFAULT_SERVER,
+    LedgerSource,
+    create_schema,
+    drop_schema,
+    in_schema,
+    schema_name,
+)
 from tools.chaos_load import Callers, Cast, Journal, dump, error_info
-from tools.chaos_procs import HubProcess, Sandbox, StartFailed
+from tools.chaos_procs import Hubs, Sandbox, StartFailed, audit_verify, choose_victim
 from yikatong.v1 import clearing_pb2, clearing_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -82,12 +99,22 @@ FAULTS: dict[str, tuple[int, Any]] = {  # name → (weight, knobs from the dice)
 
 @dataclass(frozen=True)
 class Options:
+    """What ``parse`` read; ``server`` is the PostgreSQL server of the hub's ``schema`` ("" for SQLite)."""
+
     seconds: float
     seed: int
     callers: int
     kill_chance: float
     drain_seconds: float
     data_dir: Path
+    replicas: int = 1
+    server: str = ""
+    schema: str = ""
+
+    @property
+    def ledger(self) -> str | None:
+        """The URL every hub process is given, None for the data folder's SQLite file."""
+        return in_schema(self.server, self.schema) if self.server else None
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -98,9 +125,23 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--kill-chance", type=float, default=0.4, help="chance a round kills the hub (default 0.4)")
     parser.add_argument("--drain-seconds", type=float, default=240.0, help="longest wait for the hub to drain")
     parser.add_argument("--data-dir", type=Path, default=None, help="default var/chaos/seed-S-<time>")
+    parser.add_argument("--replicas", type=int, default=1, help="hub processes on one port (default 1)")
+    parser.add_argument(
+        "--ledger",
+        default=None,
+        help=f"PostgreSQL server of the hub's ledger, a fresh schema per run (replicas need one: {DEFAULT_SERVER})",
+    )
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or Path("var/chaos") / f"seed-{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Options(args.seconds, args.seed, args.callers, args.kill_chance, args.drain_seconds, data_dir)
+    if args.replicas < 1:
+        parser.error(f"--replicas {args.replicas}: at least 1")
+    server = args.ledger or (DEFAULT_SERVER if args.replicas > 1 else "")
+    if server and not server.startswith(("postgresql://", "postgres://")):
+        parser.error(f"--ledger {server}: a postgresql:// URL (replicas share a PostgreSQL ledger)")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data_dir = args.data_dir or Path("var/chaos") / f"seed-{args.seed}-{stamp}"
+    schema = schema_name(args.seed, stamp) if server else ""
+    chance, drain = args.kill_chance, args.drain_seconds
+    return Options(args.seconds, args.seed, args.callers, chance, drain, data_dir, args.replicas, server, schema)
 
 
 def pick_faults(rng: random.Random) -> dict[str, Any]:
@@ -120,7 +161,8 @@ class Run:
         self.options = options
         self.regions = load_regions()
         self.sandboxes = {r.region_id: Sandbox(r.region_id, options.data_dir) for r in self.regions}
-        self.hub = HubProcess(options.data_dir, {})
+        self.hubs = Hubs(options.data_dir, options.replicas, options.ledger)
+        self.ledger = LedgerSource(options.ledger, options.data_dir / "ledger.sqlite3")
         self.journal = Journal()
         self.cast = Cast.choose(self.regions, random.Random(f"{options.seed}:cast"))
         self.rounds = 0
@@ -130,19 +172,20 @@ class Run:
     async def start(self, http: aiohttp.ClientSession) -> None:
         for sandbox in self.sandboxes.values():
             await sandbox.start()
-        self.hub.endpoints = {r: s.address for r, s in self.sandboxes.items()}
-        await self.hub.start()
+        self.hubs.point_at({r: s.address for r, s in self.sandboxes.items()})
+        await self.hubs.start()
         for sandbox in self.sandboxes.values():
-            await sandbox.publish_to(http, self.hub.address)
+            await sandbox.publish_to(http, self.hubs.address)
         print(
-            f"hub {self.hub.address} admin {self.hub.admin_url}; sandboxes "
+            f"hub {self.hubs.address} admin "
+            + ", ".join(r.admin_url for r in self.hubs.replicas)
+            + "; sandboxes "
             + ", ".join(f"{r} {s.address}" for r, s in self.sandboxes.items()),
             flush=True,
         )
 
     async def stop_all(self) -> None:
-        if self.hub.up:
-            await self.hub.stop()
+        await self.hubs.stop()
         for sandbox in self.sandboxes.values():
             await sandbox.stop()
 
@@ -150,7 +193,7 @@ class Run:
 
     async def chaos(self, http: aiohttp.ClientSession) -> None:
         stop = asyncio.Event()
-        callers = Callers(self.hub, self.cast, self.journal, self.options.seed)
+        callers = Callers(self.hubs, self.cast, self.journal, self.options.seed)
         tasks = [asyncio.create_task(callers.run(i, stop)) for i in range(self.options.callers)]
         rng = random.Random(f"{self.options.seed}:faults")
         loop = asyncio.get_running_loop()
@@ -169,35 +212,38 @@ class Run:
             await sandbox.set_faults(http, knobs[region])
         kill_at = rng.uniform(0.3, seconds * 0.7) if rng.random() < self.options.kill_chance else None
         down_for = rng.uniform(0.2, 2.0)
+        victim = choose_victim(rng, len(self.hubs.replicas)) if kill_at is not None else 0
         faults = "; ".join(f"{r} {describe(k)}" for r, k in knobs.items())
-        kill = f"; hub SIGKILL at {kill_at:.1f} s, down {down_for:.1f} s" if kill_at is not None else ""
+        name = self.hubs.replicas[victim].name
+        kill = f"; {name} SIGKILL at {kill_at:.1f} s, down {down_for:.1f} s" if kill_at is not None else ""
         print(f"round {self.rounds:>3} ({seconds:.1f} s): {faults}{kill}", flush=True)
         if kill_at is None:
             await asyncio.sleep(seconds)
             return
         await asyncio.sleep(kill_at)
-        await self.hub.kill()
+        await self.hubs.kill(victim)
         await asyncio.sleep(down_for)
-        await self.hub.start()
+        await self.hubs.restart(victim)
         await asyncio.sleep(max(0.0, seconds - kill_at - down_for))
 
     # --- drain -----------------------------------------------------------------------------------------------
 
     async def drain(self, http: aiohttp.ClientSession) -> list[ClearingReport]:
-        """Clear every fault, wait until nothing is pending and the outbox is empty; the clearing reports."""
+        """Clear every fault, wait until nothing is pending — neither a settlement the run was told of nor a ledger
+        row (with replicas, one a killed replica claimed waits for its lease to end) — and the outbox is empty; the
+        clearing reports."""
         for sandbox in self.sandboxes.values():
             await sandbox.set_faults(http, {})
-        if not self.hub.up:
-            await self.hub.start()
+        await self.hubs.start()  # any replica still down
         ids = sorted({a.settlement_id for a in self.journal.settles.values() if a.settlement_id})
         loop = asyncio.get_running_loop()
         started = loop.time()
-        async with grpc.aio.insecure_channel(self.hub.address) as channel:
+        async with grpc.aio.insecure_channel(self.hubs.address) as channel:
             stub = settlement_pb2_grpc.MedicalSettlementServiceStub(channel)
             calm = 0  # polls in a row with nothing pending: two, a second apart, so a gauge not yet refreshed
             while True:  # after a restart cannot pass for an empty outbox
-                unfinished = await _unfinished(stub, ids)
-                depth = await self.hub.outbox_depth(http)
+                unfinished = await _unfinished(stub, ids) + await asyncio.to_thread(self.ledger.unfinished)
+                depth = await self.hubs.outbox_depth(http)
                 calm = calm + 1 if not unfinished and depth == 0 else 0
                 if calm == 2:
                     print(f"drained in {loop.time() - started:.0f} s", flush=True)
@@ -259,6 +305,12 @@ class Run:
             check_codes(journal.calls),
         ]
 
+    def kills(self) -> str:
+        """How many kills, and with replicas how many each took."""
+        replicas = self.hubs.replicas
+        each = ", ".join(f"{r.name} {r.kills}" for r in replicas)
+        return f"{self.hubs.kills} ({each})" if len(replicas) > 1 else str(self.hubs.kills)
+
     def report(self, findings: list[Finding], ledger: list[LedgerRow]) -> None:
         print()
         print(f"{'invariant':<66} {'checked':>8} {'differences':>12}  result")
@@ -279,7 +331,7 @@ class Run:
         reversed_ = sum(1 for r in self.journal.reversals if r.answered_reversed())
         states = Counter(row.state for row in ledger)
         print(
-            f"rounds {self.rounds}, hub kills {self.hub.kills}, stand-in grants {stand_ins}; sandbox restarts: none"
+            f"rounds {self.rounds}, hub kills {self.kills()}, stand-in grants {stand_ins}; sandbox restarts: none"
             " (a sandbox's books live in memory)"
         )
         print(
@@ -330,56 +382,58 @@ async def _reports(stub: clearing_pb2_grpc.ClearingServiceAsyncStub, periods: li
     return reports
 
 
-def read_ledger(path: Path) -> list[LedgerRow]:
-    """The hub's settlement rows, read once the hub has stopped (only the columns the checks need)."""
-    with closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute(
-            "SELECT settlement_id, participant, request_id, region_request_id, state, split, period FROM settlements"
-        ).fetchall()
-    found = []
-    for settlement_id, _participant, request_id, region_request_id, state, split, period in rows:
-        parts = json.loads(split) if split else None
-        money = (
-            Money(parts["deductible_fen"], parts["fund_pay_fen"], parts["account_pay_fen"], parts["cash_pay_fen"])
-            if parts
-            else None
-        )
-        found.append(LedgerRow(settlement_id, request_id, region_request_id, state, money, period))
-    return found
+async def finish(chaos: Run, http: aiohttp.ClientSession) -> tuple[list[Finding], list[LedgerRow]]:
+    """Drain, stop the hub, read its ledger and have its audit chain verified, read the regions' books; check."""
+    options = chaos.options
+    reports = await chaos.drain(http)
+    for replica, code in zip(chaos.hubs.replicas, await chaos.hubs.stop(), strict=True):
+        if code != 0:
+            chaos.notes.append(f"{replica.name} exited {code} on SIGTERM")
+    ledger = chaos.ledger.rows()
+    audit = check_audit(*await audit_verify(options.data_dir, options.ledger))
+    rows, books = await chaos.region_books(http)
+    return [*chaos.check(ledger, rows, books, reports), audit], ledger
 
 
 async def run(options: Options) -> int:
     options.data_dir.mkdir(parents=True, exist_ok=True)
+    hubs = f"{options.replicas} hub replicas" if options.replicas > 1 else "one hub"
+    store = f"PostgreSQL schema {options.schema} at {options.server}" if options.ledger else "SQLite in the data folder"
     provision(options.data_dir, load_regions())  # what `yikatong up` makes first: region-link TLS, secrets, keys
     print(
-        f"chaos: seed {options.seed}, {options.seconds:g} s, {options.callers} callers; data and logs in"
-        f" {options.data_dir}; sandbox restarts left out (their books live in memory)",
+        f"chaos: seed {options.seed}, {options.seconds:g} s, {options.callers} callers, {hubs}, ledger {store}; data"
+        f" and logs in {options.data_dir}; sandbox restarts left out (their books live in memory)",
         flush=True,
     )
+    if options.ledger:
+        try:
+            create_schema(options.server, options.schema)
+        except psycopg.Error as exc:
+            print(f"chaos: no schema {options.schema} at {options.server}: {exc}", file=sys.stderr)
+            return 2
     chaos = Run(options)
     async with aiohttp.ClientSession() as http:
         try:
             await chaos.start(http)
             await chaos.chaos(http)
-            reports = await chaos.drain(http)
-            code = await chaos.hub.stop()
-            if code != 0:
-                chaos.notes.append(f"the hub exited {code} on SIGTERM")
-            ledger = read_ledger(options.data_dir / "ledger.sqlite3")
-            rows, books = await chaos.region_books(http)
-        except (StartFailed, aiohttp.ClientError, grpc.aio.AioRpcError, OSError) as exc:
-            print(f"chaos run broken off: {exc}; logs in {options.data_dir}", file=sys.stderr)
+            findings, ledger = await finish(chaos, http)
+        except (StartFailed, aiohttp.ClientError, grpc.aio.AioRpcError, OSError, psycopg.Error, sqlite3.Error) as exc:
+            kept = f"; ledger schema {options.schema} kept" if options.ledger else ""
+            print(f"chaos run broken off: {exc}; logs in {options.data_dir}{kept}", file=sys.stderr)
             return 2
         finally:
             (options.data_dir / "journal.jsonl").write_text(dump(chaos.journal))
             await chaos.stop_all()
-    findings = chaos.check(ledger, rows, books, reports)
     chaos.report(findings, ledger)
     if all(f.passed for f in findings):
+        if options.ledger:
+            drop_schema(options.server, options.schema)
+            print(f"\nledger schema {options.schema} dropped (the run passed)")
         print("\nchaos: PASS")
         return 0
-    logs = ", ".join(str(options.data_dir / f"{name}.log") for name in ["hub", *chaos.sandboxes])
-    print(f"\nchaos: FAIL; journal {options.data_dir / 'journal.jsonl'}; logs {logs}")
+    logs = ", ".join(str(log) for log in [*chaos.hubs.logs, *(s.log for s in chaos.sandboxes.values())])
+    kept = f"; ledger schema {options.schema} at {options.server}" if options.ledger else ""
+    print(f"\nchaos: FAIL; journal {options.data_dir / 'journal.jsonl'}; logs {logs}{kept}")
     return 1
 
 

@@ -4,10 +4,12 @@ Pure functions over plain data, so they are tested with planted differences (``t
 
 * the **journal** — every settle and reversal the run sent and what the hub answered (a call whose connection a
   hub kill cut is marked ``cut``: the hub never answered it);
-* the **ledger** — the hub's settlement rows, read from its SQLite file after it stopped;
+* the **ledger** — the hub's settlement rows, read after it stopped from its SQLite file or, with replicas, the
+  PostgreSQL schema they share (``tools/chaos_ledger.py``);
 * the **region books** — each sandbox's ``GET /admin/settlements`` and ``GET /admin/accumulators``;
 * the **seed** — each person's accumulators and account when the sandbox started;
-* the **clearing reports** — ``GetClearingReport`` of every period the run touched.
+* the **clearing reports** — ``GetClearingReport`` of every period the run touched;
+* the **audit verdict** — what ``yikatong audit verify`` said of the ledger's audit chain.
 
 Each check returns a :class:`Finding`: how many things it looked at and the differences, in words that name the
 request id, what the hub said and what the region holds.
@@ -15,6 +17,7 @@ request id, what the hub said and what the region holds.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 # API's REVERSAL_PENDING).
 UNFINISHED = ("PENDING", "REVERSING", "REVERSAL_PENDING", "CORRECTION_PENDING")
 FORBIDDEN_CODES = ("INTERNAL", "UNKNOWN")
+TRANSPORT_CODES = ("DEADLINE_EXCEEDED", "CANCELLED", "UNAVAILABLE")  # without a reason, not the hub's word
+IN_PROGRESS = "REQUEST_IN_PROGRESS"  # the hub's word that another call of the request id is not finished
 VISITS = ("OUTPATIENT", "INPATIENT")
 
 
@@ -63,11 +68,11 @@ class Answer:
 
     @property
     def heard(self) -> bool:
-        """Whether this is the hub's word on the request: not a connection a kill cut, nor the caller's own deadline
-        or cancel, nor "still being processed" (REQUEST_IN_PROGRESS: an earlier call of it has not finished)."""
-        if self.cut or self.reason == "REQUEST_IN_PROGRESS":
-            return False
-        return bool(self.reason) or self.code not in ("DEADLINE_EXCEEDED", "CANCELLED")
+        """Whether this is the hub's word: not a connection a kill cut, nor the caller's own deadline or cancel, nor
+        an UNAVAILABLE without a reason — the hub gives each of its errors an ``ErrorInfo``
+        (``gateway/api/status.py``), so that one is the channel's (still backing off from a restarted hub: "failed
+        to connect to all addresses"; or a connection that ended under the call)."""
+        return not self.cut and (bool(self.reason) or self.code not in TRANSPORT_CODES)
 
     def detail(self) -> str:
         """The answer with the error's message."""
@@ -88,9 +93,14 @@ class SettleAsk:
     settlement_id: str = ""
 
     def last_word(self) -> Answer | None:
-        """The hub's last answer for the request id (None when it never answered one of its calls)."""
-        spoken = [a for a in self.answers if a.heard]
-        return spoken[-1] if spoken else None
+        """The hub's answer to the request's last call, when that answer tells the outcome; else None, and the
+        ledger alone judges the request. A last call the hub did not answer (cut by a kill, or the channel's error)
+        may have reached it and settled after what it said to an earlier call — with replicas, an earlier call's
+        REGION_CIRCUIT_OPEN from one replica and a last call that another carried out to the region before it was
+        killed. REQUEST_IN_PROGRESS tells no outcome either: another call of the request id (one a kill cut, on a
+        replica whose claim outlives it until its lease ends) is still being carried out."""
+        last = self.answers[-1] if self.answers else None
+        return last if last is not None and last.heard and last.reason != IN_PROGRESS else None
 
     def answered_settled(self) -> Answer | None:
         """The hub's last word when it was a settlement (SETTLED, or REVERSED on a replay)."""
@@ -176,9 +186,10 @@ def check_answers(
     settles: Iterable[SettleAsk], reversals: Iterable[ReverseAsk], region_rows: Iterable[RegionRow]
 ) -> tuple[Finding, Finding]:
     """Every request the hub answered SETTLED is settled (or, once reversed, reversed) at the region with the same
-    split; every request it answered otherwise is absent, corrected or reversed there. A request the hub never
-    answered (every call cut by a kill or the caller's deadline) is left to :func:`check_ledger`: the hub may have
-    settled it, and a retry would have been told so."""
+    split; every request it answered otherwise is absent, corrected or reversed there. "Answered" is the hub's word
+    to the request's last call (:meth:`SettleAsk.last_word`); a request without one (its last call cut by a kill,
+    the caller's deadline, or told REQUEST_IN_PROGRESS) is left to :func:`check_ledger`: the hub may have settled
+    it, and a retry would have been told so."""
     at_region = _index_regions(region_rows)
     reversed_ok = {r.settle_request_id for r in reversals if r.answered_reversed()}
     reversal_asked = {r.settle_request_id for r in reversals}
@@ -334,4 +345,17 @@ def check_codes(answers: Iterable[tuple[str, str, Answer]]) -> Finding:
         finding.checked += 1
         if answer.code in FORBIDDEN_CODES and not answer.cut:
             finding.differences.append(f"{method} {request_id or '(read)'}: {answer.detail()}")
+    return finding
+
+
+def check_audit(exit_code: int, output: str) -> Finding:
+    """``yikatong audit verify`` exited 0 saying the chain holds; anything else is a difference in its own words (a
+    broken chain names its first bad record). Checked: the records it recomputed."""
+    finding = Finding("audit chain holds (yikatong audit verify)")
+    held = re.search(r"audit chain holds: (\d+) records", output)
+    broken = re.search(r"broken at record (\d+)", output)
+    finding.checked = int(held.group(1)) if held else int(broken.group(1)) if broken else 0
+    if exit_code != 0 or held is None:
+        said = " / ".join(line.strip() for line in output.splitlines() if line.strip()) or "nothing"
+        finding.differences.append(f"audit verify exited {exit_code}: {said}")
     return finding

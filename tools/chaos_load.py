@@ -28,7 +28,7 @@ from regions.agreements import AGREEMENTS_FILE, load_agreements
 from regions.config import RegionConfig
 from regions.seed import SeededPerson, people_of
 from tools.chaos_checks import Answer, Money, PersonBooks, ReverseAsk, SettleAsk
-from tools.chaos_procs import HubProcess
+from tools.chaos_procs import Hubs
 from yikatong.v1 import (
     card_affairs_pb2,
     card_affairs_pb2_grpc,
@@ -63,8 +63,11 @@ OPERATIONS = {  # operation → weight
     "resident": 20,
 }
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED")
-# A restarted hub is found again within a second, not after gRPC's default backoff of up to two minutes.
+# A restarted hub is found again within a second, not after gRPC's default backoff of up to two minutes. Channels
+# with the same arguments would share one connection (gRPC's global subchannel pool), so every caller would land on
+# the same replica: a pool of its own gives each caller its own connection, which the kernel puts on any replica.
 CHANNEL_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -195,13 +198,13 @@ class Callers:
     """The concurrent callers, each with its own channel to the hub and its own dice (``seed``, its index).
 
     Args:
-        hub: the hub process (its address, and its kill epoch, which tells a cut call from an answered one).
+        hub: the hub's processes (their address, and their kill epoch, which tells a cut call from an answered one).
         cast: the people.
         journal: where every call goes.
         seed: the run's seed.
     """
 
-    def __init__(self, hub: HubProcess, cast: Cast, journal: Journal, seed: int) -> None:
+    def __init__(self, hub: Hubs, cast: Cast, journal: Journal, seed: int) -> None:
         self.hub, self.cast, self.journal, self.seed = hub, cast, journal, seed
 
     async def run(self, index: int, stop: asyncio.Event) -> None:
@@ -364,13 +367,17 @@ class _Caller:
 
 
 def dump(journal: Journal) -> str:
-    """The journal's settles and reversals as JSON lines (kept in the data folder for a post-mortem)."""
+    """The journal's settles and reversals as JSON lines, each answer with its error's message (kept in the data
+    folder for a post-mortem)."""
     lines = [
-        json.dumps({"settle": ask.request_id, "answers": [str(a) for a in ask.answers]})
+        json.dumps({"settle": ask.request_id, "answers": [a.detail() for a in ask.answers]}, ensure_ascii=False)
         for ask in journal.settles.values()
     ]
     lines += [
-        json.dumps({"reverse": r.request_id, "of": r.settle_request_id, "answers": [str(a) for a in r.answers]})
+        json.dumps(
+            {"reverse": r.request_id, "of": r.settle_request_id, "answers": [a.detail() for a in r.answers]},
+            ensure_ascii=False,
+        )
         for r in journal.reversals
     ]
     return "\n".join(lines) + "\n"

@@ -1,10 +1,19 @@
 """The chaos run's checker (tools/chaos_checks.py) on hand-made books: a consistent world passes, and every kind of
-difference planted in it is found and named — so the checker cannot pass a broken hub silently."""
+difference planted in it is found and named — so the checker cannot pass a broken hub silently. Also the run's other
+pure parts: the ledger's rows as the checks read them, the replicas' schema, the choice of the replica a kill takes.
+"""
 
 from __future__ import annotations
 
+import random
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+import pytest
+
+from tools.chaos import parse
 from tools.chaos_checks import (
     Answer,
     ClearingReport,
@@ -16,11 +25,14 @@ from tools.chaos_checks import (
     ReverseAsk,
     SettleAsk,
     check_answers,
+    check_audit,
     check_clearing,
     check_codes,
     check_ledger,
     check_people,
 )
+from tools.chaos_ledger import DEFAULT_SERVER, QUERY, LedgerSource, ledger_rows, schema_name
+from tools.chaos_procs import choose_victim
 
 SSN = "510104198803150011"
 KEPT, UNDONE = Money(20_000, 50_000, 3_000, 7_000), Money(0, 12_000, 1_000, 500)
@@ -125,6 +137,52 @@ def test_a_request_the_hub_never_answered_is_judged_by_the_ledger_alone() -> Non
     assert w.differences() == []
 
 
+def test_an_unavailable_without_a_reason_is_the_channels_word_so_the_ledger_judges_the_request() -> None:
+    w = world()
+    cut, refused = Answer("UNAVAILABLE", cut=True), Answer("UNAVAILABLE", message="failed to connect to all addresses")
+    w.settles.append(ask("retried", cut, cut, refused))
+    w.region.append(RegionRow("sichuan-chongqing", "retried", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences()[0].startswith("retried: no ledger row; region holds SETTLED")
+
+    w.settles[-1].answers.append(Answer("UNAVAILABLE", "REGION_UNAVAILABLE"))
+
+    assert (
+        w.differences()[0] == "retried: hub said UNAVAILABLE/REGION_UNAVAILABLE; region holds SETTLED (fund 5 /"
+        " account 0 / cash 0 / deductible 0)"
+    )
+
+
+def test_request_in_progress_leaves_the_outcome_to_the_ledger_whatever_the_hub_said_before() -> None:
+    w = world()
+    busy = Answer("ABORTED", "REQUEST_IN_PROGRESS")
+    w.settles.append(ask("claimed", Answer("UNAVAILABLE", "REGION_UNAVAILABLE"), Answer("UNAVAILABLE", cut=True), busy))
+    w.region.append(RegionRow("sichuan-chongqing", "claimed", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences() == [
+        "claimed: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"
+    ]
+
+    w.settles[-1].answers.append(Answer("UNAVAILABLE", "SETTLEMENT_OUTCOME_UNKNOWN"))
+
+    assert w.differences()[0].startswith(
+        "claimed: hub said UNAVAILABLE/SETTLEMENT_OUTCOME_UNKNOWN; region holds SETTLED"
+    )
+
+
+def test_a_last_call_a_kill_cut_may_have_settled_after_what_the_hub_said_to_an_earlier_one() -> None:
+    w = world()
+    refused = Answer("UNAVAILABLE", "REGION_CIRCUIT_OPEN", message="circuit half-open: a trial call is in progress")
+    w.settles.append(ask("late", refused, Answer("UNAVAILABLE", cut=True, message="Stream removed (Socket closed)")))
+    w.region.append(RegionRow("sichuan-chongqing", "late", "SETTLED", Money(0, 5, 0, 0)))
+
+    assert w.differences() == ["late: no ledger row; region holds SETTLED (fund 5 / account 0 / cash 0 / deductible 0)"]
+
+    w.settles[-1].answers.append(refused)
+
+    assert w.differences()[0].startswith("late: hub said UNAVAILABLE/REGION_CIRCUIT_OPEN; region holds SETTLED")
+
+
 def test_a_reversal_the_hub_answered_but_the_region_never_applied_is_found() -> None:
     w = world()
     w.region[1] = replace(w.region[1], state="SETTLED")
@@ -185,3 +243,77 @@ def test_an_internal_answer_is_found_but_a_call_a_kill_cut_is_not_the_hubs_answe
     [finding] = [f for f in w.findings() if f.title.startswith("no call")]
 
     assert finding.differences == ["VerifyCard (read): INTERNAL/-: boom"]
+
+
+def test_audit_verifys_verdict_is_a_check_and_a_broken_chain_a_difference_in_its_own_words() -> None:
+    held = check_audit(0, "audit chain holds: 127 records, head 9f2c, 3 signed checkpoints\n")
+    broken = check_audit(1, "audit chain broken at record 42: entry hash differs\n")
+    unread = check_audit(2, "audit: the ledger does not answer: connection refused\n")
+
+    assert (held.passed, held.checked) == (True, 127)
+    assert broken.differences == ["audit verify exited 1: audit chain broken at record 42: entry hash differs"]
+    assert broken.checked == 42
+    assert unread.differences == ["audit verify exited 2: audit: the ledger does not answer: connection refused"]
+
+
+def test_a_kill_takes_one_replica_chosen_by_the_seed_and_leaves_a_single_hubs_dice_alone() -> None:
+    victims = [choose_victim(random.Random("1:faults"), 3) for _ in range(2)]
+    dice = random.Random("1:faults")
+    many = [choose_victim(dice, 3) for _ in range(60)]
+    single = random.Random("1:faults")
+
+    assert victims[0] == victims[1] == many[0]
+    assert set(many) == {0, 1, 2}
+    assert choose_victim(single, 1) == 0
+    assert single.random() == random.Random("1:faults").random()
+
+
+def test_ledger_rows_read_the_split_and_the_drain_sees_what_is_unfinished(tmp_path: Path) -> None:
+    split = '{"deductible_fen": 20000, "fund_pay_fen": 50000, "account_pay_fen": 3000, "cash_pay_fen": 7000}'
+    raw = [
+        ("stl-kept", "dev", "kept", "kept", "SETTLED", split, "2026-12"),
+        ("stl-unknown", "dev", "unknown", "unknown~1", "CORRECTED", "", ""),
+        ("stl-claimed", "dev", "claimed", "claimed", "PENDING", "", ""),
+    ]
+    path = tmp_path / "ledger.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        columns = QUERY.removeprefix("SELECT ").split(" FROM ")[0]
+        conn.execute(f"CREATE TABLE settlements ({columns}, created_at REAL)")
+        conn.executemany("INSERT INTO settlements VALUES (?, ?, ?, ?, ?, ?, ?, 0)", raw)
+        conn.commit()
+
+    assert ledger_rows(raw) == [
+        LedgerRow("stl-kept", "kept", "kept", "SETTLED", KEPT, "2026-12"),
+        LedgerRow("stl-unknown", "unknown", "unknown~1", "CORRECTED", None, ""),
+        LedgerRow("stl-claimed", "claimed", "claimed", "PENDING", None, ""),
+    ]
+    assert LedgerSource(None, path).rows() == ledger_rows(raw)
+    assert LedgerSource(None, path).unfinished() == ["claimed (ledger PENDING)"]
+
+
+def test_replicas_get_a_fresh_schema_first_on_the_search_path_and_one_hub_keeps_sqlite() -> None:
+    one, three = parse(["--seed", "7"]), parse(["--replicas", "3", "--seed", "7"])
+    elsewhere = parse(["--replicas", "2", "--seed", "-3", "--ledger", "postgresql://u@db:5433/x?sslmode=disable"])
+
+    assert (one.replicas, one.ledger) == (1, None)
+    assert three.schema.startswith("chaos_7_") and three.schema.replace("_", "").isalnum()
+    assert three.ledger == f"{DEFAULT_SERVER}?options=-csearch_path%3D{three.schema}"
+    assert elsewhere.ledger == f"postgresql://u@db:5433/x?sslmode=disable&options=-csearch_path%3D{elsewhere.schema}"
+    assert schema_name(-3, "20261206-144601") == "chaos_m3_20261206_144601"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--replicas", "0"], "--replicas 0: at least 1"),
+        (["--replicas", "2", "--ledger", "sqlite:///var/x.sqlite3"], "a postgresql:// URL (replicas share"),
+    ],
+)
+def test_replicas_without_a_postgresql_ledger_are_refused(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(argv)
+
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err

@@ -15,8 +15,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from adapters import conformance
 from adapters.registry import ENTRY_POINT_GROUP, AdapterRegistry, RegistryError
 from adapters.scaffold import ScaffoldError, scaffold
@@ -31,6 +29,7 @@ from gateway.ledger.postgres import PostgresLedger
 from gateway.participants import PARTICIPANTS_FILE, Participants, load_participants
 from regions import ecard
 from regions.config import ConfigError, load_regions
+from regions.events import Credentials, mutual_tls
 from regions.policy import POLICY_FILE, load_policies
 from regions.provisioning import Links, provision
 from regions.sandbox import RunningSandbox, start_sandbox
@@ -215,9 +214,7 @@ def _ecard_platform(config: HubConfig) -> ecard.Platform:
     return ecard.Platform(key, trusted[0] if trusted else ecard.SANDBOX_KEY_ID)
 
 
-def _region_credentials(
-    dev_pki: pki.Pki | None, region_id: str, participants: Participants
-) -> grpc.ChannelCredentials | None:
+def _region_credentials(dev_pki: pki.Pki | None, region_id: str, participants: Participants) -> Credentials | None:
     """The credentials a region's sandbox publishes card events with: its participant's certificate."""
     if dev_pki is None:
         return None
@@ -226,7 +223,7 @@ def _region_credentials(
         log.warning("no participant region-%s: the %s sandbox's card events will be refused", region_id, region_id)
         participant = next(iter(participants))
     files = dev_pki.participant(participant.id)
-    return grpc.ssl_channel_credentials(dev_pki.ca.read_bytes(), files.key.read_bytes(), files.cert.read_bytes())
+    return mutual_tls(dev_pki.ca, files.cert, files.key)
 
 
 def _tls_endpoints(dev_pki: pki.Pki, participants: Participants) -> dict[str, Any]:
@@ -312,11 +309,7 @@ async def serve_sandbox(
     region = resolve_region(regions[region_id], data_dir)
     sandbox = await start_sandbox(region, port=port, admin_port=admin_port)
     if hub:
-        credentials = None
-        if tls is not None:
-            ca, cert, key = (path.read_bytes() for path in tls)
-            credentials = grpc.ssl_channel_credentials(ca, key, cert)
-        sandbox.events.point_at(hub, credentials)
+        sandbox.events.point_at(hub, mutual_tls(*tls) if tls is not None else None)
     print(f"{region_id} sandbox {sandbox.address} admin {sandbox.admin_url}", flush=True)
     try:
         await wait_for_signal()

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
+from pathlib import Path
 
 import grpc
 
@@ -23,6 +24,14 @@ from regions.faults import Faults
 from yikatong.v1 import common_pb2, events_pb2, events_pb2_grpc
 
 log = logging.getLogger("yikatong.sandbox.events")
+
+
+Credentials = grpc.ChannelCredentials
+
+
+def mutual_tls(ca: Path, cert: Path, key: Path) -> Credentials:
+    """The credentials a region back-end publishes with: its participant's certificate, trusting the hub's CA."""
+    return grpc.ssl_channel_credentials(ca.read_bytes(), key.read_bytes(), cert.read_bytes())
 
 
 class EventPublisher:

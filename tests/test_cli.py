@@ -68,6 +68,12 @@ def test_up_serves_the_federation_prints_the_self_check_and_stops_cleanly(
         finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=30) == 0
+    # The self-check's mixed workload, and the refusals, are in a chain that holds to its last signed checkpoint.
+    verified = subprocess.run(
+        [YIKATONG, "audit", "verify", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0 and verified.stdout.startswith("audit chain holds: "), verified.stdout
+    assert int(verified.stdout.split()[3]) == 2 + (checks - 9)  # two settlements; with mTLS, two refused writes
 
 
 SPLIT_LINE = r"total ([\d,.]+) yuan = fund ([\d,.]+) \+ account ([\d,.]+) \+ cash ([\d,.]+)"

@@ -433,3 +433,39 @@ async def test_ledger_migrate_brings_either_store_to_the_current_schema(tmp_path
             )
             out, _ = await migrate.communicate()
             assert (migrate.returncode, out.decode().strip()) == (0, f"ledger at schema version {len(MIGRATIONS)}")
+
+
+async def test_a_replica_that_loses_the_others_news_forgets_its_cache_and_hears_again(replicas: Replicas) -> None:
+    first, second = replicas.people("yangtze-delta")[7:9]
+    b = replicas.hubs[1]
+
+    def use(person: SeededPerson) -> resident_pb2.AuthorizeServiceRequest:
+        return resident_pb2.AuthorizeServiceRequest(
+            card=credential(person, with_name=False),
+            service_kind=resident_pb2.SERVICE_KIND_LIBRARY,
+            venue=common_pb2.Venue(area_code=SHANGHAI),
+        )
+
+    def hits() -> float:
+        return b.metrics.registry.get_sample_value("yikatong_status_cache_lookups_total", {"result": "hit"}) or 0.0
+
+    for _ in range(2):  # the second answered from B's cache
+        assert (await replicas.resident(1).AuthorizeService(use(first), timeout=5)).authorized
+    assert hits() == 1
+    listening = b.broadcast._listen.info.backend_pid  # type: ignore[attr-defined]
+    replicas.ledger("SELECT pg_terminate_backend(%s)", listening)  # B's news connection drops
+
+    deadline = time.monotonic() + 5
+    while b.broadcast._listen is None or b.broadcast._listen.info.backend_pid == listening:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "replica B did not reconnect"
+        await asyncio.sleep(0.05)
+    assert (await replicas.resident(1).AuthorizeService(use(first), timeout=5)).authorized
+    assert hits() == 1  # whatever it missed, it kept nothing: the region was asked again
+
+    assert (await replicas.resident(1).AuthorizeService(use(second), timeout=5)).authorized
+    report = card_affairs_pb2.ReportLossRequest(request_id="loss-after-reconnect", card=credential(second))
+    await replicas.affairs(0).ReportLoss(report, timeout=5)
+    deadline = time.monotonic() + 1
+    while (await replicas.resident(1).AuthorizeService(use(second), timeout=5)).authorized:
+        assert time.monotonic() < deadline, "replica B did not hear the loss after reconnecting"
+        await asyncio.sleep(0.02)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger("yikatong.broadcast")
 CHANNEL = "yikatong_caches"
+LOST = "lost"  # a kind of news of our own: the connection was lost, so some news may have been missed
 
 Listener = Callable[[str, dict[str, str]], None]
 
@@ -65,6 +66,10 @@ class PostgresBroadcast:
         self.channel = CHANNEL
 
     async def start(self, listener: Listener) -> None:
+        await self._connect()
+        self._task = asyncio.create_task(self._hear(listener))
+
+    async def _connect(self) -> None:
         import psycopg
         import psycopg.sql
 
@@ -75,16 +80,34 @@ class PostgresBroadcast:
         # Notifications are the database's, a ledger is a schema of it: a channel of the schema's own (a short name).
         self.channel = f"{CHANNEL}_{hashlib.sha256(schema.encode()).hexdigest()[:16]}"
         await self._listen.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel)))
-        self._task = asyncio.create_task(self._hear(listener))
 
-    async def _hear(self, listener: Listener) -> None:
-        async for note in self._listen.notifies():
+    async def _hear(self, listener: Listener, retry_seconds: float = 1.0) -> None:
+        """Hear the others until closed. When the connection is lost, news may have been missed: the listener is
+        told ``lost`` (caches start afresh) and the connection is made again."""
+        while True:
             try:
-                news = json.loads(note.payload)
-                if news.get("from") != self.replica:
-                    listener(str(news["kind"]), {k: str(v) for k, v in news["fields"].items()})
-            except (ValueError, KeyError, TypeError, AttributeError):
-                log.warning("a cache notification could not be read")
+                async for note in self._listen.notifies():
+                    self._take(listener, note.payload)
+            except Exception:
+                log.warning("lost the other replicas' news; caches start afresh; reconnecting", exc_info=True)
+            listener(LOST, {})
+            await self._close_connections()
+            while True:
+                await asyncio.sleep(retry_seconds)
+                try:
+                    await self._connect()
+                    break
+                except Exception as exc:
+                    log.warning("cannot hear the other replicas yet: %s", exc)
+            listener(LOST, {})  # what was said while reconnecting was not heard either
+
+    def _take(self, listener: Listener, payload: str) -> None:
+        try:
+            news = json.loads(payload)
+            if news.get("from") != self.replica:
+                listener(str(news["kind"]), {k: str(v) for k, v in news["fields"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("a cache notification could not be read")
 
     async def publish(self, kind: str, fields: dict[str, str]) -> None:
         if self._publish is None:
@@ -100,7 +123,11 @@ class PostgresBroadcast:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
         for conn in (self._listen, self._publish):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+        self._listen = self._publish = None

@@ -85,6 +85,9 @@ class RecentRecords:
     def forget_hash(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
 
 class Cards:
     """Card look-ups at the issuing region.

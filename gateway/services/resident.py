@@ -33,7 +33,7 @@ from gateway.ledger import ADVICE, LedgerStore
 from gateway.metrics import Metrics
 from gateway.periods import stamp
 from gateway.services.audit import Auditor
-from gateway.services.broadcast import Alone, Broadcast
+from gateway.services.broadcast import LOST, Alone, Broadcast
 from gateway.services.call import Call
 from gateway.services.cards import Cards, status_refusal
 from gateway.services.directory import HolderDirectory
@@ -94,6 +94,9 @@ class StatusCache:
     def forget_hash(self, key: str) -> None:
         """Drop the status kept under a keyed hash (another replica heard of the change)."""
         self._entries.pop(bytes.fromhex(key), None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 class Resident:
@@ -218,7 +221,10 @@ class Resident:
 
     def hear(self, kind: str, fields: dict[str, str]) -> None:
         """What another replica learnt: a card whose status changed, or a person's region."""
-        if kind == "card":
+        if kind == LOST:  # news may have been missed: nothing cached can be trusted to be current
+            self.cache.clear()
+            self.cards.recent.clear()
+        elif kind == "card":
             self.cache.forget_hash(fields["card"])
             self.cards.recent.forget_hash(fields["card"])
         elif kind == "holder":

@@ -1,4 +1,5 @@
-"""The machine's PostgreSQL for tests of the PostgreSQL store: a fresh schema per test, dropped afterwards.
+"""The machine's PostgreSQL for tests of the PostgreSQL store: a fresh schema per test (or per run, emptied before
+each test), dropped afterwards.
 
 Where no server answers (a laptop without one) those tests skip, saying so; in CI, where ``.ci/run`` sets
 ``YIKATONG_REQUIRE_POSTGRES=1``, they fail instead.
@@ -60,3 +61,21 @@ def fresh_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(SERVER, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def emptied(url: str) -> str:
+    """The ledger at ``url`` migrated and with no row left in it; ``url``. Emptying a schema kept for the whole run
+    costs a few milliseconds, where a new one costs the migrations' ~50 ms of DDL."""
+    import psycopg
+
+    from gateway.ledger.postgres import migrate
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'schema_version'"
+        ).fetchall()
+        with conn.transaction():
+            for (table,) in tables:
+                conn.execute(f"DELETE FROM {table}")
+    return url

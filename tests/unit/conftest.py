@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.postgres import fresh_schema
+from tests.postgres import emptied, fresh_schema
 from tests.unit.fakes import Harness, harness
 
 
@@ -29,16 +29,20 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """The run's schema for the service tests on PostgreSQL; each test empties it first (``tests.postgres``)."""
+    with fresh_schema() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """A hub's services over fake regions (``tests.unit.fakes``), on each store: SQLite in memory (no socket), and
-    the machine's PostgreSQL in a fresh schema (``tests.postgres``; skipped where none answers, failed in CI)."""
+    the machine's PostgreSQL in the run's schema, emptied (skipped where none answers, failed in CI)."""
     if request.param == "sqlite":
         built = await harness(tmp_path)
-        yield built
-        await built.close()
-        return
-    with fresh_schema() as url:
-        built = await harness(tmp_path, postgres=url)
-        yield built
-        await built.close()
+    else:
+        built = await harness(tmp_path, postgres=emptied(request.getfixturevalue("postgres_schema")))
+    yield built
+    await built.close()

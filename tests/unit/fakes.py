@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,12 +87,18 @@ def split_of(bill: domain.Bill) -> domain.Split:
     return domain.Split(total, 0, 0, 0, total, 0, fund, 0, total - fund)
 
 
+@functools.cache
+def _people(region_id: str) -> tuple[SeededPerson, ...]:
+    """A region's seeded people, made once per test run (they are frozen, and the same every time)."""
+    return tuple(generate(region_id, REGIONS[region_id]))
+
+
 class FakeRegion(RegionAdapter):
     """One region's back-end in memory (module docstring)."""
 
     def __init__(self, settings: AdapterSettings) -> None:
         super().__init__(settings)
-        self.people = generate(settings.region_id, REGIONS[settings.region_id])
+        self.people = list(_people(settings.region_id))
         self.cards = {p.card_number: p for p in self.people if p.status is not None}
         self.statuses = {number: p.status for number, p in self.cards.items()}
         self.books: dict[str, RegionBook] = {}

@@ -99,9 +99,10 @@ rules-check: prometheus-install
 	promtool test rules deploy/prometheus/alerts_test.yml
 
 # What the hub costs, against a pass-through proxy and the adapters measured in the same run, each in its own
-# process (tools/bench.py says how); ARGS="--soak 600" soaks the hub instead.
+# process (tools/bench.py says how); ARGS="--soak 600" soaks the hub instead. GRPC_VERBOSITY: the load's channels
+# would print an INFO line of grpc's for every call a replica's GOAWAY cancels as its phase ends.
 bench: $(STAMP)
-	PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py $(ARGS)
+	GRPC_VERBOSITY=ERROR PATH=.venv/bin:$$PATH PYTHONPATH=. python tools/bench.py $(ARGS)
 
 # The hub and the sandboxes in their own processes under mixed load, random faults and hub kills, then the hub's books
 # reconciled with the regions' (tools/chaos.py); a seeded round of about a minute unless ARGS says otherwise, e.g.

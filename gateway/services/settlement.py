@@ -36,7 +36,7 @@ from itertools import product
 from adapters import domain
 from adapters.errors import RegionSplitInvalid, SettlementCorrected, SettlementNotFound, YikatongError
 from gateway.domain import CardWrite, ECardToken, FiledCare, PresentedCard, PreSettled
-from gateway.errors import CallerOutOfScope, CorrectionPending, SettlementOutcomeUnknown
+from gateway.errors import CallerOutOfScope, CorrectionPending, RequestInProgress, SettlementOutcomeUnknown
 from gateway.ledger import Claim, LedgerConflict, LedgerStore, RequestKey, SettlementRecord, SettlementState
 from gateway.ledger.audit import AuditEntry
 from gateway.masking import mask_text
@@ -126,9 +126,9 @@ class Settlements:
         credential = await self.cards.credential(card)
         try:
             insurance, region = await self.cards.insurance(call, credential)
-        except YikatongError as exc:  # a retry of a request already answered is answered so, the region aside
-            if exc.retryable and (replayed := await self.idempotency.replayed(key, fingerprint, SettlementRecord)):
-                return replayed
+        except YikatongError as exc:
+            if exc.retryable and (earlier := await self._earlier_answer(call, key, fingerprint)) is not None:
+                return earlier
             raise
         record = self._intent(call, bill, credential, insurance.insured_area, region)
         started = await self.ledger.start_settlement(key, fingerprint, record)
@@ -155,6 +155,17 @@ class Settlements:
         except BaseException:
             await self.ledger.release(key)
             raise
+
+    async def _earlier_answer(self, call: Call, key: RequestKey, fingerprint: str) -> SettlementRecord | None:
+        """For a retry whose card cannot be looked up now: what an earlier call of its request id came to — the
+        recorded answer, or ``REQUEST_IN_PROGRESS`` while that call's settlement is PENDING (the region may have
+        settled it, so the region's trouble must not read as "nothing happened"); None when no call got as far."""
+        if (replayed := await self.idempotency.replayed(key, fingerprint, SettlementRecord)) is not None:
+            return replayed
+        earlier = await self.ledger.settlement_by_request(call.participant, key.request_id)
+        if earlier is not None and earlier.state is SettlementState.PENDING:
+            raise RequestInProgress(key.request_id)
+        return None if earlier is None else _settled_before(earlier)
 
     def _intent(
         self, call: Call, bill: domain.Bill, credential: domain.CardCredential, insured_area: str, region: str

@@ -13,7 +13,7 @@ from adapters import domain
 from adapters.errors import RegionTimeout, RegionUnavailable, SettlementNotSettled
 from gateway import canonical
 from gateway.domain import ReverseRequest
-from gateway.errors import CorrectionPending, LedgerUnavailable, SettlementOutcomeUnknown
+from gateway.errors import CorrectionPending, LedgerUnavailable, RequestInProgress, SettlementOutcomeUnknown
 from gateway.ledger import ADVICE, CORRECTION, REVERSAL, RequestKey, SettlementRecord, SettlementState
 from gateway.periods import period_of
 from tests.unit.fakes import FakeRegion, Harness, bill, split_of
@@ -132,6 +132,23 @@ async def test_a_retry_of_a_settled_request_is_answered_while_the_cards_region_i
     again = await hub.services.settlements.settle(hub.call(), request.credential, request)
 
     assert again == first
+
+
+async def test_a_retry_while_its_earlier_call_is_pending_and_the_cards_region_down_is_told_in_progress(
+    hub: Harness,
+) -> None:
+    region, request = patient(hub)
+    await intent(hub, request)
+    await region.settle(request, timeout=1)  # the region settled; the replica that asked died before it booked
+    region.fail("get_card", RegionUnavailable(SC, "down"), times=10)
+
+    with pytest.raises(RequestInProgress):  # not UNAVAILABLE, which would read as "nothing was settled"
+        await hub.services.settlements.settle(hub.call(), request.credential, request)
+
+    region.clear_faults()
+    again = await hub.services.settlements.settle(hub.call(), request.credential, request)
+    assert again.state is SettlementState.SETTLED and again.split == split_of(request)
+    assert region.calls.count("settle") == 1
 
 
 # --- crash windows of a reversal -------------------------------------------------------------------------------

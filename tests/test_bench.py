@@ -20,6 +20,7 @@ import pytest
 
 from tests import postgres
 from tools.benchkit.replicas import server_problem
+from tools.benchkit.report import replicas_table
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "tools" / "bench.py"
@@ -134,3 +135,13 @@ def test_a_short_soak_reports_the_hubs_memory_and_p99_over_time(tmp_path: Path) 
     assert soak["errors"] == 0 and soak["calls"] == 100
     assert len(soak["windows"]) == 2 and all(w["rss_kib"] > 0 for w in soak["windows"])
     assert "hub RSS" in printed
+
+
+def test_the_replicas_note_of_a_run_too_short_to_see_cpu_says_so() -> None:
+    # /proc counts CPU in clock ticks (10 ms): a tiny phase may show none, and the note must not divide by it.
+    figures = dict.fromkeys((*ROW_FIGURES, *REPLICAS_ONLY, *SERVER_CPU), 0.0) | {"verify_per_second": 12.0}
+    row = {"connections": 3, "counts": [1], "sqlite_1": figures, "postgres_1": figures}
+
+    printed = "\n".join(replicas_table(row, cpus=2))
+
+    assert "A hub CPU serves n/a VerifyCard/s (postgres_1) and n/a Settle/s" in printed

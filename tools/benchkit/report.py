@@ -142,14 +142,14 @@ def _replicas_note(row: dict[str, Any], cpus: int) -> list[str]:
         f" {most['verify_hub_cpu_busy']:.2f} in the hubs, {most['loadgen_cpu_busy']:.2f} in the load generator, the"
         " rest in the sandboxes, PostgreSQL and whatever else runs here.",
     ]
-    per_cpu = f"A hub CPU serves {1000 / most['verify_cpu_ms_per_call']:.0f} VerifyCard/s (postgres_{n})"
+    per_cpu = f"A hub CPU serves {_per_cpu(most['verify_cpu_ms_per_call'])} VerifyCard/s (postgres_{n})"
     if sound:
         k = max(sound)
         settle = row[f"postgres_{k}"]
         pg_ms = settle["postgres_cpu_ms_per_settle"]
-        per_cpu += f" and {1000 / settle['settle_cpu_ms_per_call']:.0f} Settle/s (postgres_{k})"
+        per_cpu += f" and {_per_cpu(settle['settle_cpu_ms_per_call'])} Settle/s (postgres_{k})"
         if pg_ms:
-            per_cpu += f", a PostgreSQL CPU {1000 / pg_ms:.0f} Settle/s"
+            per_cpu += f", a PostgreSQL CPU {_per_cpu(pg_ms)} Settle/s"
     note.append(
         per_cpu + ": with a CPU for each replica and the callers elsewhere, n replicas would serve about n times a"
         " hub CPU's figure, as far as the connections spread (busiest) and the shared ledger keeps up."
@@ -161,6 +161,12 @@ def _replicas_note(row: dict[str, Any], cpus: int) -> list[str]:
             " way, not what they can do."
         )
     return [textwrap.fill(line, 118, initial_indent="  ", subsequent_indent="  ") for line in note]
+
+
+def _per_cpu(cpu_ms: float) -> str:
+    """The calls a CPU serves at ``cpu_ms`` a call; "n/a" when a phase was too short for /proc's clock ticks to
+    see any CPU time (a tiny run)."""
+    return f"{1000 / cpu_ms:.0f}" if cpu_ms else "n/a"
 
 
 def soak_table(results: dict[str, Any]) -> str:

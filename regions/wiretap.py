@@ -9,13 +9,14 @@ the last :data:`KEEP` requests in memory, headers and all.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
+from regions.unary import Unary, UnaryInterceptor
 
 KEEP = 64
 
@@ -67,30 +68,17 @@ class Wiretap:
         return _GrpcTap(self)
 
 
-class _GrpcTap(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class _GrpcTap(UnaryInterceptor):
     def __init__(self, tap: Wiretap) -> None:
         self._tap = tap
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        # grpc-stubs types handlers as synchronous; on a grpc.aio server they are coroutines.
-        inner = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
-        method = handler_call_details.method
-        metadata = tuple(
-            (str(k), v if isinstance(v, str) else bytes(v).hex()) for k, v in handler_call_details.invocation_metadata
-        )
+    def wrap(self, inner: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        method = details.method
+        metadata = tuple((str(k), v if isinstance(v, str) else bytes(v).hex()) for k, v in details.invocation_metadata)
         requests = self._tap.requests
 
         async def recorded(request: Any, context: Any) -> Any:
             requests.append(Captured("grpc", "POST", method, metadata, request.SerializeToString()))
             return await inner(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            recorded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
+        return recorded

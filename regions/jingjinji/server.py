@@ -21,8 +21,7 @@ an answer delay scoped to settlement calls does not hold it back.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
@@ -61,13 +60,14 @@ from regions.jingjinji.wire import (
     parse_time,
     person_info,
 )
+from regions.unary import Unary, UnaryInterceptor
 from regions.wiretap import Wiretap
 
 FAULT_DETAILS = {"down": "centre is down", "busy": "centre is busy, try again"}
 STOP_GRACE_SECONDS = 0.5
 
 
-class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class FaultGate(UnaryInterceptor):
     """Applies the sandbox's fault knobs around every unary call of every service on the server.
 
     Before the call: added latency, then "down" or "busy" end it with ``UNAVAILABLE`` unprocessed. After
@@ -80,17 +80,8 @@ class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, faults: Faults) -> None:
         self._faults = faults
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        # grpc-stubs types handlers as synchronous; on a grpc.aio server they are coroutines.
-        inner = cast(Callable[[Any, Context], Awaitable[Any]], handler.unary_unary)
-        settlement = "MedicalInsuranceService" in handler_call_details.method
+    def wrap(self, inner: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        settlement = "MedicalInsuranceService" in details.method
 
         async def gated(request: Any, context: Context) -> Any:
             fault = await self._faults.before_call()
@@ -100,9 +91,7 @@ class FaultGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             await self._faults.after_call(settlement=settlement)
             return response
 
-        return grpc.unary_unary_rpc_method_handler(
-            gated, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
+        return gated
 
 
 # --- the card centre ------------------------------------------------------------------------------

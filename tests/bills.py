@@ -9,24 +9,13 @@ from pathlib import Path
 from adapters.domain import CardStatus, InsuranceType, VisitType
 from regions.policy import Accumulator
 from regions.sandbox import RunningSandbox
+from regions.seed import VENUES as VENUES  # the tests' treatment places, re-exported
 from regions.seed import SeededPerson
 from tests.conftest import Federation, credential
 from yikatong.v1 import common_pb2, settlement_pb2
 
 A, B, C = settlement_pb2.CATALOGUE_CLASS_A, settlement_pb2.CATALOGUE_CLASS_B, settlement_pb2.CATALOGUE_CLASS_C
 OUTPATIENT, INPATIENT = settlement_pb2.VISIT_TYPE_OUTPATIENT, settlement_pb2.VISIT_TYPE_INPATIENT
-# One treatment-place venue per federated province.
-VENUES = {
-    "11": "110105",
-    "12": "120103",
-    "13": "130100",
-    "31": "310104",
-    "32": "320100",
-    "33": "330100",
-    "34": "340100",
-    "50": "500103",
-    "51": "510100",
-}
 
 
 def line(cls: settlement_pb2.CatalogueClass.ValueType, qty: int, price: int, cap: int = 0) -> settlement_pb2.BillLine:

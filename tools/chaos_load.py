@@ -26,7 +26,7 @@ from grpc_status import rpc_status
 from adapters.domain import CardStatus, ServiceKind
 from regions.agreements import AGREEMENTS_FILE, load_agreements
 from regions.config import RegionConfig
-from regions.seed import SeededPerson, people_of
+from regions.seed import VENUES, SeededPerson, people_of
 from tools.chaos_checks import Answer, Money, PersonBooks, ReverseAsk, SettleAsk
 from tools.chaos_procs import Hubs
 from yikatong.v1 import (
@@ -41,18 +41,6 @@ from yikatong.v1 import (
     settlement_pb2_grpc,
 )
 
-# One treatment-place venue per federated province.
-VENUES = {
-    "11": "110105",
-    "12": "120103",
-    "13": "130100",
-    "31": "310104",
-    "32": "320100",
-    "33": "330100",
-    "34": "340100",
-    "50": "500103",
-    "51": "510100",
-}
 OPERATIONS = {  # operation → weight
     "verify": 16,
     "card_status": 5,
